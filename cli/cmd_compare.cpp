@@ -1,0 +1,39 @@
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "converters/convert.h"
+
+namespace vdisk::cli {
+
+int cmd_compare(const std::vector<std::string>& args) {
+  po::options_description desc("options");
+  add_open_options(desc, "format-a,f");
+  desc.add_options()("format-b,F", po::value<std::string>()->default_value(""),
+                     "format of the second image (default: probe)")(
+      "progress,p", "show progress on stderr")("a", po::value<std::string>()->required(), "first image")(
+      "b", po::value<std::string>()->required(), "second image");
+  po::positional_options_description pos;
+  pos.add("a", 1).add("b", 1);
+  po::variables_map vm;
+  if (!parse_args("compare", "[-f FMT] [-F FMT] A B", desc, pos, args, vm)) return kExitOk;
+  BlockDevicePtr a = open_from_args(vm, "a", "format-a");
+  BlockDevicePtr b = open_from_args(vm, "b", "format-b");
+  auto progress = make_progress(vm.count("progress") != 0, false);
+  CompareResult r = compare_devices(*a, *b, progress.get(), &cancel_flag());
+  if (r.first_difference) {
+    std::printf("Content mismatch at offset %llu (%s)!\n", static_cast<unsigned long long>(*r.first_difference),
+                hex_offset(*r.first_difference).c_str());
+  }
+  if (r.size_differs) {
+    std::printf("Image sizes differ: %s is %llu bytes, %s is %llu bytes\n", vm["a"].as<std::string>().c_str(),
+                static_cast<unsigned long long>(r.size_a), vm["b"].as<std::string>().c_str(),
+                static_cast<unsigned long long>(r.size_b));
+  }
+  if (r.identical) {
+    std::printf("Images are identical.\n");
+    return kExitOk;
+  }
+  return kExitDifferent;
+}
+
+}  // namespace vdisk::cli

@@ -1,0 +1,75 @@
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "formats/core/error.h"
+
+namespace vdisk::cli {
+
+namespace {
+
+void print_details(const Json& j, int indent) {
+  if (!j.is_object()) return;
+  for (auto& [key, value] : j.as_object()) {
+    std::string pad(static_cast<size_t>(indent), ' ');
+    if (value.is_object()) {
+      std::printf("%s%s:\n", pad.c_str(), key.c_str());
+      print_details(value, indent + 2);
+    } else if (value.is_array() && !value.as_array().empty() && value.as_array()[0].is_object()) {
+      std::printf("%s%s:\n", pad.c_str(), key.c_str());
+      size_t i = 0;
+      for (auto& item : value.as_array()) {
+        std::printf("%s  [%zu]\n", pad.c_str(), i++);
+        print_details(item, indent + 4);
+      }
+    } else if (value.is_string()) {
+      std::printf("%s%s: %s\n", pad.c_str(), key.c_str(), value.as_string().c_str());
+    } else {
+      std::printf("%s%s: %s\n", pad.c_str(), key.c_str(), value.dump().c_str());
+    }
+  }
+}
+
+void print_human(const ImageInfo& info, int indent) {
+  std::string pad(static_cast<size_t>(indent), ' ');
+  std::printf("%simage: %s\n", pad.c_str(), info.path.c_str());
+  std::printf("%sformat: %s\n", pad.c_str(), info.format.c_str());
+  if (!info.subformat.empty()) std::printf("%ssubformat: %s\n", pad.c_str(), info.subformat.c_str());
+  std::printf("%svirtual size: %s\n", pad.c_str(), human_size(info.virtual_size).c_str());
+  std::printf("%sdisk size: %s\n", pad.c_str(), human_size(info.actual_size).c_str());
+  std::printf("%sallocated: %s\n", pad.c_str(), human_size(info.allocated_bytes).c_str());
+  if (info.parent) std::printf("%sparent: %s\n", pad.c_str(), info.parent->c_str());
+  if (info.details.is_object() && !info.details.as_object().empty()) {
+    std::printf("%sdetails:\n", pad.c_str());
+    print_details(info.details, indent + 2);
+  }
+  if (!info.chain.empty()) {
+    std::printf("%sbacking chain:\n", pad.c_str());
+    for (const ImageInfo& layer : info.chain) {
+      print_human(layer, indent + 2);
+    }
+  }
+}
+
+}  // namespace
+
+int cmd_info(const std::vector<std::string>& args) {
+  po::options_description desc("options");
+  add_open_options(desc);
+  desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json")(
+      "image", po::value<std::string>()->required(), "the image");
+  po::positional_options_description pos;
+  pos.add("image", 1);
+  po::variables_map vm;
+  if (!parse_args("info", "[-f FMT] IMAGE [--output human|json]", desc, pos, args, vm)) return kExitOk;
+  bool json = want_json(vm);
+  BlockDevicePtr dev = open_from_args(vm, "image");
+  ImageInfo info = full_info(*dev);
+  if (json) {
+    std::printf("%s\n", info_to_json(info).dump(2).c_str());
+  } else {
+    print_human(info, 0);
+  }
+  return kExitOk;
+}
+
+}  // namespace vdisk::cli

@@ -1,0 +1,56 @@
+// The conversion engine. It knows no format: it walks a BlockDevice's block
+// status, reads only data extents, finds all-zero blocks inside them, hands the
+// rest to an ImageWriter in increasing offset order, and hashes the complete
+// guest stream (zeros included, fed from a zero buffer, never read) on one
+// thread per algorithm, overlapped with reading and writing.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "converters/hasher.h"
+#include "converters/progress.h"
+#include "formats/core/block_device.h"
+#include "formats/core/writer.h"
+
+namespace vdisk {
+
+struct CopyOptions {
+  std::vector<HashAlgo> algos;          // empty: no hashing
+  ProgressSink* progress = nullptr;     // may be null
+  const std::atomic<bool>* cancel = nullptr;  // set by a signal handler
+  size_t chunk_size = 4 << 20;          // bytes read per request
+  size_t buffers = 8;                   // chunks in flight (memory = buffers * chunk_size)
+  size_t zero_granularity = 4096;       // all-zero blocks of this size are not written
+  std::string phase = "converting";
+};
+
+struct CopyResult {
+  uint64_t virtual_size = 0;
+  uint64_t data_bytes_read = 0;     // bytes read from data extents
+  uint64_t bytes_written = 0;       // bytes handed to the writer as data
+  uint64_t zero_bytes = 0;          // guest bytes left as holes or zero ranges
+  std::vector<HashValue> hashes;    // in the order of CopyOptions::algos
+  double seconds = 0;
+};
+
+// Copies `src` into `dst` (dst may be null: hash only). Does not call
+// dst->finish() or abort(): the caller decides. Throws Error(kInterrupted)
+// when *cancel becomes true, and rethrows the first error of any stage.
+CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
+
+struct CompareResult {
+  bool identical = false;
+  bool size_differs = false;
+  uint64_t size_a = 0, size_b = 0;
+  // First differing byte within the common size, when one was found.
+  std::optional<uint64_t> first_difference;
+};
+
+// Compares the guest content of two devices, skipping ranges that are zero or
+// unallocated in both without reading them.
+CompareResult compare_devices(const BlockDevice& a, const BlockDevice& b, ProgressSink* progress,
+                              const std::atomic<bool>* cancel);
+
+}  // namespace vdisk

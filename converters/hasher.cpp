@@ -1,0 +1,79 @@
+#include "converters/hasher.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+
+#include "formats/core/error.h"
+
+namespace vdisk {
+
+const char* hash_algo_name(HashAlgo a) {
+  switch (a) {
+    case HashAlgo::kMd5: return "md5";
+    case HashAlgo::kSha1: return "sha1";
+    case HashAlgo::kSha256: return "sha256";
+  }
+  return "?";
+}
+
+std::vector<HashAlgo> parse_hash_algos(const std::string& text) {
+  std::vector<HashAlgo> out;
+  if (text == "none" || text.empty()) return out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string name = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    start = comma == std::string::npos ? text.size() + 1 : comma + 1;
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+    HashAlgo a;
+    if (name == "md5") a = HashAlgo::kMd5;
+    else if (name == "sha1") a = HashAlgo::kSha1;
+    else if (name == "sha256") a = HashAlgo::kSha256;
+    else if (name.empty()) continue;
+    else throw_invalid("", "unknown hash algorithm '" + name + "' (known: md5, sha1, sha256, none)");
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  return out;
+}
+
+struct Hasher::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+};
+
+Hasher::Hasher(HashAlgo algo) : algo_(algo), impl_(std::make_unique<Impl>()) {
+  const EVP_MD* md = algo == HashAlgo::kMd5 ? EVP_md5() : algo == HashAlgo::kSha1 ? EVP_sha1() : EVP_sha256();
+  impl_->ctx = EVP_MD_CTX_new();
+  if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, md, nullptr) != 1) {
+    throw Error(ErrorKind::kIo, "", std::nullopt, "OpenSSL could not start a hash");
+  }
+}
+
+Hasher::~Hasher() { EVP_MD_CTX_free(impl_->ctx); }
+
+void Hasher::update(const void* data, size_t len) { EVP_DigestUpdate(impl_->ctx, data, len); }
+
+void Hasher::update_zeros(uint64_t len) {
+  static const uint8_t zeros[1 << 16] = {};
+  while (len > 0) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, sizeof zeros));
+    EVP_DigestUpdate(impl_->ctx, zeros, n);
+    len -= n;
+  }
+}
+
+std::string Hasher::finish_hex() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(impl_->ctx, md, &n);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < n; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace vdisk

@@ -1,0 +1,16 @@
+// The explicit list of built-in image formats, in the order `vdisk formats`
+// shows them. Adding a format is a folder under formats/ and a line here.
+#include "formats/core/registry.h"
+
+namespace vdisk {
+
+namespace raw { const FormatDescriptor& descriptor(); }
+
+const std::vector<const FormatDescriptor*>& builtin_formats() {
+  static const std::vector<const FormatDescriptor*> list = {
+      &raw::descriptor(),
+  };
+  return list;
+}
+
+}  // namespace vdisk

@@ -1,0 +1,421 @@
+#include "formats/core/file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "formats/core/error.h"
+
+namespace vdisk {
+
+std::string path_dirname(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string path_basename(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  return pos == std::string::npos ? path : path.substr(pos + 1);
+}
+
+std::string path_join(const std::string& dir, const std::string& name) {
+  if (name.empty()) return dir;
+  if (name[0] == '/' || dir.empty() || dir == ".") return name;
+  if (dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+std::string path_extension(const std::string& path) {
+  std::string base = path_basename(path);
+  auto pos = base.find_last_of('.');
+  if (pos == std::string::npos || pos == 0) return "";
+  std::string ext = base.substr(pos + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+namespace {
+
+class PosixFile final : public File {
+ public:
+  PosixFile(std::string path, int fd, const struct stat& st)
+      : path_(std::move(path)), fd_(fd), size_(static_cast<uint64_t>(st.st_size)),
+        blocks_(static_cast<uint64_t>(st.st_blocks) * 512), dev_(st.st_dev), ino_(st.st_ino) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return size_; }
+  uint64_t allocated_on_host() const override { return blocks_; }
+  std::pair<uint64_t, uint64_t> identity() const override { return {dev_, ino_}; }
+
+  void read_at(uint64_t offset, void* buf, size_t len) const override {
+    size_t got = read_some(offset, buf, len);
+    if (got != len) {
+      throw Error(ErrorKind::kCorrupt, path_, offset + got,
+                  "unexpected end of file: needed " + std::to_string(len) + " bytes at offset " +
+                      std::to_string(offset) + ", file is " + std::to_string(size_) + " bytes");
+    }
+  }
+
+  size_t read_some(uint64_t offset, void* buf, size_t len) const override {
+    auto* p = static_cast<uint8_t*>(buf);
+    size_t done = 0;
+    while (done < len) {
+      if (offset + done > static_cast<uint64_t>(LLONG_MAX)) break;
+      ssize_t n = ::pread(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, offset + done, "read failed", errno);
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  FileRange range_status(uint64_t offset, uint64_t len) const override {
+    if (offset >= size_) return FileRange{len, true};
+    uint64_t end = std::min<uint64_t>(size_, offset + len);
+    off_t data = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) return FileRange{end - offset, true};  // only a hole remains
+      return FileRange{end - offset, false};  // no SEEK_DATA support: treat as data
+    }
+    if (static_cast<uint64_t>(data) > offset) {
+      return FileRange{std::min<uint64_t>(static_cast<uint64_t>(data), end) - offset, true};
+    }
+    off_t hole = ::lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
+    if (hole < 0 || static_cast<uint64_t>(hole) <= offset) return FileRange{end - offset, false};
+    return FileRange{std::min<uint64_t>(static_cast<uint64_t>(hole), end) - offset, false};
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+  uint64_t blocks_;
+  uint64_t dev_, ino_;
+};
+
+class PosixOutputFile final : public OutputFile {
+ public:
+  PosixOutputFile(std::string path, bool overwrite) : path_(std::move(path)), overwrite_(overwrite) {
+    std::string dir = path_dirname(path_);
+    std::string base = path_basename(path_);
+    tmp_ = path_join(dir, "." + base + ".vdisk-partial-" + std::to_string(::getpid()));
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw_errno(path_, std::nullopt, "cannot create output in " + dir, errno);
+  }
+  ~PosixOutputFile() override { discard(); }
+
+  const std::string& path() const override { return path_; }
+
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    const auto* p = static_cast<const uint8_t*>(buf);
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, offset + done, "write failed", errno);
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+
+  void set_size(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      throw_errno(path_, size, "cannot set file size", errno);
+    }
+  }
+
+  void commit() override {
+    if (fd_ < 0) throw_invalid(path_, "output already closed");
+    if (::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      throw_errno(path_, std::nullopt, "close failed", errno);
+    }
+    fd_ = -1;
+    unsigned flags = overwrite_ ? 0 : RENAME_NOREPLACE;
+    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, path_.c_str(), flags) != 0) {
+      int err = errno;
+      ::unlink(tmp_.c_str());
+      committed_ = true;
+      if (err == EEXIST) {
+        throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                    "destination appeared while writing; not replaced");
+      }
+      throw_errno(path_, std::nullopt, "cannot rename into place", err);
+    }
+    committed_ = true;
+    // Make the rename durable too.
+    int dfd = ::open(path_dirname(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+
+  void discard() override {
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    if (!committed_) {
+      ::unlink(tmp_.c_str());
+      committed_ = true;
+    }
+  }
+
+ private:
+  std::string path_;
+  std::string tmp_;
+  bool overwrite_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Standard output: append-only; gaps are written as zeros.
+class StdoutOutputFile final : public OutputFile {
+ public:
+  StdoutOutputFile() : path_("-") {}
+  const std::string& path() const override { return path_; }
+  bool is_stream() const override { return true; }
+
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    if (offset < pos_) {
+      throw Error(ErrorKind::kInvalidArgument, "<stdout>", offset,
+                  "cannot seek back on a stream (already wrote " + std::to_string(pos_) + " bytes)");
+    }
+    pad_to(offset);
+    write_all(buf, len);
+  }
+
+  void set_size(uint64_t size) override {
+    if (size < pos_) throw Error(ErrorKind::kInvalidArgument, "<stdout>", size, "cannot shrink a stream");
+    pad_to(size);
+  }
+
+  void commit() override {}
+  void discard() override {}
+
+ private:
+  void pad_to(uint64_t offset) {
+    static const uint8_t zeros[65536] = {};
+    while (pos_ < offset) write_all(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, offset - pos_)));
+  }
+  void write_all(const void* buf, size_t len) {
+    const auto* p = static_cast<const uint8_t*>(buf);
+    size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::write(1, p + done, len - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno("<stdout>", pos_ + done, "write failed", errno);
+      }
+      done += static_cast<size_t>(n);
+    }
+    pos_ += len;
+  }
+  std::string path_;
+  uint64_t pos_ = 0;
+};
+
+class PosixEnv final : public Env {
+ public:
+  std::unique_ptr<File> open_read(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
+      throw_errno(path, std::nullopt, "cannot open", err);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      throw_errno(path, std::nullopt, "cannot stat", err);
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "is a directory, not a disk image");
+    }
+    if (S_ISBLK(st.st_mode)) {
+      // Block devices report size 0 in st_size; ask the device.
+      off_t end = ::lseek(fd, 0, SEEK_END);
+      if (end > 0) st.st_size = end;
+    }
+    return std::make_unique<PosixFile>(path, fd, st);
+  }
+
+  std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override {
+    if (path == "-") return std::make_unique<StdoutOutputFile>();
+    return std::make_unique<PosixOutputFile>(path, overwrite);
+  }
+
+  bool exists(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+  }
+
+  std::vector<DirEntryInfo> list_dir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) throw_errno(dir, std::nullopt, "cannot list directory", errno);
+    std::vector<DirEntryInfo> out;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st;
+      bool is_dir = ::stat(path_join(dir, name).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      out.push_back({name, is_dir});
+    }
+    ::closedir(d);
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
+    return out;
+  }
+
+  std::string real_path(const std::string& path) override {
+    char* r = ::realpath(path.c_str(), nullptr);
+    if (!r) throw_errno(path, std::nullopt, "cannot resolve path", errno);
+    std::string out = r;
+    std::free(r);
+    return out;
+  }
+};
+
+class MemoryFile final : public File {
+ public:
+  MemoryFile(std::string path, std::shared_ptr<const std::vector<uint8_t>> bytes)
+      : path_(std::move(path)), bytes_(std::move(bytes)) {}
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return bytes_->size(); }
+  void read_at(uint64_t offset, void* buf, size_t len) const override {
+    if (read_some(offset, buf, len) != len) {
+      throw Error(ErrorKind::kCorrupt, path_, offset,
+                  "unexpected end of file: needed " + std::to_string(len) + " bytes, file is " +
+                      std::to_string(bytes_->size()) + " bytes");
+    }
+  }
+  size_t read_some(uint64_t offset, void* buf, size_t len) const override {
+    if (offset >= bytes_->size()) return 0;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, bytes_->size() - offset));
+    std::memcpy(buf, bytes_->data() + offset, n);
+    return n;
+  }
+  std::pair<uint64_t, uint64_t> identity() const override {
+    return {1, reinterpret_cast<uintptr_t>(bytes_.get())};
+  }
+
+ private:
+  std::string path_;
+  std::shared_ptr<const std::vector<uint8_t>> bytes_;
+};
+
+}  // namespace
+
+std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> bytes) {
+  return std::make_unique<MemoryFile>(std::move(path),
+                                      std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
+}
+
+Env& Env::posix() {
+  static PosixEnv env;
+  return env;
+}
+
+struct MemEnv::State {
+  std::mutex mu;
+  std::map<std::string, std::shared_ptr<std::vector<uint8_t>>> files;
+};
+
+namespace {
+class MemOutputFile final : public OutputFile {
+ public:
+  MemOutputFile(std::string path, bool overwrite, std::shared_ptr<MemEnv::State> state)
+      : path_(std::move(path)), overwrite_(overwrite), state_(std::move(state)) {}
+  const std::string& path() const override { return path_; }
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    if (bytes_.size() < offset + len) bytes_.resize(offset + len);
+    std::memcpy(bytes_.data() + offset, buf, len);
+  }
+  void set_size(uint64_t size) override { bytes_.resize(size); }
+  void commit() override;
+  void discard() override { done_ = true; }
+
+ private:
+  std::string path_;
+  bool overwrite_;
+  std::shared_ptr<MemEnv::State> state_;
+  std::vector<uint8_t> bytes_;
+  bool done_ = false;
+};
+}  // namespace
+
+MemEnv::MemEnv() : state_(std::make_shared<State>()) {}
+MemEnv::~MemEnv() = default;
+
+void MemEnv::add_file(const std::string& path, std::vector<uint8_t> bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->files[path] = std::make_shared<std::vector<uint8_t>>(std::move(bytes));
+}
+
+const std::vector<uint8_t>* MemEnv::contents(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->files.find(path);
+  return it == state_->files.end() ? nullptr : it->second.get();
+}
+
+std::unique_ptr<File> MemEnv::open_read(const std::string& path) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->files.find(path);
+  if (it == state_->files.end()) throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
+  return std::make_unique<MemoryFile>(path, it->second);
+}
+
+std::unique_ptr<OutputFile> MemEnv::create_output(const std::string& path, bool overwrite) {
+  return std::make_unique<MemOutputFile>(path, overwrite, state_);
+}
+
+void MemOutputFile::commit() {
+  if (done_) return;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (!overwrite_ && state_->files.count(path_)) {
+    throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt, "destination exists");
+  }
+  state_->files[path_] = std::make_shared<std::vector<uint8_t>>(std::move(bytes_));
+  done_ = true;
+}
+
+bool MemEnv::exists(const std::string& path) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->files.count(path) != 0;
+}
+
+std::vector<DirEntryInfo> MemEnv::list_dir(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  std::vector<DirEntryInfo> out;
+  for (auto& [name, bytes] : state_->files) {
+    if (path_dirname(name) == dir) out.push_back({path_basename(name), false});
+  }
+  return out;
+}
+
+std::string MemEnv::real_path(const std::string& path) {
+  // Memory files have no links: a path is its own canonical form.
+  return path;
+}
+
+}  // namespace vdisk

@@ -1,0 +1,122 @@
+// All OS access of the format layer goes through these interfaces: a read-only
+// File (pread + size), a writable OutputFile that appears under its final name
+// only on commit(), and an Env that opens them. Formats never call open(2),
+// read(2) or std::filesystem themselves; tests use MemEnv, fault injection
+// wraps an Env.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace vdisk {
+
+// Whether a byte range of a host file holds data or is a hole.
+struct FileRange {
+  uint64_t length = 0;
+  bool hole = false;
+};
+
+// A read-only file. All methods are const and thread-safe (pread semantics).
+class File {
+ public:
+  virtual ~File() = default;
+  // The path as given by the user (used in error messages).
+  virtual const std::string& path() const = 0;
+  // Size in bytes at open time.
+  virtual uint64_t size() const = 0;
+  // Reads exactly `len` bytes at `offset`. Throws Error(kCorrupt) naming the
+  // offset when the range runs past the end of the file, Error(kIo) on failure.
+  virtual void read_at(uint64_t offset, void* buf, size_t len) const = 0;
+  // Reads up to `len` bytes; returns the count (short only at end of file).
+  virtual size_t read_some(uint64_t offset, void* buf, size_t len) const = 0;
+  // Data or hole at `offset` (SEEK_DATA/SEEK_HOLE on hosts that have it);
+  // returns a run of at most `len` bytes. The default says "data".
+  virtual FileRange range_status(uint64_t offset, uint64_t len) const {
+    return FileRange{len, false};
+  }
+  // Bytes the file occupies on the host (st_blocks * 512); 0 when unknown.
+  virtual uint64_t allocated_on_host() const { return 0; }
+  // Identity of the underlying object: equal for two paths naming one inode.
+  virtual std::pair<uint64_t, uint64_t> identity() const { return {0, 0}; }
+};
+
+// A file being written. Nothing exists under path() until commit() succeeds;
+// until then the bytes live in a temporary sibling that discard() (or the
+// destructor) removes. Not thread-safe: one writer thread.
+class OutputFile {
+ public:
+  virtual ~OutputFile() = default;
+  // The final path.
+  virtual const std::string& path() const = 0;
+  // Writes `len` bytes at `offset`. A stream output (standard output) accepts
+  // only offsets >= the bytes already written; a gap is filled with zeros.
+  virtual void write_at(uint64_t offset, const void* buf, size_t len) = 0;
+  // Sets the final length (extending makes a hole, never writes zeros on a file).
+  virtual void set_size(uint64_t size) = 0;
+  // Whether this output can only be appended to (a pipe or terminal).
+  virtual bool is_stream() const { return false; }
+  // Flushes, fsyncs and renames into place. When the output was created
+  // without overwrite, fails if the final path appeared in the meantime.
+  virtual void commit() = 0;
+  // Removes the partial file. Safe to call more than once.
+  virtual void discard() = 0;
+};
+
+struct DirEntryInfo {
+  std::string name;
+  bool is_directory = false;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // Opens `path` read-only. Throws Error(kNotFound/kIo/kInvalidArgument for a
+  // directory) naming the path.
+  virtual std::unique_ptr<File> open_read(const std::string& path) = 0;
+  // Starts an output that will appear as `path` on commit(). "-" is standard
+  // output (a stream). With `overwrite` false, commit() refuses to replace an
+  // existing file.
+  virtual std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) = 0;
+  virtual bool exists(const std::string& path) = 0;
+  // Entries of a directory (no "." or ".."); throws on failure.
+  virtual std::vector<DirEntryInfo> list_dir(const std::string& dir) = 0;
+  // The canonical absolute path (symlinks resolved); throws when missing.
+  virtual std::string real_path(const std::string& path) = 0;
+
+  // The process-wide POSIX environment.
+  static Env& posix();
+};
+
+// An Env over files held in memory, for tests and fuzzing. Paths are plain keys.
+class MemEnv final : public Env {
+ public:
+  MemEnv();
+  ~MemEnv() override;
+  void add_file(const std::string& path, std::vector<uint8_t> bytes);
+  const std::vector<uint8_t>* contents(const std::string& path) const;
+
+  std::unique_ptr<File> open_read(const std::string& path) override;
+  std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override;
+  bool exists(const std::string& path) override;
+  std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
+  std::string real_path(const std::string& path) override;
+
+  struct State;  // shared with the outputs it creates
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+// A File over a byte vector (used by MemEnv and by fuzz targets).
+std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> bytes);
+
+// Path helpers (pure string operations).
+std::string path_dirname(const std::string& path);   // "a/b" -> "a", "b" -> "."
+std::string path_basename(const std::string& path);  // "a/b" -> "b"
+std::string path_join(const std::string& dir, const std::string& name);
+std::string path_extension(const std::string& path);  // "x.VMDK" -> "vmdk"
+
+}  // namespace vdisk

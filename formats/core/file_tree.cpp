@@ -1,0 +1,56 @@
+#include "formats/core/file_tree.h"
+
+#include "formats/core/error.h"
+
+namespace vdisk {
+
+NodeId FileTree::lookup(NodeId dir, const std::string& name) const {
+  for (const DirEntry& e : list(dir)) {
+    if (e.name == name) return e.stat.id;
+  }
+  throw Error(ErrorKind::kNotFound, "", std::nullopt, "no entry named '" + name + "'");
+}
+
+NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const std::string& image) {
+  NodeId node = tree.root();
+  std::string walked;
+  size_t start = 0;
+  while (start < path.size()) {
+    size_t slash = path.find('/', start);
+    std::string comp = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    start = slash == std::string::npos ? path.size() : slash + 1;
+    if (comp.empty() || comp == ".") continue;
+    if (tree.stat(node).type != NodeType::kDirectory) {
+      throw Error(ErrorKind::kNotFound, image, std::nullopt, "'" + walked + "' is not a directory");
+    }
+    walked += "/" + comp;
+    try {
+      node = tree.lookup(node, comp);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kNotFound) throw;
+      throw Error(ErrorKind::kNotFound, image, std::nullopt, "no such file in the image: " + walked);
+    }
+  }
+  return node;
+}
+
+std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label) {
+  const FileSystemDescriptor* best = nullptr;
+  int best_score = 0;
+  for (const FileSystemDescriptor* fs : builtin_filesystems()) {
+    int s = 0;
+    try {
+      s = fs->probe(*dev);
+    } catch (const Error&) {
+      s = 0;
+    }
+    if (s > best_score) {
+      best_score = s;
+      best = fs;
+    }
+  }
+  if (!best) return nullptr;
+  return best->open(std::move(dev), label);
+}
+
+}  // namespace vdisk

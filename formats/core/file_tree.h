@@ -1,0 +1,77 @@
+// A file tree inside an image: ISO 9660 now, FAT and ext later. The CLI's ls /
+// cat / extract and the FUSE tree mode use only this interface.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/core/block_device.h"
+#include "formats/core/json.h"
+
+namespace vdisk {
+
+using NodeId = uint64_t;
+
+enum class NodeType : uint8_t { kRegular, kDirectory, kSymlink, kCharDevice, kBlockDevice, kFifo, kSocket };
+
+struct Timestamp {
+  int64_t seconds = 0;  // since the Unix epoch, UTC
+  uint32_t nanoseconds = 0;
+};
+
+struct NodeStat {
+  NodeId id = 0;
+  NodeType type = NodeType::kRegular;
+  uint32_t mode = 0;  // permission bits only (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 1;
+  uint64_t size = 0;  // bytes (symlink: target length)
+  uint64_t rdev = 0;  // devices
+  Timestamp mtime, atime, ctime;
+};
+
+struct DirEntry {
+  std::string name;  // UTF-8, never "." or ".." and never containing '/'
+  NodeStat stat;
+};
+
+// Thread-safe, read-only. Node ids are stable for the life of the tree.
+class FileTree {
+ public:
+  virtual ~FileTree() = default;
+  virtual NodeId root() const = 0;
+  virtual NodeStat stat(NodeId node) const = 0;
+  // Entries of a directory, in the order the image stores them.
+  virtual std::vector<DirEntry> list(NodeId dir) const = 0;
+  // Looks up one name in a directory; throws Error(kNotFound).
+  virtual NodeId lookup(NodeId dir, const std::string& name) const;
+  // Reads up to len bytes of a regular file at offset; returns the count (0 at
+  // or past the end).
+  virtual size_t read(NodeId file, uint64_t offset, void* buf, size_t len) const = 0;
+  virtual std::string readlink(NodeId link) const = 0;
+  // Filesystem-level fields for `info` (volume id, extensions, …).
+  virtual Json info() const = 0;
+};
+
+// Resolves "/a/b/c" (or "a/b/c") from the root; "" and "/" are the root.
+// Does not follow symlinks. Throws Error(kNotFound) naming `image` and the path.
+NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const std::string& image);
+
+struct FileSystemDescriptor {
+  std::string name;
+  // Score > 0 when the device holds this filesystem (cheap: a few sector reads).
+  int (*probe)(const BlockDevice& dev);
+  std::unique_ptr<FileTree> (*open)(BlockDevicePtr dev, const std::string& label);
+};
+
+// The explicit list of built-in filesystems (formats/builtin_filesystems.cpp).
+const std::vector<const FileSystemDescriptor*>& builtin_filesystems();
+
+// Opens the file tree of the best-probing filesystem, or returns null.
+std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label);
+
+}  // namespace vdisk

@@ -1,0 +1,39 @@
+// Raw images: the guest bytes as a plain file, or a split set of plain files
+// (image.001, image.002, … as FTK Imager writes them; x00/x01 or xaa/xab as
+// split(1) writes them) opened as one disk when the first part is named.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/core/block_device.h"
+#include "formats/core/file.h"
+#include "formats/core/registry.h"
+
+namespace vdisk::raw {
+
+// Names of the further parts of a split set whose first part is `path`, in
+// order, found through `env` (empty when `path` is not the first of a set).
+std::vector<std::string> find_split_parts(Env& env, const std::string& path);
+
+// A disk made of several files laid end to end. Thread-safe.
+class ConcatDevice final : public BlockDevice {
+ public:
+  explicit ConcatDevice(std::vector<std::shared_ptr<const File>> parts);
+  uint64_t size() const override { return size_; }
+  void read(uint64_t offset, void* buf, size_t len) const override;
+  Extent block_status(uint64_t offset, uint64_t len) const override;
+  ImageInfo info() const override;
+
+ private:
+  // Index of the part holding guest offset `offset` (< size_).
+  size_t part_at(uint64_t offset) const;
+  std::vector<std::shared_ptr<const File>> parts_;
+  std::vector<uint64_t> starts_;  // guest offset of each part
+  uint64_t size_ = 0;
+};
+
+BlockDevicePtr open_raw(std::shared_ptr<const File> file, const OpenOptions& opts);
+
+}  // namespace vdisk::raw

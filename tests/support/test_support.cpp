@@ -1,0 +1,159 @@
+#include "tests/support/test_support.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace vdisk::test {
+
+std::string sh_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+RunResult run(const std::string& cmdline) {
+  TempDir io;
+  std::string full = "( " + cmdline + " ) >" + io / "out" + " 2>" + io / "err" + " </dev/null";
+  int status = std::system(full.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(io / "out");
+  r.err = slurp(io / "err");
+  return r;
+}
+
+RunResult run_vdisk(const std::string& args) { return run(std::string(VDISK_BIN) + " " + args); }
+
+std::string run_ok(const std::string& cmdline) {
+  RunResult r = run(cmdline);
+  INFO("command: " << cmdline << "\nstdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out;
+}
+
+TempDir::TempDir() {
+  std::string base = VDISK_TEST_TMP;
+  ::mkdir(base.c_str(), 0755);
+  std::string tmpl = base + "/t-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::string cmd = "rm -rf " + sh_quote(path_);
+  int rc = std::system(cmd.c_str());
+  (void)rc;
+}
+
+std::string coreutils_digest(const std::string& tool, const std::string& path) {
+  std::string out = run_ok(tool + " " + sh_quote(path));
+  return out.substr(0, out.find(' '));
+}
+
+std::string parse_tagged_digest(const std::string& output, const std::string& tag) {
+  std::istringstream in(output);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(tag + " (", 0) == 0) {
+      auto eq = line.rfind(" = ");
+      if (eq != std::string::npos) return line.substr(eq + 3);
+    }
+  }
+  return "";
+}
+
+void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(out.good());
+}
+
+void write_at(const std::string& path, uint64_t offset, const std::vector<uint8_t>& bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
+  REQUIRE(fd >= 0);
+  ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+  ::close(fd);
+  REQUIRE(n == static_cast<ssize_t>(bytes.size()));
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::string s = slurp(path);
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+uint64_t file_size(const std::string& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+uint64_t allocated_bytes_on_host(const std::string& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+std::vector<uint8_t> pattern_bytes(size_t len, uint32_t seed) {
+  std::vector<uint8_t> out(len);
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < len; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = static_cast<uint8_t>(x);
+  }
+  return out;
+}
+
+void make_sample_disk(const std::string& path, uint64_t size) {
+  require_tool("sfdisk");
+  run_ok("truncate -s " + std::to_string(size) + " " + sh_quote(path));
+  run_ok("printf 'label: dos\\nstart=2048, size=16384, type=83\\nstart=18432, type=83\\n' | sfdisk -q " +
+         sh_quote(path));
+  // Data in the first partition, a run of written zeros, data near the end.
+  write_at(path, 1 << 20, pattern_bytes(300 * 1024 + 17, 1));
+  write_at(path, (1 << 20) + 512 * 1024, std::vector<uint8_t>(256 * 1024, 0));
+  write_at(path, size / 2 + 4096 * 3, pattern_bytes(1 << 20, 2));
+  write_at(path, size - 8192, pattern_bytes(8192, 3));
+}
+
+void require_tool(const std::string& tool) {
+  RunResult r = run("command -v " + sh_quote(tool));
+  INFO("oracle tool '" << tool << "' is missing: run scripts/install-deps");
+  REQUIRE(r.exit_code == 0);
+}
+
+std::string fuse_unavailable_reason() {
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is missing or not accessible";
+  if (run("command -v fusermount3").exit_code != 0) return "fusermount3 is not installed";
+  return "";
+}
+
+}  // namespace vdisk::test

@@ -1,0 +1,69 @@
+// Helpers for tests that run the built `vdisk` binary and the oracle tools
+// (qemu-img, sha256sum, xorriso, …). A missing oracle fails the test: only a
+// missing /dev/fuse may skip (see fuse_unavailable_reason).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vdisk::test {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs `cmdline` with /bin/sh -c, capturing stdout and stderr.
+RunResult run(const std::string& cmdline);
+// Runs the built vdisk binary with `args` (a shell-quoted string).
+RunResult run_vdisk(const std::string& args);
+// Runs and requires exit 0, failing the test with stderr otherwise.
+std::string run_ok(const std::string& cmdline);
+
+// Quotes a string for /bin/sh.
+std::string sh_quote(const std::string& s);
+
+// A fresh directory under the build tree, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Digests computed by the coreutils tools (md5sum, sha1sum, sha256sum), an
+// oracle independent of vdisk's own hashing.
+std::string coreutils_digest(const std::string& tool, const std::string& path);
+// The hex digest in a vdisk line "SHA256 (...) = hex" for `tag` ("SHA256").
+std::string parse_tagged_digest(const std::string& output, const std::string& tag);
+
+// File helpers.
+void write_file(const std::string& path, const std::vector<uint8_t>& bytes);
+void write_at(const std::string& path, uint64_t offset, const std::vector<uint8_t>& bytes);
+std::vector<uint8_t> read_file(const std::string& path);
+bool file_exists(const std::string& path);
+uint64_t file_size(const std::string& path);
+uint64_t allocated_bytes_on_host(const std::string& path);  // st_blocks * 512
+// Deterministic pseudo-random bytes.
+std::vector<uint8_t> pattern_bytes(size_t len, uint32_t seed);
+
+// Makes a sparse raw disk of `size` bytes with an MBR (sfdisk), two
+// partitions, data in a few places, explicit zero runs and holes. Returns the
+// list of (offset, length) data ranges written.
+void make_sample_disk(const std::string& path, uint64_t size);
+
+// Requires that `tool` is on PATH (FAILs the test with a message otherwise).
+void require_tool(const std::string& tool);
+
+// Empty when FUSE mounts can be tried; else the reason to print after SKIPPED:.
+std::string fuse_unavailable_reason();
+
+}  // namespace vdisk::test
