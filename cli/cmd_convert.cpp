@@ -28,7 +28,8 @@ int cmd_convert(const std::vector<std::string>& args) {
       "hash", po::value<std::string>()->default_value("sha256"),
       "hashes of the guest content: md5,sha1,sha256 or none")(
       "verify", "re-read the output and fail (exit 1) unless its hash matches")(
-      "force", "replace an existing destination")("src", po::value<std::string>()->required(), "source image")(
+      "force", "replace an existing destination")(
+      "allow-resize", "let the output format round the virtual size up when it cannot keep it exactly")("src", po::value<std::string>()->required(), "source image")(
       "dst", po::value<std::string>()->required(), "destination ('-' for standard output)");
   po::positional_options_description pos;
   pos.add("src", 1).add("dst", 1);
@@ -80,6 +81,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   req.virtual_size = src->size();
   req.options = options;
   req.overwrite = force;
+  req.allow_resize = vm.count("allow-resize") != 0;
   req.env = &Env::posix();
   req.source_info = &src_info;
   req.sector_size = src->sector_size();

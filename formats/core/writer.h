@@ -27,6 +27,11 @@ struct CreateRequest {
   uint64_t virtual_size = 0;  // exact guest size requested
   Options options;            // parsed against the format's create_options
   bool overwrite = false;     // replace an existing destination
+  // The user allowed the writer to round the virtual size up when the format
+  // cannot hold `virtual_size` exactly (--allow-resize). Without it such a
+  // writer must refuse with an error that names the size it would need; with
+  // it, it rounds and reports old and new size through notes().
+  bool allow_resize = false;
   Env* env = nullptr;
   WarningSink warn = default_warning;
   // Information about the source, for writers that record it (may be null).
