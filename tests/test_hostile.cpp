@@ -36,6 +36,11 @@ std::vector<uint8_t> make_image(const FormatDescriptor& fmt) {
   return *bytes;
 }
 
+std::vector<uint8_t> flipped(std::vector<uint8_t> v, size_t pos, uint8_t mask) {
+  if (pos < v.size()) v[pos] ^= mask;
+  return v;
+}
+
 std::vector<std::pair<std::string, std::vector<uint8_t>>> mutations(const std::vector<uint8_t>& good) {
   std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
   if (good.size() < 2048) return out;
@@ -52,9 +57,8 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> mutations(const std::v
     out.emplace_back("byte " + std::to_string(pos) + " flipped", std::move(m));
   }
   for (size_t k = 1; k <= 1024 && k <= good.size(); k += 7) {
-    auto m = good;
-    *(m.end() - static_cast<std::ptrdiff_t>(k)) ^= 0xFF;
-    out.emplace_back("byte " + std::to_string(good.size() - k) + " flipped", std::move(m));
+    size_t pos = good.size() - k;
+    out.emplace_back("byte " + std::to_string(pos) + " flipped", flipped(good, pos, 0xFF));
   }
   // Extreme values poked into every aligned 4- and 8-byte field of the first 2 KiB.
   for (size_t pos = 0; pos + 8 <= std::min<size_t>(good.size(), 2048); pos += 4) {
