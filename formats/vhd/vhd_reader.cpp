@@ -226,33 +226,42 @@ BlockDevicePtr open_parent(const File& file, const Footer& footer, const Dynamic
     return p;
   }
 
+  // Several locators usually lead to one path: try each path once, naming
+  // every locator that led to it.
   std::vector<ParentCandidate> cands = parent_candidates(file, h, opts);
   std::vector<std::string> tried;
-  std::vector<std::string> seen;
-  Env& env = opts.environment();
+  std::vector<std::pair<std::string, std::string>> paths;  // path, sources
   for (auto& c : cands) {
     if (c.path.empty()) {
       tried.push_back(c.source + ": " + c.refusal);
       continue;
     }
-    if (std::find(seen.begin(), seen.end(), c.path) != seen.end()) continue;
-    seen.push_back(c.path);
-    if (!env.exists(c.path)) {
-      tried.push_back(c.path + " (from " + c.source + "): missing");
+    auto it = std::find_if(paths.begin(), paths.end(), [&](auto& p) { return p.first == c.path; });
+    if (it == paths.end()) {
+      paths.emplace_back(c.path, c.source);
+    } else {
+      it->second += ", " + c.source;
+    }
+  }
+  Env& env = opts.environment();
+  for (auto& [candidate, sources] : paths) {
+    const std::string what = candidate + " (from " + sources + ")";
+    if (!env.exists(candidate)) {
+      tried.push_back(what + ": missing");
       continue;
     }
-    BlockDevicePtr p = open_image(c.path, "", popts);
+    BlockDevicePtr p = open_image(candidate, "", popts);
     auto* v = dynamic_cast<const VhdDevice*>(p.get());
     if (!v) {
-      tried.push_back(c.path + " (from " + c.source + "): is " + p->info().format + ", not VHD");
+      tried.push_back(what + ": is " + p->info().format + ", not VHD");
       continue;
     }
     if (v->footer().unique_id != h.parent_unique_id) {
-      tried.push_back(c.path + " (from " + c.source + "): unique ID " +
-                      format_uuid(v->footer().unique_id) + " is not the expected " + want);
+      tried.push_back(what + ": unique ID " + format_uuid(v->footer().unique_id) +
+                      " is not the expected " + want);
       continue;
     }
-    parent_path = c.path;
+    parent_path = candidate;
     return p;
   }
   std::string msg = "parent of this differencing VHD (unique ID " + want + ") not found; tried: ";
