@@ -151,34 +151,23 @@ std::vector<ParentCandidate> parent_candidates(const File& file, const DynamicHe
                          std::to_string(l.data_offset) + ") lies outside the file"});
       continue;
     }
+    if (l.code == kPlatMac) {
+      out.push_back({source, "", "Mac OS alias records are not decoded"});
+      continue;
+    }
+    const bool is_relative = l.code == kPlatW2ru || l.code == kPlatWi2r;
+    if (!is_relative && l.code != kPlatW2ku && l.code != kPlatWi2k && l.code != kPlatMacX) {
+      out.push_back({source, "", "unknown platform code"});
+      continue;
+    }
     std::vector<uint8_t> data(l.data_length);
     file.read_at(l.data_offset, data.data(), data.size());
-    switch (l.code) {
-      case kPlatW2ru:
-        relative.push_back({l.code, utf16_to_utf8(data.data(), data.size(), false), i});
-        break;
-      case kPlatWi2r:
-        relative.push_back(
-            {l.code, std::string(data.begin(), std::find(data.begin(), data.end(), 0)), i});
-        break;
-      case kPlatW2ku:
-        absolute.push_back({l.code, utf16_to_utf8(data.data(), data.size(), false), i});
-        break;
-      case kPlatWi2k:
-        absolute.push_back(
-            {l.code, std::string(data.begin(), std::find(data.begin(), data.end(), 0)), i});
-        break;
-      case kPlatMacX:
-        absolute.push_back(
-            {l.code, std::string(data.begin(), std::find(data.begin(), data.end(), 0)), i});
-        break;
-      case kPlatMac:
-        out.push_back({source, "", "Mac OS alias records are not decoded"});
-        break;
-      default:
-        out.push_back({source, "", "unknown platform code"});
-        break;
-    }
+    // W2ru/W2ku hold UTF-16LE; MacX holds a UTF-8 URL; the deprecated
+    // Wi2r/Wi2k hold 8-bit text in the host's code page (ASCII taken as is).
+    std::string text = (l.code == kPlatW2ru || l.code == kPlatW2ku)
+                           ? utf16_to_utf8(data.data(), data.size(), false)
+                           : std::string(data.begin(), std::find(data.begin(), data.end(), 0));
+    (is_relative ? relative : absolute).push_back({l.code, text, i});
   }
   for (auto& d : relative) {
     add_sibling(
@@ -469,7 +458,7 @@ VhdDevice::Bitmap VhdDevice::bitmap(uint64_t block) const {
   auto [it, inserted] = cache_.emplace(block, bm);
   if (inserted) {
     cache_order_.push_back(block);
-    if (cache_order_.size() > kBitmapCacheEntries) {
+    if (cache_order_.size() > std::max<uint64_t>(1, kBitmapCacheBytes / bitmap_size_)) {
       cache_.erase(cache_order_.front());
       cache_order_.pop_front();
     }

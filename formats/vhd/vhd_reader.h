@@ -72,7 +72,8 @@ class VhdDevice final : public BlockDevice {
   BlockDevicePtr parent_;
   std::string parent_path_;
 
-  static constexpr size_t kBitmapCacheEntries = 4096;
+  // At most this many bytes of bitmaps are cached (16384 bitmaps of 2 MiB blocks: a 32 GiB span).
+  static constexpr uint64_t kBitmapCacheBytes = 16384 * 512;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<uint64_t, Bitmap> cache_;
   mutable std::list<uint64_t> cache_order_;  // insertion order, oldest first

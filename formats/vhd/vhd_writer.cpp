@@ -21,6 +21,7 @@ constexpr uint64_t kAzureMin = 20 * kMiB;
 constexpr uint64_t kAzureMax = 32ull << 40;
 // BAT entries are 32-bit sector numbers, so a dynamic disk's file must stay
 // below 2 TiB.
+constexpr uint64_t kDataAlign = 4096;
 constexpr uint64_t kMaxDynamicFile = uint64_t{0xFFFFFFFF} * kSectorSize;
 
 std::array<uint8_t, 4> creator_code(const std::string& text, const std::string& path) {
@@ -134,7 +135,8 @@ class VhdWriter final : public ImageWriter {
       const uint64_t bat_bytes = div_round_up(blocks * 4, kSectorSize) * kSectorSize;
       bat_offset_ = kFooterSize + kHeaderSize;
       next_ = bat_offset_ + bat_bytes;
-      const uint64_t worst = next_ + blocks * (bitmap_size_ + block_size_) + kFooterSize;
+      const uint64_t worst =
+          next_ + blocks * (bitmap_size_ + block_size_ + kDataAlign) + kFooterSize;
       if (blocks > 0xFFFFFFFFull || worst > kMaxDynamicFile) {
         throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
                     "a " + human_size(size_) +
@@ -168,6 +170,9 @@ class VhdWriter final : public ImageWriter {
         // Spec: a new block is its sector bitmap followed by its data. Every
         // bit is set: the sectors this writer never fills are holes in the
         // host file and read as zero, exactly what the source had.
+        // The data starts on a 4 KiB boundary of the host file (the gap
+        // before the bitmap stays a hole), so host pages and guest pages line up.
+        next_ = (next_ + bitmap_size_ + kDataAlign - 1) / kDataAlign * kDataAlign - bitmap_size_;
         bat_[block] = static_cast<uint32_t>(next_ / kSectorSize);
         out_->write_at(next_, bitmap_.data(), bitmap_.size());
         next_ += bitmap_size_ + block_size_;
