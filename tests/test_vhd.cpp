@@ -222,6 +222,12 @@ TEST_CASE("our dynamic and fixed VHDs pass qemu-img compare and keep the exact s
     Json info = vdisk_info(sh_quote(dst));
     CHECK(info.find("virtual_size")->as_u64() == size);
     CHECK(vdisk_sha(sh_quote(dst)) == src_sha);
+    // raw -> VHD -> raw keeps size and content.
+    std::string back = dir / "back.raw";
+    run_ok("rm -f " + sh_quote(back));
+    REQUIRE(run_vdisk("convert -O raw " + sh_quote(dst) + " " + sh_quote(back)).exit_code == 0);
+    CHECK(file_size(back) == size);
+    CHECK(coreutils_digest("sha256sum", back) == src_sha);
     std::vector<uint8_t> bytes = read_file(dst);
     const uint8_t* foot = bytes.data() + bytes.size() - 512;
     CHECK(std::memcmp(foot, "conectix", 8) == 0);
