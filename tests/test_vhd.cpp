@@ -6,7 +6,10 @@
 #include <map>
 
 #include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/json.h"
+#include "formats/core/registry.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -39,6 +42,23 @@ Json vdisk_info(const std::string& args) {
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   return Json::parse(r.out);
+}
+
+// Data ranges [start, end), adjacent ones merged, from `qemu-img map` or
+// `vdisk map` JSON.
+std::vector<std::pair<uint64_t, uint64_t>> data_ranges(const Json& map, bool qemu) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (auto& e : map.as_array()) {
+    bool data = qemu ? e.find("data")->as_bool() : e.find("type")->as_string() == "data";
+    if (!data) continue;
+    uint64_t start = e.find("start")->as_u64(), end = start + e.find("length")->as_u64();
+    if (!out.empty() && out.back().second == start) {
+      out.back().second = end;
+    } else {
+      out.emplace_back(start, end);
+    }
+  }
+  return out;
 }
 
 // Spec "Checksum": one's complement of the byte sum, the field itself skipped.
@@ -180,6 +200,14 @@ TEST_CASE("qemu-img-made VHDs read bit-exact and are detected without -f", "[vhd
       CHECK(info.find("format")->as_string() == "vhd");
       CHECK(info.find("virtual_size")->as_u64() == qemu_virtual_size(vhd, "vpc"));
       CHECK(vdisk_sha(sh_quote(vhd)) == sha_of_vhd_via_qemu(dir, vhd));
+      // Block status: the same data ranges qemu-img map reports.
+      RunResult m = run_vdisk("map --output json " + sh_quote(vhd));
+      REQUIRE(m.exit_code == 0);
+      if (opts.find("dynamic") != std::string::npos) {
+        CHECK(data_ranges(Json::parse(m.out), false) ==
+              data_ranges(Json::parse(run_ok("qemu-img map -f vpc --output json " + sh_quote(vhd))),
+                          true));
+      }
     }
   }
 }
@@ -542,4 +570,65 @@ TEST_CASE("damaged VHDs give exit 2 with a clear message", "[vhd][errors]") {
   RunResult r = run_vdisk("info -f vpc " + sh_quote(dir / "noise.bin"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("conectix"));
+}
+
+TEST_CASE("corrupted VHD metadata never crashes the reader", "[vhd][errors]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string raw = dir / "src.raw", dyn = dir / "dyn.vhd";
+  std::vector<uint8_t> content = pattern_bytes(3 * kMiB, 41);
+  content.resize(5 * kMiB, 0);
+  write_file(raw, content);
+  run_ok("qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on " + sh_quote(raw) +
+         " " + sh_quote(dyn));
+  const std::vector<uint8_t> good = read_file(dyn);
+  const uint64_t bat = load_be64(good.data() + 512 + 16);
+  // Bytes worth damaging: footer copy, dynamic header, BAT, the first bitmap, the last footer.
+  std::vector<std::pair<uint64_t, uint64_t>> regions = {
+      {0, 512},
+      {512, 1024},
+      {bat, 64},
+      {load_be32(good.data() + bat) * 512ull, 512},
+      {good.size() - 512, 512}};
+  uint64_t x = 12345;
+  auto next = [&]() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  int opened = 0, refused = 0;
+  std::vector<uint8_t> buf(5 * kMiB);
+  for (int iter = 0; iter < 300; ++iter) {
+    std::vector<uint8_t> b = good;
+    for (int k = 0; k < 1 + static_cast<int>(next() % 4); ++k) {
+      auto& r = regions[next() % regions.size()];
+      b[r.first + next() % r.second] = static_cast<uint8_t>(next());
+    }
+    // Half the time the checksums are made right so the fields themselves are tested.
+    if (iter % 2 == 0) {
+      fix_checksum(b, 0, 512, 64);
+      fix_checksum(b, 512, 1024, 36);
+      fix_checksum(b, b.size() - 512, 512, 64);
+    }
+    MemEnv env;
+    env.add_file("fuzz.vhd", b);
+    OpenOptions opts;
+    opts.env = &env;
+    opts.warn = [](const std::string&) {};
+    try {
+      BlockDevicePtr dev = open_image("fuzz.vhd", "vhd", opts);
+      ++opened;
+      // Whatever the size field says, reads stay bounded by the file.
+      uint64_t n = std::min<uint64_t>(dev->size(), buf.size());
+      dev->read(0, buf.data(), static_cast<size_t>(n));
+      if (dev->size() > 0) map_extents(*dev);
+      dev->info();
+    } catch (const Error& e) {
+      ++refused;
+      CHECK_FALSE(e.message().empty());
+    }
+  }
+  CHECK(opened + refused == 300);
+  CHECK(refused > 0);
 }
