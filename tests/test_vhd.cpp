@@ -135,7 +135,7 @@ void build_child(const std::string& path, uint64_t size, const uint8_t* parent_i
   std::memcpy(h + 40, parent_id, 16);
   store_be32(h + 56, 699999999);
   std::vector<uint8_t> name = utf16(parent_name, true);
-  std::memcpy(h + 64, name.data(), name.size());
+  if (!name.empty()) std::memcpy(h + 64, name.data(), name.size());
   for (size_t i = 0; i < locators.size(); ++i) {
     file.resize(pos + 512, 0);  // may move the bytes: address the header afresh
     uint8_t* e = file.data() + 512 + 576 + 24 * i;
