@@ -468,6 +468,7 @@ TEST_CASE("a differencing VHD reads through its parent and names the paths it tr
   r = run_vdisk("info " + sh_quote(dir / "kids/sub.vhd"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains(".."));
+  CHECK(vdisk_sha("--allow-outside-paths " + sh_quote(dir / "kids/sub.vhd")) == expect_sha);
   // A child naming itself as parent (with its own unique ID) is a loop, not a hang.
   std::vector<uint8_t> own_id(16);
   for (int i = 0; i < 16; ++i) own_id[i] = static_cast<uint8_t>(0xA0 + i);  // build_child's ID

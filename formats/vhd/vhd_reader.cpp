@@ -541,8 +541,13 @@ void VhdDevice::read(uint64_t offset, void* buf, size_t len) const {
 Extent VhdDevice::block_status(uint64_t offset, uint64_t len) const {
   if (is_fixed()) return fixed_->block_status(offset, len);
   len = std::min(len, size() - offset);
+  // Callers ask about the rest of the disk at every step (the converter does,
+  // per chunk), so merging stops after a bounded number of blocks: data runs
+  // cost a bitmap lookup per block, holes only a BAT entry.
+  constexpr int kMaxDataBlocks = 32, kMaxOtherBlocks = 4096;
   Extent result{0, ExtentType::kData};
-  while (len > 0) {
+  for (int visited = 0; len > 0; ++visited) {
+    if (visited >= (result.type == ExtentType::kData ? kMaxDataBlocks : kMaxOtherBlocks)) break;
     const uint64_t block = offset / block_size_;
     const uint64_t in_block = offset % block_size_;
     const uint64_t guest_len = std::min(block_size_, size() - block * block_size_);
