@@ -5,10 +5,12 @@
 namespace vdisk {
 
 namespace raw { const FormatDescriptor& descriptor(); }
+namespace vhdx { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
       &raw::descriptor(),
+      &vhdx::descriptor(),
   };
   return list;
 }
