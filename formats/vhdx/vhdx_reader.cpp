@@ -290,6 +290,19 @@ void read_metadata(const File& f, ImageMeta* m) {
   }
 }
 
+// Bytes from guest `offset` to the end of its run of sectors with the same
+// bit in a block's sector bitmap `bits` (bit 0 of byte 0 = the block's first
+// sector, 2.5); `present` gets that bit.
+uint64_t sector_run(const std::vector<uint8_t>& bits, uint64_t block_start, uint32_t sector_size,
+                    uint64_t offset, bool* present) {
+  auto bit = [&](uint64_t s) { return ((bits[s / 8] >> (s % 8)) & 1) != 0; };
+  uint64_t s = (offset - block_start) / sector_size;
+  *present = bit(s);
+  uint64_t e = s + 1;
+  while (e < bits.size() * 8 && bit(e) == *present) ++e;
+  return block_start + e * sector_size - offset;
+}
+
 std::string locator_text(const ImageMeta& m) {
   std::string s;
   for (auto& [k, v] : m.locator) s += (s.empty() ? "" : ", ") + k + "=" + v;
@@ -421,7 +434,9 @@ std::shared_ptr<const std::vector<uint8_t>> VhdxDevice::block_bitmap(uint64_t bl
   auto bits = std::make_shared<std::vector<uint8_t>>(sectors / 8);
   file_->read_at((sb >> kBatOffsetShift) * kMiB + first_bit / 8, bits->data(), bits->size());
   std::lock_guard<std::mutex> lock(bitmap_mutex_);
-  // Bounded: one entry per partially present block, each at most 64 KiB.
+  // Each entry is at most 64 KiB; the cache is dropped when it grows past
+  // 32 MiB so a huge differencing disk cannot make it unbounded.
+  if (bitmaps_.size() * bits->size() > 32 * kMiB) bitmaps_.clear();
   return bitmaps_.emplace(block, bits).first->second;
 }
 
@@ -432,12 +447,9 @@ void VhdxDevice::read_partial(uint64_t block, uint64_t offset, uint8_t* out, siz
   const uint64_t file_base = (entry(block) >> kBatOffsetShift) * kMiB;
   const uint32_t ss = g.logical_sector_size;
   while (len > 0) {
-    uint64_t s = (offset - block_start) / ss;
-    bool present = ((*bits)[s / 8] >> (s % 8)) & 1;
-    uint64_t e = s + 1;
-    const uint64_t nsec = bits->size() * 8;
-    while (e < nsec && ((((*bits)[e / 8] >> (e % 8)) & 1) != 0) == present) ++e;
-    size_t n = static_cast<size_t>(std::min<uint64_t>(len, block_start + e * ss - offset));
+    bool present = false;
+    uint64_t run = sector_run(*bits, block_start, ss, offset, &present);
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, run));
     if (present) {
       file_->read_at(file_base + (offset - block_start), out, n);
     } else {
@@ -498,8 +510,14 @@ Extent VhdxDevice::status_in_block(uint64_t offset, uint64_t len) const {
   const Geometry& g = meta_.geometry;
   uint64_t b = offset / g.block_size;
   switch (entry(b) & kBatStateMask) {
-    case kPayloadFullyPresent:
-      return Extent{len, ExtentType::kData};
+    case kPayloadFullyPresent: {
+      // A host hole inside a stored block reads as zeros (fixed images are
+      // often sparse on the host): say so, so copies skip reading it.
+      uint64_t foff = (entry(b) >> kBatOffsetShift) * kMiB + offset % g.block_size;
+      FileRange r = file_->range_status(foff, len);
+      if (r.length == 0 || r.length > len) r.length = len;
+      return Extent{r.length, r.hole ? ExtentType::kZero : ExtentType::kData};
+    }
     case kPayloadZero:
       return Extent{len, ExtentType::kZero};
     case kPayloadNotPresent:
@@ -513,12 +531,8 @@ Extent VhdxDevice::status_in_block(uint64_t offset, uint64_t len) const {
       auto bits = block_bitmap(b);
       const uint64_t block_start = b * g.block_size;
       const uint32_t ss = g.logical_sector_size;
-      uint64_t s = (offset - block_start) / ss;
-      bool present = ((*bits)[s / 8] >> (s % 8)) & 1;
-      uint64_t e = s + 1;
-      const uint64_t nsec = bits->size() * 8;
-      while (e < nsec && ((((*bits)[e / 8] >> (e % 8)) & 1) != 0) == present) ++e;
-      uint64_t n = std::min(len, block_start + e * ss - offset);
+      bool present = false;
+      uint64_t n = std::min(len, sector_run(*bits, block_start, ss, offset, &present));
       if (present) return Extent{n, ExtentType::kData};
       Extent pe = parent_->block_status(offset, n);
       pe.length = std::min(pe.length, n);
