@@ -14,6 +14,7 @@
 #include "formats/core/registry.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 #include "formats/vhdx/vhdx_layout.h"
+#include "formats/vhdx/vhdx_log.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -229,6 +230,10 @@ TEST_CASE("vhdx writer: 4096-byte sectors, size rounding only when allowed", "[v
 }
 
 TEST_CASE("a pending log is replayed in memory and the file is left untouched", "[vhdx]") {
+  // The sequence starts at the log's beginning, or in its last sector so the
+  // first entry wraps around the end of the circular log.
+  const bool wrap = GENERATE(false, true);
+  INFO("wrapping: " << wrap);
   require_tool("qemu-img");
   TempDir dir;
   const uint64_t size = 6 * MiB;
@@ -254,7 +259,8 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   auto p1 = pattern_bytes(4096, 101), p2a = pattern_bytes(4096, 102),
        p2b = pattern_bytes(4096, 103);
   // Entry 10: rewrite one sector of block 0, zero the first 4 KiB of block 2.
-  auto e10 = make_log_entry(10, 0, guid, old_size, old_size,
+  const uint32_t start = wrap ? log_length - 4096 : 0;
+  auto e10 = make_log_entry(10, start, guid, old_size, old_size,
                             {LogOp{false, block_file_offset(0) + 8192, 0, p1},
                              LogOp{true, block_file_offset(2), 4096, {}}});
   // Entry 11: allocate block 3 past the end of the file (BAT sector rewritten)
@@ -262,15 +268,18 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   std::vector<uint8_t> bat_sector(f.begin() + static_cast<long>(bat),
                                   f.begin() + static_cast<long>(bat + 4096));
   store_le64(&bat_sector[24], 6 | ((new_block / MiB) << 20));
-  auto e11 = make_log_entry(11, 0, guid, old_size, new_block + MiB,
+  auto e11 = make_log_entry(11, start, guid, old_size, new_block + MiB,
                             {LogOp{false, bat, 0, bat_sector}, LogOp{false, new_block, 0, p2a},
                              LogOp{false, new_block + 4096, 0, p2b}});
   // A stale entry of an older sequence elsewhere in the log must not apply.
   auto garbage = pattern_bytes(4096, 104);
   auto e5 = make_log_entry(5, 512 * 1024, guid, old_size, old_size,
                            {LogOp{false, block_file_offset(0), 0, garbage}});
-  std::memcpy(&f[log_offset], e10.data(), e10.size());
-  std::memcpy(&f[log_offset + e10.size()], e11.data(), e11.size());
+  auto put_log = [&](uint64_t pos, const std::vector<uint8_t>& e) {
+    for (size_t i = 0; i < e.size(); ++i) f[log_offset + (pos + i) % log_length] = e[i];
+  };
+  put_log(start, e10);
+  put_log(start + e10.size(), e11);
   std::memcpy(&f[log_offset + 512 * 1024], e5.data(), e5.size());
   std::memcpy(&f[hoff + 48], guid.data(), 16);
   store_checksum(&f[hoff], 4096, 4);
@@ -309,6 +318,10 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   RunResult ro =
       run("qemu-img convert -f vhdx -O raw " + sh_quote(img) + " " + sh_quote(dir / "q.raw"));
   CHECK(ro.exit_code != 0);
+  // qemu 7.2 drops an entry that wraps around the end of the log and still
+  // applies the next one although its Tail points at the dropped entry; the
+  // wrapped case is checked only against the expectation built above.
+  if (wrap) return;
   run_ok("cp " + sh_quote(img) + " " + sh_quote(dir / "copy.vhdx") + " && chmod u+w " +
          sh_quote(dir / "copy.vhdx"));
   // qemu replays the log on a writable open (check -r) but does not extend
@@ -588,4 +601,38 @@ TEST_CASE("random damage to VHDX metadata and BAT never crashes the reader", "[v
   }
   CHECK(opened + refused == 300);
   CHECK(refused > 0);
+}
+
+TEST_CASE("log overlay: later pieces replace earlier ones byte for byte", "[vhdx]") {
+  // A plain byte array with a "replayed" mask is the model.
+  const size_t span = 64 * 4096;
+  std::vector<uint8_t> model(span, 0xEE);
+  std::vector<bool> touched(span, false);
+  LogOverlay overlay;
+  std::mt19937 rng(77);
+  for (int i = 0; i < 400; ++i) {
+    uint64_t off = (rng() % 60) * 4096;
+    bool zero = rng() & 1;
+    uint64_t len = zero ? (1 + rng() % 6) * 4096 : 4096;
+    len = std::min<uint64_t>(len, span - off);
+    std::shared_ptr<const std::vector<uint8_t>> data;
+    if (!zero) data = std::make_shared<std::vector<uint8_t>>(pattern_bytes(4096, 1000 + i));
+    overlay.put(off, len, data);
+    for (uint64_t k = 0; k < len; ++k) {
+      model[off + k] = data ? (*data)[k] : 0;
+      touched[off + k] = true;
+    }
+  }
+  // Reads at odd offsets and lengths see exactly the model.
+  for (int i = 0; i < 300; ++i) {
+    uint64_t off = rng() % span;
+    size_t len = 1 + rng() % std::min<uint64_t>(40000, span - off);
+    std::vector<uint8_t> buf(len, 0xEE);
+    overlay.apply(off, buf.data(), len);
+    REQUIRE(std::equal(buf.begin(), buf.end(), model.begin() + static_cast<long>(off)));
+    bool any = std::find(touched.begin() + static_cast<long>(off),
+                         touched.begin() + static_cast<long>(off + len),
+                         true) != touched.begin() + static_cast<long>(off + len);
+    CHECK(overlay.intersects(off, len) == any);
+  }
 }
