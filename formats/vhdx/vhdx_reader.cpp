@@ -556,8 +556,12 @@ Extent VhdxDevice::block_status(uint64_t offset, uint64_t len) const {
   };
   Extent first = piece(offset, len);
   if (first.length == 0) first.length = 1;
+  // Callers (the converter) ask about the whole rest of the disk and use one
+  // chunk of the answer, so merging is bounded: a data run stops at 16 MiB,
+  // any run after 4096 pieces; otherwise a large disk costs quadratic time.
   uint64_t pos = offset + first.length;
-  while (pos < offset + len) {
+  for (int pieces = 1; pos < offset + len && pieces < 4096; ++pieces) {
+    if (first.type == ExtentType::kData && first.length >= 16 * kMiB) break;
     Extent next = piece(pos, offset + len - pos);
     if (next.type != first.type || next.length == 0) break;
     first.length += next.length;
