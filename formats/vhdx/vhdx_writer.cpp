@@ -27,7 +27,7 @@ uint64_t round_up(uint64_t v, uint64_t a) {
 
 class VhdxWriter final : public ImageWriter {
  public:
-  explicit VhdxWriter(const CreateRequest& req) : req_(req) {
+  explicit VhdxWriter(const CreateRequest& req) {
     const Options& o = req.options;
     fixed_ = o.get_string("subformat") == "fixed";
     full_ = o.get_string("preallocation") == "full";
@@ -70,6 +70,10 @@ class VhdxWriter final : public ImageWriter {
       }
       next_block_ = payload_start_ + geo_.data_blocks * bs;
     }
+    // Dynamic: a block that holds any data is written whole. Fixed: only
+    // with preallocation=full (otherwise the zeros stay host holes).
+    fill_zeros_ = !fixed_ || full_;
+    if (fixed_ && full_) cursor_ = payload_start_;
     out_ = req.env->create_output(req.path, req.overwrite);
     stage_.reserve(kStageBytes);
   }
@@ -283,7 +287,6 @@ class VhdxWriter final : public ImageWriter {
     put(kBatOffset, bat);
   }
 
-  CreateRequest req_;
   bool fixed_ = false;
   bool full_ = false;
   Geometry geo_;
@@ -299,14 +302,6 @@ class VhdxWriter final : public ImageWriter {
   uint64_t stage_off_ = 0;
   std::vector<std::string> notes_;
   bool finished_ = false;
-
- public:
-  void init_fill() {
-    // Dynamic: a block that holds any data is written whole. Fixed: only
-    // with preallocation=full (otherwise the zeros stay host holes).
-    fill_zeros_ = !fixed_ || full_;
-    if (fixed_ && full_) cursor_ = payload_start_;
-  }
 };
 
 }  // namespace
@@ -343,7 +338,6 @@ std::unique_ptr<ImageWriter> create_vhdx(const CreateRequest& req) {
                 "VHDX cannot be written to standard output (its BAT is written last)");
   }
   auto w = std::make_unique<VhdxWriter>(req);
-  w->init_fill();
   return w;
 }
 
