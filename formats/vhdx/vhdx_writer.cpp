@@ -70,9 +70,10 @@ class VhdxWriter final : public ImageWriter {
       }
       next_block_ = payload_start_ + geo_.data_blocks * bs;
     }
-    // Dynamic: a block that holds any data is written whole. Fixed: only
-    // with preallocation=full (otherwise the zeros stay host holes).
-    fill_zeros_ = !fixed_ || full_;
+    // Zero parts of allocated blocks stay host holes (they read as zero on
+    // every host and keep the file as small as the data); only
+    // preallocation=full writes every byte, for hosts that refuse sparse files.
+    fill_zeros_ = full_;
     if (fixed_ && full_) cursor_ = payload_start_;
     out_ = req.env->create_output(req.path, req.overwrite);
     stage_.reserve(kStageBytes);
