@@ -236,7 +236,7 @@ struct ChildBlock {
 };
 
 std::vector<uint8_t> make_child(const std::vector<uint8_t>& parent, uint64_t disk_size,
-                                const std::vector<ChildBlock>& blocks) {
+                                const std::vector<ChildBlock>& blocks, uint8_t id_seed = 0xa0) {
   const uint32_t nblocks = static_cast<uint32_t>((disk_size + kMiB - 1) / kMiB);
   const uint32_t extra = 512;
   const uint32_t map_off = 0x200;
@@ -256,8 +256,8 @@ std::vector<uint8_t> make_child(const std::vector<uint8_t>& parent, uint64_t dis
   store_le32(&f[0x17c], extra);
   store_le32(&f[0x180], nblocks);
   for (int i = 0; i < 16; ++i) {
-    f[0x188 + i] = static_cast<uint8_t>(0xa0 + i);  // this image
-    f[0x198 + i] = static_cast<uint8_t>(0xb0 + i);  // its modification
+    f[0x188 + i] = static_cast<uint8_t>(id_seed + i);  // this image
+    f[0x198 + i] = static_cast<uint8_t>(0xb0 + i);     // its modification
   }
   std::copy(parent.begin() + 0x188, parent.begin() + 0x198, f.begin() + 0x1a8);  // parent's UUID
   std::copy(parent.begin() + 0x198, parent.begin() + 0x1a8, f.begin() + 0x1b8);  // and modification
@@ -430,4 +430,43 @@ TEST_CASE("damaged VDI headers exit 2 with a clear message", "[vdi][errors]") {
   CHECK_THAT(probed.err, Catch::Contains("block map"));
   // The intact image still reads (the cases above really were the damage).
   CHECK(vdisk_sha256(sh_quote(good)) == coreutils_digest("sha256sum", small));
+}
+
+TEST_CASE("VDI chains of differencing images resolve and loops are refused", "[vdi]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string small = dir / "small.raw", base = dir / "base.vdi";
+  make_small_disk(small);
+  run_ok("qemu-img convert -f raw -O vdi " + sh_quote(small) + " " + sh_quote(base));
+  const uint64_t size = file_size(small);
+  std::vector<uint8_t> a = pattern_bytes(kMiB, 31), b = pattern_bytes(kMiB, 32);
+  std::vector<uint8_t> mid = make_child(read_file(base), size, {{0, a}}, 0x10);
+  std::vector<uint8_t> top = make_child(mid, size, {{0, {}}, {2, b}}, 0x30);
+  write_file(dir / "mid.vdi", mid);
+  write_file(dir / "top.vdi", top);
+  // Expected: the base's bytes, block 0 zeroed by top (over mid's data),
+  // block 2 from top; the final partial block still comes from the base.
+  std::vector<uint8_t> raw = read_file(small);
+  std::fill(raw.begin(), raw.begin() + kMiB, 0);
+  std::copy(b.begin(), b.end(), raw.begin() + 2 * kMiB);
+  write_file(dir / "expect.raw", raw);
+  CHECK(vdisk_sha256(sh_quote(dir / "top.vdi")) ==
+        coreutils_digest("sha256sum", dir / "expect.raw"));
+  RunResult info = run_vdisk("info --output json " + sh_quote(dir / "top.vdi"));
+  REQUIRE(info.exit_code == 0);
+  Json j = Json::parse(info.out);
+  REQUIRE(j.find("chain") != nullptr);
+  CHECK(j.find("chain")->as_array().size() == 2);
+
+  // Two children naming each other: a loop, reported, not followed forever.
+  run_ok("mkdir " + sh_quote(dir / "loop"));
+  std::vector<uint8_t> fake(0x200, 0);
+  for (int i = 0; i < 16; ++i) fake[0x188 + i] = static_cast<uint8_t>(0x50 + i);
+  std::vector<uint8_t> x = make_child(fake, size, {}, 0x70);  // X names 0x50.. as parent
+  std::vector<uint8_t> y = make_child(x, size, {}, 0x50);     // Y is 0x50.., names X
+  write_file(dir / "loop/x.vdi", x);
+  write_file(dir / "loop/y.vdi", y);
+  RunResult r = run_vdisk("info " + sh_quote(dir / "loop/x.vdi"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("loop"));
 }
