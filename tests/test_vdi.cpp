@@ -468,5 +468,5 @@ TEST_CASE("VDI chains of differencing images resolve and loops are refused", "[v
   write_file(dir / "loop/y.vdi", y);
   RunResult r = run_vdisk("info " + sh_quote(dir / "loop/x.vdi"));
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("loop"));
+  CHECK_THAT(r.err, Catch::Contains("chain loops"));
 }
