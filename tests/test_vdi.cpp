@@ -7,7 +7,10 @@
 #include <cstdio>
 
 #include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/json.h"
+#include "formats/core/registry.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -469,4 +472,54 @@ TEST_CASE("VDI chains of differencing images resolve and loops are refused", "[v
   RunResult r = run_vdisk("info " + sh_quote(dir / "loop/x.vdi"));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("chain loops"));
+}
+
+TEST_CASE("mutated VDI headers and block maps never crash the reader", "[vdi][errors]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string small = dir / "small.raw", good = dir / "good.vdi";
+  make_small_disk(small);
+  run_ok("qemu-img convert -f raw -O vdi " + sh_quote(small) + " " + sh_quote(good));
+  const std::vector<uint8_t> g = read_file(good);
+  // A parent in the same in-memory folder, so mutated type/UUID fields also
+  // exercise the parent search.
+  std::vector<uint8_t> parent = g;
+  for (int i = 0; i < 16; ++i) parent[0x188 + i] = g[0x1a8 + i];
+
+  uint32_t seed = 12345;
+  auto next = [&seed] {
+    seed = seed * 1103515245u + 12345u;
+    return seed >> 8;
+  };
+  int opened = 0, refused = 0;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::vector<uint8_t> f = g;
+    int edits = 1 + static_cast<int>(next() % 4);
+    for (int k = 0; k < edits; ++k) {
+      size_t at = next() % 0x210;  // header and the first block map entries
+      f[at] = static_cast<uint8_t>(next() & 1 ? next() : (next() & 1 ? 0xff : 0x00));
+    }
+    if (next() % 8 == 0) f.resize(next() % f.size());
+    MemEnv env;
+    env.add_file("/m/parent.vdi", parent);
+    env.add_file("/m/x.vdi", f);
+    OpenOptions opts;
+    opts.env = &env;
+    opts.warn = [](const std::string&) {};
+    try {
+      BlockDevicePtr dev = open_image("/m/x.vdi", "vdi", opts);
+      ++opened;
+      std::vector<uint8_t> buf(1 << 20);
+      uint64_t n = std::min<uint64_t>(dev->size(), buf.size());
+      if (n) dev->read(0, buf.data(), static_cast<size_t>(n));
+      uint64_t off = 0;
+      for (int s = 0; s < 64 && off < dev->size(); ++s)
+        off += dev->block_status(off, dev->size() - off).length;
+      (void)dev->info();
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  CHECK(opened > 0);
+  CHECK(refused > 0);
 }
