@@ -460,6 +460,10 @@ TEST_CASE("VDI chains of differencing images resolve and loops are refused", "[v
   Json j = Json::parse(info.out);
   REQUIRE(j.find("chain") != nullptr);
   CHECK(j.find("chain")->as_array().size() == 2);
+  // --parent on an image that has none is reported, not silently dropped.
+  RunResult ignored = run_vdisk("info --parent " + sh_quote(dir / "mid.vdi") + " " + sh_quote(base));
+  CHECK(ignored.exit_code == 0);
+  CHECK_THAT(ignored.err, Catch::Contains("is ignored"));
 
   // Two children naming each other: a loop, reported, not followed forever.
   run_ok("mkdir " + sh_quote(dir / "loop"));

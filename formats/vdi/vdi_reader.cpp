@@ -427,6 +427,10 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
 
   BlockDevicePtr parent;
   std::string parent_path;
+  if (!h.is_child() && !opts.parent_path.empty()) {
+    opts.warn(path + ": not a differencing VDI (type " + std::to_string(h.image_type) +
+              "); --parent " + opts.parent_path + " is ignored");
+  }
   if (h.is_child()) {
     const std::string want = uuid_to_string(h.uuid_linkage);
     OpenOptions popts = opts;
