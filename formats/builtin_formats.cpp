@@ -7,12 +7,14 @@ namespace vdisk {
 namespace raw { const FormatDescriptor& descriptor(); }
 namespace vhd { const FormatDescriptor& descriptor(); }
 namespace vhdx { const FormatDescriptor& descriptor(); }
+namespace vdi { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
       &raw::descriptor(),
       &vhd::descriptor(),
       &vhdx::descriptor(),
+      &vdi::descriptor(),
   };
   return list;
 }
