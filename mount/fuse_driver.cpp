@@ -9,7 +9,9 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <vector>
 
 #include "formats/core/error.h"
@@ -115,7 +117,7 @@ struct stat to_stat(const Context& c, const NodeStat& n) {
 
 void op_init(void*, struct fuse_conn_info* conn) {
   conn->max_write = kMaxIo;  // libfuse sizes max_pages from this: 256 pages = 1 MiB reads
-  conn->max_read = kMaxIo;  // must equal the max_read mount option
+  conn->max_read = kMaxIo;   // must equal the max_read mount option
   conn->max_readahead = kMaxIo;
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;  // attributes never change: keep the page cache
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
@@ -332,6 +334,24 @@ std::string escape_opt(const std::string& s) {
   return out;
 }
 
+// The kernel's read-ahead window for a FUSE mount is the bdi default (128
+// KiB), so buffered reads arrive in 128 KiB requests whatever max_read says.
+// Raising the window of our own mount's bdi (root only: sysfs) lets
+// sequential reads arrive 1 MiB at a time. Best effort: nothing depends on it.
+void widen_readahead(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, majmin, root, mp;
+    ls >> id >> parent >> majmin >> root >> mp;
+    if (mp == mountpoint) dev = majmin;  // the last mount there is ours
+  }
+  if (dev.empty() || dev.find('/') != std::string::npos) return;
+  std::ofstream out("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  if (out) out << (kMaxIo / 1024) << "\n";
+}
+
 class SessionGuard {
  public:
   explicit SessionGuard(fuse_session* se) : se_(se) {}
@@ -385,6 +405,7 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
                 "cannot mount (see libfuse's message above; is /dev/fuse usable?)");
   }
   guard.mounted_ = true;
+  widen_readahead(opts.mountpoint);
   on_ready();
 
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();
