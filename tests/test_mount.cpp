@@ -2,6 +2,7 @@
 // mkfs.ext4 + the kernel's own ext4 driver, and xorriso. Every mount is
 // undone by a MountGuard, whatever fails.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
@@ -338,6 +340,36 @@ TEST_CASE("mount refuses missing, busy, non-empty mount points and bad arguments
   expect_fail("mount " + sh_quote(img) + " " + sh_quote(mp), "busy");
   CHECK(mount_daemons(mp).size() == 1);
   unmount_ok(mp);
+}
+
+TEST_CASE("allow_other reaches the kernel, and a killed daemon's stale mount is cleared",
+          "[mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  TempDir dir;
+  std::string img = dir / "disk.img", mp = dir / "mnt";
+  make_sample_disk(img, 16 << 20);
+  fs::create_directory(mp);
+  MountGuard guard(mp);
+  mount_ok(img, mp, "-o allow_other");
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, ours;
+  while (std::getline(in, line)) {
+    if (line.find(" " + mp + " ") != std::string::npos) ours = line;
+  }
+  CHECK_THAT(ours, Catch::Contains("allow_other"));
+  CHECK_THAT(ours, Catch::Contains(" ro"));
+  std::vector<pid_t> daemons = mount_daemons(mp);
+  REQUIRE(daemons.size() == 1);
+  ::kill(daemons[0], SIGKILL);
+  CHECK(wait_exited(daemons, 5.0).empty());
+  REQUIRE(is_mounted(mp));  // the kernel keeps the dead mount
+  RunResult again = run_vdisk("mount " + sh_quote(img) + " " + sh_quote(mp));
+  CHECK(again.exit_code == 2);
+  CHECK_THAT(again.err, Catch::Contains("stale"));
+  RunResult u = run_vdisk("unmount " + sh_quote(mp));
+  INFO(u.err);
+  CHECK(u.exit_code == 0);
+  CHECK_FALSE(is_mounted(mp));
 }
 
 TEST_CASE("a foreground mount serves until SIGTERM or SIGINT, then unmounts", "[mount]") {
