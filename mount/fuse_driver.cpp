@@ -11,11 +11,11 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <vector>
 
 #include "formats/core/error.h"
 #include "mount/mount.h"
+#include "mount/mountinfo.h"
 
 namespace vdisk::mount {
 
@@ -339,16 +339,9 @@ std::string escape_opt(const std::string& s) {
 // Raising the window of our own mount's bdi (root only: sysfs) lets
 // sequential reads arrive 1 MiB at a time. Best effort: nothing depends on it.
 void widen_readahead(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, dev;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, majmin, root, mp;
-    ls >> id >> parent >> majmin >> root >> mp;
-    if (mp == mountpoint) dev = majmin;  // the last mount there is ours
-  }
-  if (dev.empty() || dev.find('/') != std::string::npos) return;
-  std::ofstream out("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  auto m = find_mount(mountpoint);
+  if (!m || m->device.empty() || m->device.find('/') != std::string::npos) return;
+  std::ofstream out("/sys/class/bdi/" + m->device + "/read_ahead_kb");
   if (out) out << (kMaxIo / 1024) << "\n";
 }
 

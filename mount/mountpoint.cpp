@@ -10,12 +10,11 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "formats/core/error.h"
 #include "mount/mount.h"
+#include "mount/mountinfo.h"
 
 extern char** environ;
 
@@ -23,48 +22,10 @@ namespace vdisk::mount {
 
 namespace {
 
-// /proc/self/mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape_mountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        char c = s[i + k];
-        if (c < '0' || c > '7') ok = false;
-        v = v * 8 + (c - '0');
-      }
-      if (ok) {
-        out += static_cast<char>(v);
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
-// The filesystem type mounted at `path` (the last mount wins), if any.
 std::optional<std::string> mounted_fstype(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  std::optional<std::string> found;
-  while (std::getline(in, line)) {
-    // id parent major:minor root mountpoint options [optional...] - fstype source superopts
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mp;
-    ls >> id >> parent >> dev >> root >> mp;
-    if (unescape_mountinfo(mp) != path) continue;
-    std::string tok;
-    while (ls >> tok && tok != "-") {
-    }
-    std::string fstype;
-    ls >> fstype;
-    found = fstype;
-  }
-  return found;
+  auto m = find_mount(path);
+  if (!m) return std::nullopt;
+  return m->fstype;
 }
 
 [[noreturn]] void fail(ErrorKind kind, const std::string& mp, const std::string& msg) {

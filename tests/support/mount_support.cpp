@@ -7,27 +7,14 @@
 
 #include <chrono>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "mount/mountinfo.h"
 #include "tests/support/test_support.h"
 
 namespace vdisk::test {
 
 namespace {
-
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 void sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -36,18 +23,8 @@ void sleep_ms(int ms) {
 }  // namespace
 
 std::string mounted_fstype(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mp, tok;
-    ls >> id >> parent >> dev >> root >> mp;
-    if (unescape(mp) != path) continue;
-    while (ls >> tok && tok != "-") {
-    }
-    ls >> found;
-  }
-  return found;
+  auto m = mount::find_mount(path);
+  return m ? m->fstype : std::string();
 }
 
 bool is_mounted(const std::string& path) {
