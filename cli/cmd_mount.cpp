@@ -94,6 +94,9 @@ int cmd_mount(const std::vector<std::string>& args) {
   req.info_json = [dev] { return info_to_json(full_info(*dev)).dump(2) + "\n"; };
   req.warn = [](const std::string& w) { std::fprintf(stderr, "vdisk: warning: %s\n", w.c_str()); };
   std::shared_ptr<const FileTree> view = mount::make_view(req);
+  // Ctrl-C while the image was being read: stop before anything is mounted.
+  if (cancel_flag().load())
+    throw Error(ErrorKind::kInterrupted, image, std::nullopt, "interrupted");
 
   mount::ServeOptions sopts;
   sopts.mountpoint = mountpoint;
