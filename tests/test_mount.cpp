@@ -604,3 +604,66 @@ TEST_CASE("tree mode of an xorriso ISO equals xorriso's extraction", "[mount]") 
   check_read_only(mp, "readme.txt");
   unmount_ok(mp);
 }
+
+TEST_CASE("views: block view entries, tree mode without a file system, damaged tables", "[mount]") {
+  // No FUSE needed: the views are FileTrees.
+  TempDir dir;
+  std::string img = dir / "disk.img";
+  make_sample_disk(img, 16 << 20);
+  BlockDevicePtr dev = open_image(img, "", OpenOptions{});
+  std::vector<std::string> warnings;
+  mount::ViewRequest req;
+  req.disk = dev;
+  req.image = img;
+  req.info_json = [] { return std::string("{\"x\": 1}\n"); };
+  req.warn = [&](const std::string& w) { warnings.push_back(w); };
+  req.mtime = Timestamp{1234567890, 0};
+
+  req.mode = mount::Mode::kAuto;  // no file system on a partitioned disk: the block view
+  std::unique_ptr<FileTree> view = mount::make_view(req);
+  std::vector<std::string> names;
+  for (const DirEntry& e : view->list(view->root())) names.push_back(e.name);
+  CHECK(names == std::vector<std::string>{"disk.raw", "p1", "p2", "info.json"});
+  NodeId p1 = view->lookup(view->root(), "p1");
+  CHECK(view->stat(p1).size == 16384 * 512ull);
+  CHECK(view->stat(p1).mtime.seconds == 1234567890);
+  std::vector<uint8_t> buf(4096), want = read_file(img);
+  CHECK(view->read(p1, 1 << 20, buf.data(), buf.size()) == 4096);
+  CHECK(std::equal(buf.begin(), buf.end(), want.begin() + 2048 * 512 + (1 << 20)));
+  NodeId disk = view->lookup(view->root(), "disk.raw");
+  CHECK(view->read(disk, (16 << 20) - 100, buf.data(), buf.size()) == 100);  // short at the end
+  CHECK(view->read(disk, 16 << 20, buf.data(), buf.size()) == 0);
+  NodeId info = view->lookup(view->root(), "info.json");
+  CHECK(view->read(info, 0, buf.data(), buf.size()) == 9);
+  CHECK_THROWS_AS(view->lookup(view->root(), "p3"), Error);
+  CHECK(warnings.empty());
+
+  req.mode = mount::Mode::kTree;
+  if (!open_file_tree(dev, img)) {
+    try {
+      mount::make_view(req);
+      FAIL("tree mode without a file system must fail");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::kUnsupported);
+      CHECK_THAT(e.what(), Catch::Contains(img));
+    }
+  }
+  CHECK_THROWS_AS(mount::parse_mode("sideways"), Error);
+
+  // A GPT whose both headers are damaged costs the partition files only.
+  require_tool("sgdisk");
+  std::string gpt = dir / "gpt.img";
+  run_ok("truncate -s 16M " + sh_quote(gpt));
+  run_ok("sgdisk -o -n 1:2048:+4M " + sh_quote(gpt) + " >/dev/null");
+  write_at(gpt, 512 + 40, {0x77});
+  write_at(gpt, (16 << 20) - 512 + 40, {0x77});
+  req.disk = open_image(gpt, "", OpenOptions{});
+  req.image = gpt;
+  req.mode = mount::Mode::kBlock;
+  view = mount::make_view(req);
+  names.clear();
+  for (const DirEntry& e : view->list(view->root())) names.push_back(e.name);
+  CHECK(names == std::vector<std::string>{"disk.raw", "info.json"});
+  REQUIRE(warnings.size() == 1);
+  CHECK_THAT(warnings[0], Catch::Contains("GPT"));
+}
