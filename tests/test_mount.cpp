@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const uint64_t kDiskSize = 48ull * 1024 * 1024;
+const uint64_t kDiskSize = 24ull * 1024 * 1024;
 
 // Mounts `image` at `mp` (extra: more arguments) and requires success.
 void mount_ok(const std::string& image, const std::string& mp, const std::string& extra = "") {
