@@ -338,10 +338,9 @@ std::string escape_opt(const std::string& s) {
 // KiB), so buffered reads arrive in 128 KiB requests whatever max_read says.
 // Raising the window of our own mount's bdi (root only: sysfs) lets
 // sequential reads arrive 1 MiB at a time. Best effort: nothing depends on it.
-void widen_readahead(const std::string& mountpoint) {
-  auto m = find_mount(mountpoint);
-  if (!m || m->device.empty() || m->device.find('/') != std::string::npos) return;
-  std::ofstream out("/sys/class/bdi/" + m->device + "/read_ahead_kb");
+void widen_readahead(const std::string& device) {
+  if (device.empty() || device.find('/') != std::string::npos) return;
+  std::ofstream out("/sys/class/bdi/" + device + "/read_ahead_kb");
   if (out) out << (kMaxIo / 1024) << "\n";
 }
 
@@ -352,9 +351,11 @@ class SessionGuard {
     if (signals_) fuse_remove_signal_handlers(se_);
     if (mounted_) fuse_session_unmount(se_);
     fuse_session_destroy(se_);
+    if (marker_ >= 0) ::close(marker_);  // last: the daemon is done with the mount
   }
   bool signals_ = false;
   bool mounted_ = false;
+  int marker_ = -1;
 
  private:
   fuse_session* se_;
@@ -398,7 +399,10 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
                 "cannot mount (see libfuse's message above; is /dev/fuse usable?)");
   }
   guard.mounted_ = true;
-  widen_readahead(opts.mountpoint);
+  if (auto m = find_mount(opts.mountpoint)) {
+    widen_readahead(m->device);
+    guard.marker_ = hold_daemon_marker(m->device);
+  }
   on_ready();
 
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();
