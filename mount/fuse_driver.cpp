@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -31,6 +32,7 @@ constexpr unsigned kMaxIo = 1u << 20;
 struct Context {
   std::shared_ptr<const FileTree> tree;
   NodeId root = 0;
+  bool syslog = false;
   std::mutex log_mutex;
 };
 
@@ -53,8 +55,12 @@ void guarded(fuse_req_t req, Body&& body) noexcept {
       // Damage inside the image is worth a line in the foreground (the
       // daemon's stderr is /dev/null).
       Context& c = context(req);
-      std::lock_guard<std::mutex> lock(c.log_mutex);
-      std::fprintf(stderr, "vdisk: %s\n", e.what());
+      if (c.syslog) {
+        ::syslog(LOG_ERR, "%s", e.what());
+      } else {
+        std::lock_guard<std::mutex> lock(c.log_mutex);
+        std::fprintf(stderr, "vdisk: %s\n", e.what());
+      }
     }
   } catch (const std::bad_alloc&) {
     err = ENOMEM;
@@ -368,6 +374,7 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
   Context ctx;
   ctx.tree = std::move(view);
   ctx.root = ctx.tree->root();
+  ctx.syslog = opts.log_to_syslog;
   fuse_lowlevel_ops ops = make_ops();
 
   std::string mount_opts =
@@ -432,8 +439,11 @@ void serve_in_background(std::shared_ptr<const FileTree> view, const ServeOption
     ::setsid();
     bool told = false;
     int code = 0;
+    ServeOptions daemon_opts = opts;
+    daemon_opts.log_to_syslog = true;
+    ::openlog("vdisk", LOG_PID, LOG_DAEMON);
     try {
-      serve(std::move(view), opts, [&] {
+      serve(std::move(view), daemon_opts, [&] {
         if (::chdir("/") != 0) {
           // Nothing depends on the cwd; keep going.
         }
