@@ -10,6 +10,8 @@ int cmd_convert(const std::vector<std::string>& args);
 int cmd_hash(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
+int cmd_mount(const std::vector<std::string>& args);
+int cmd_unmount(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -19,6 +21,8 @@ const std::vector<Command>& commands() {
       {"hash", "hash the guest-visible content of an image", cmd_hash},
       {"compare", "compare the guest content of two images", cmd_compare},
       {"map", "list an image's extents: data, zero, unallocated", cmd_map},
+      {"mount", "mount an image read-only: disk.raw and partitions, or its files", cmd_mount},
+      {"unmount", "unmount what 'vdisk mount' mounted", cmd_unmount},
   };
   return list;
 }
