@@ -117,8 +117,11 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   }
   opts.env = &Env::posix();
 
-  MkisoNode root = scan(dir, st, "", 0);
   std::string out = vm["output"].as<std::string>();
+  if (!opts.overwrite && Env::posix().exists(out)) {
+    throw Error(ErrorKind::kInvalidArgument, out, std::nullopt, "already exists (pass --force to replace it)");
+  }
+  MkisoNode root = scan(dir, st, "", 0);
   iso9660::MkisoResult r = iso9660::write_iso(root, opts, out);
   std::fprintf(
       stderr, "vdisk: wrote %s: %s, %llu files, %llu directories%s%s\n", out.c_str(),
