@@ -344,8 +344,10 @@ class IsoBuilder {
     n->uid = m.uid;
     n->gid = m.gid;
     n->mtime = clamp(m.mtime);
-    n->atime = clamp(m.atime);
-    n->ctime = clamp(m.ctime);
+    // Reading the tree changes atimes and copying it changes ctimes, so a
+    // reproducible image records the modification time for all three.
+    n->atime = opts_.source_date_epoch ? n->mtime : m.atime;
+    n->ctime = opts_.source_date_epoch ? n->mtime : m.ctime;
     n->size = m.type == NodeType::kRegular ? m.size : 0;
     n->parent = parent;
     if (m.type == NodeType::kDirectory) {
