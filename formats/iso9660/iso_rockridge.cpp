@@ -179,6 +179,44 @@ void parse_system_use(const BlockDevice& dev, const std::string& label, const ui
   }
 }
 
+NodeType node_type_from_mode(uint32_t mode) {
+  switch (mode & rr::kIfMt) {
+    case rr::kIfDir:
+      return NodeType::kDirectory;
+    case rr::kIfLnk:
+      return NodeType::kSymlink;
+    case rr::kIfChr:
+      return NodeType::kCharDevice;
+    case rr::kIfBlk:
+      return NodeType::kBlockDevice;
+    case rr::kIfIfo:
+      return NodeType::kFifo;
+    case rr::kIfSock:
+      return NodeType::kSocket;
+    default:
+      return NodeType::kRegular;
+  }
+}
+
+uint32_t mode_type_bits(NodeType type) {
+  switch (type) {
+    case NodeType::kDirectory:
+      return rr::kIfDir;
+    case NodeType::kSymlink:
+      return rr::kIfLnk;
+    case NodeType::kCharDevice:
+      return rr::kIfChr;
+    case NodeType::kBlockDevice:
+      return rr::kIfBlk;
+    case NodeType::kFifo:
+      return rr::kIfIfo;
+    case NodeType::kSocket:
+      return rr::kIfSock;
+    default:
+      return rr::kIfReg;
+  }
+}
+
 std::string make_sp_entry() {
   std::string s = header("SP", susp::kSpLength);
   s += static_cast<char>(0xBE);

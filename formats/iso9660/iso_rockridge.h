@@ -47,6 +47,10 @@ struct RockRidgeEntries {
 void parse_system_use(const BlockDevice& dev, const std::string& label, const uint8_t* area,
                       size_t len, uint64_t where, RockRidgeEntries& out);
 
+// The file type of a POSIX st_mode (RRIP PX) and back.
+NodeType node_type_from_mode(uint32_t mode);
+uint32_t mode_type_bits(NodeType type);
+
 // ---- Building entries (used by the writer). Each returns complete entries. ----
 std::string make_sp_entry();
 std::string make_er_entry();  // RRIP 1.10 "RRIP_1991A" (what Linux, xorriso and 7z read)
