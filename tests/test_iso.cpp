@@ -7,8 +7,12 @@
 #include <cstring>
 #include <regex>
 
+#include "formats/core/block_device.h"
 #include "formats/core/endian.h"
+#include "formats/core/file.h"
+#include "formats/core/file_tree.h"
 #include "formats/core/json.h"
+#include "formats/iso9660/iso_writer.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -462,4 +466,73 @@ TEST_CASE("extract never writes outside its directory", "[iso]") {
   CHECK(!file_exists(dir / "a/b"));
   CHECK(!file_exists(dir / "out/a/b"));
   CHECK(run_ok("readlink " + sh_quote(dir / "out/d1")) == "../outside\n");
+}
+
+TEST_CASE(
+    "Rock Ridge devices, fifos, 255-byte names and long links: written, then read by xorriso and "
+    "vdisk",
+    "[iso]") {
+  require_tool("xorriso");
+  TempDir dir;
+  write_file(dir / "content", {'d', 'a', 't', 'a', '\n'});
+  using iso9660::MkisoNode;
+  MkisoNode root;
+  root.type = NodeType::kDirectory;
+  root.mode = 0755;
+  root.mtime = root.atime = root.ctime = 1600000000;
+  auto add = [&](const std::string& name, NodeType type, uint32_t mode) -> MkisoNode& {
+    MkisoNode n;
+    n.name = name;
+    n.type = type;
+    n.mode = mode;
+    n.uid = 1234;
+    n.gid = 567;
+    n.mtime = n.atime = n.ctime = 1600000000;
+    root.children.push_back(n);
+    return root.children.back();
+  };
+  add("null", NodeType::kCharDevice, 0666).rdev = (1ull << 32) | 3;
+  add("sda1", NodeType::kBlockDevice, 0660).rdev = (8ull << 32) | 1;
+  add("pipe", NodeType::kFifo, 0644);
+  std::string long_name = std::string(251, 'n') + ".txt";  // 255 bytes: two NM entries
+  MkisoNode& f = add(long_name, NodeType::kRegular, 0640);
+  f.size = 5;
+  f.source_path = dir / "content";
+  std::string target =
+      "/" + std::string(250, 'a') + "/" + std::string(250, 'b') + "/../c";  // several SL entries
+  add("ln", NodeType::kSymlink, 0777).link_target = target;
+
+  iso9660::MkisoOptions opts;
+  opts.source_date_epoch = 1700000000;
+  opts.env = &Env::posix();
+  std::string iso = dir / "dev.iso";
+  iso9660::write_iso(root, opts, iso);
+  require_xorriso_happy(iso);
+
+  std::string l = run_ok("xorriso -indev " + sh_quote(iso) + " -find / -exec lsdl 2>/dev/null");
+  CHECK_THAT(l, Catch::Contains("crw-rw-rw-"));
+  CHECK(std::regex_search(l, std::regex(R"(c[rw-]{9}\s+1\s+1234\s+567\s+1,\s*3 .*'/null')")));
+  CHECK(std::regex_search(l, std::regex(R"(b[rw-]{9}\s+1\s+1234\s+567\s+8,\s*1 .*'/sda1')")));
+  CHECK(std::regex_search(l, std::regex(R"(p[rw-]{9}\s+1\s+1234\s+567\s+.*'/pipe')")));
+  CHECK_THAT(l, Catch::Contains("'/" + long_name + "'"));
+  CHECK_THAT(l, Catch::Contains("'/ln' -> '" + target + "'"));
+
+  // vdisk's reader, straight through the library.
+  auto file = std::shared_ptr<const File>(Env::posix().open_read(iso));
+  auto dev = std::make_shared<FileDevice>(file, 0, file->size(), "iso");
+  std::unique_ptr<FileTree> tree = open_file_tree(dev, iso);
+  REQUIRE(tree);
+  NodeStat null_st = tree->stat(resolve_tree_path(*tree, "/null", iso));
+  CHECK(null_st.type == NodeType::kCharDevice);
+  CHECK(null_st.rdev == ((1ull << 32) | 3));
+  CHECK(null_st.uid == 1234);
+  CHECK(null_st.mode == 0666);
+  CHECK(tree->stat(resolve_tree_path(*tree, "/sda1", iso)).type == NodeType::kBlockDevice);
+  CHECK(tree->stat(resolve_tree_path(*tree, "/pipe", iso)).type == NodeType::kFifo);
+  NodeId fid = resolve_tree_path(*tree, "/" + long_name, iso);
+  char buf[16] = {};
+  CHECK(tree->read(fid, 0, buf, sizeof buf) == 5);
+  CHECK(std::string(buf, 5) == "data\n");
+  CHECK(tree->stat(fid).mtime.seconds == 1600000000);
+  CHECK(tree->readlink(resolve_tree_path(*tree, "/ln", iso)) == target);
 }

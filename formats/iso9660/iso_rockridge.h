@@ -29,7 +29,7 @@ struct RockRidgeEntries {
   bool has_sl = false;
   std::string link_target;
   bool has_pn = false;
-  uint64_t rdev = 0;
+  uint64_t rdev = 0;  // major << 32 | minor
 
   std::optional<uint32_t> child_link;   // CL: LBA of the relocated directory
   std::optional<uint32_t> parent_link;  // PL: LBA of the real parent (in ".." only)
@@ -56,7 +56,7 @@ std::string make_sp_entry();
 std::string make_er_entry();  // RRIP 1.10 "RRIP_1991A" (what Linux, xorriso and 7z read)
 std::string make_ce_entry(uint32_t block, uint32_t offset, uint32_t length);
 std::string make_px_entry(uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid);
-std::string make_pn_entry(uint64_t rdev);
+std::string make_pn_entry(uint64_t rdev);  // rdev = major << 32 | minor
 std::string make_tf_entry(int64_t mtime, int64_t atime, int64_t ctime);
 std::string make_cl_entry(uint32_t lba);
 std::string make_pl_entry(uint32_t lba);
