@@ -241,6 +241,10 @@ TEST_CASE("a file over 4 GiB, sparse on the host, round-trips as a multi-extent 
   // it reports are the source's.
   CHECK_THAT(run_ok("xorriso -indev " + sh_quote(iso) + " -find /huge.bin -exec lsdl 2>/dev/null"),
              Catch::Contains(std::to_string(size)));
+  // The Joliet tree carries the same multi-extent file.
+  CHECK_THAT(run_ok("xorriso -read_fs norock -indev " + sh_quote(iso) +
+                    " -find /huge.bin -exec lsdl 2>/dev/null"),
+             Catch::Contains(std::to_string(size)));
   std::string lba =
       run_ok("xorriso -indev " + sh_quote(iso) + " -find /huge.bin -exec report_lba 2>/dev/null");
   std::smatch m;
