@@ -370,7 +370,8 @@ class IsoBuilder {
       }
       if (!next)
         throw Error(ErrorKind::kInvalidArgument, opts_.boot_image, std::nullopt,
-                    "boot image not found in the tree");
+                    "boot image is not a file inside the source directory (--boot takes a path "
+                    "inside DIR)");
       cur = next;
     }
     if (cur->type != NodeType::kRegular || cur->size == 0) {
