@@ -319,6 +319,27 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
       run_ok("xorriso -indev " + sh_quote(x) + " -report_el_torito plain 2>/dev/null");
   CHECK_THAT(xrep, Catch::Contains(std::to_string(xe.find("load_rba")->as_u64())));
   CHECK(run_vdisk("ls " + sh_quote(x) + " boot").out == "boot.img\n");
+
+  // A BIOS and a UEFI entry (a section after the default entry).
+  run_ok("head -c 70000 /dev/urandom > " + sh_quote(dir / "tree/boot/efi.img"));
+  std::string two = dir / "two.iso";
+  run_ok(
+      "xorriso -as mkisofs -R -b boot/boot.img -no-emul-boot -boot-load-size 4 -eltorito-alt-boot "
+      "-e boot/efi.img "
+      "-no-emul-boot -o " +
+      sh_quote(two) + " " + sh_quote(dir / "tree") + " 2>/dev/null");
+  RunResult ti = run_vdisk("info --output json " + sh_quote(two));
+  REQUIRE(ti.exit_code == 0);
+  Json tj = Json::parse(ti.out);
+  const Json::Array& entries = tj.find("details")->find("boot_entries")->as_array();
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[1].find("platform")->as_string() == "EFI");
+  CHECK(entries[1].find("sector_count")->as_u64() == 140);  // 70000 bytes
+  std::string trep =
+      run_ok("xorriso -indev " + sh_quote(two) + " -report_el_torito plain 2>/dev/null");
+  CHECK(
+      std::regex_search(trep, std::regex("boot img :   2  UEFI  y   none  0x0000  0x00    140\\s+" +
+                                         std::to_string(entries[1].find("load_rba")->as_u64()))));
 }
 
 TEST_CASE("an ISO is a disk image too: info, cat, hash, convert", "[iso]") {
