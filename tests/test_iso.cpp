@@ -3,9 +3,11 @@
 // check, 7z, find(1) + sha256sum manifests, dd on the image at the LBAs
 // xorriso reports. Damaged images are built here per ECMA-119 / SUSP.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <regex>
+#include <thread>
 
 #include "formats/core/block_device.h"
 #include "formats/core/endian.h"
@@ -560,4 +562,55 @@ TEST_CASE(
   CHECK(std::string(buf, 5) == "data\n");
   CHECK(tree->stat(fid).mtime.seconds == 1600000000);
   CHECK(tree->readlink(resolve_tree_path(*tree, "/ln", iso)) == target);
+}
+
+TEST_CASE("the ISO file tree answers many threads at once", "[iso]") {
+  require_tool("xorriso");
+  TempDir dir;
+  make_tree(dir / "tree", false);
+  std::string iso = dir / "x.iso";
+  run_ok("xorriso -as mkisofs -R -J -o " + sh_quote(iso) + " " + sh_quote(dir / "tree") +
+         " 2>/dev/null");
+  auto file = std::shared_ptr<const File>(Env::posix().open_read(iso));
+  auto dev = std::make_shared<FileDevice>(file, 0, file->size(), "iso");
+  std::unique_ptr<FileTree> tree = open_file_tree(dev, iso);
+  REQUIRE(tree);
+  // Every regular file in the source, as (path, bytes) — read from the host.
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
+  std::string list = run_ok("cd " + sh_quote(dir / "tree") + " && find . -type f -printf '%P\\n'");
+  size_t start = 0;
+  while (start < list.size()) {
+    size_t nl = list.find('\n', start);
+    std::string p = list.substr(start, nl - start);
+    start = nl + 1;
+    files.emplace_back(p, read_file(dir / ("tree/" + p)));
+  }
+  REQUIRE(files.size() > 40);
+  std::atomic<int> mismatches{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (size_t i = static_cast<size_t>(t); i < files.size() + static_cast<size_t>(t); ++i) {
+          auto& [path, bytes] = files[i % files.size()];
+          try {
+            NodeId id = resolve_tree_path(*tree, path, iso);
+            std::vector<uint8_t> got(bytes.size() + 10);
+            size_t n = 0, r;
+            while (n < got.size() && (r = tree->read(id, n, got.data() + n,
+                                                     std::min<size_t>(7001, got.size() - n))) > 0) {
+              n += r;
+            }
+            got.resize(n);
+            if (got != bytes) ++mismatches;
+          } catch (...) {
+            ++errors;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == 0);
+  CHECK(errors == 0);
 }
