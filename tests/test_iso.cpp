@@ -324,6 +324,19 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
 
   // A BIOS and a UEFI entry (a section after the default entry).
   run_ok("head -c 70000 /dev/urandom > " + sh_quote(dir / "tree/boot/efi.img"));
+  // A GPT in the system area (an appended EFI partition): still an ISO.
+  std::string g = dir / "gpt.iso";
+  run_ok("xorriso -as mkisofs -R -append_partition 2 0xef " + sh_quote(dir / "tree/boot/efi.img") +
+         " -appended_part_as_gpt -o " + sh_quote(g) + " " + sh_quote(dir / "tree") +
+         " 2>/dev/null");
+  require_tool("sgdisk");
+  run_ok("sgdisk -p " + sh_quote(g) + " >/dev/null");  // the oracle agrees there is a GPT
+  RunResult gi = run_vdisk("info --output json " + sh_quote(g));
+  REQUIRE(gi.exit_code == 0);
+  Json gj = Json::parse(gi.out);
+  CHECK(gj.find("format")->as_string() == "iso");
+  CHECK(gj.find("details")->find("hybrid")->as_string() == "GPT");
+  CHECK(run_vdisk("ls " + sh_quote(g) + " boot").out == "boot.img\nefi.img\n");
   std::string two = dir / "two.iso";
   run_ok(
       "xorriso -as mkisofs -R -b boot/boot.img -no-emul-boot -boot-load-size 4 -eltorito-alt-boot "
