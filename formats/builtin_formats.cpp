@@ -8,6 +8,7 @@ namespace raw { const FormatDescriptor& descriptor(); }
 namespace vhd { const FormatDescriptor& descriptor(); }
 namespace vhdx { const FormatDescriptor& descriptor(); }
 namespace vdi { const FormatDescriptor& descriptor(); }
+namespace iso9660 { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
@@ -15,6 +16,7 @@ const std::vector<const FormatDescriptor*>& builtin_formats() {
       &vhd::descriptor(),
       &vhdx::descriptor(),
       &vdi::descriptor(),
+      &iso9660::descriptor(),
   };
   return list;
 }
