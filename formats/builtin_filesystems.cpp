@@ -4,8 +4,18 @@
 
 namespace vdisk {
 
+namespace fat {
+const FileSystemDescriptor& filesystem();
+}
+namespace ext {
+const FileSystemDescriptor& filesystem();
+}
+
 const std::vector<const FileSystemDescriptor*>& builtin_filesystems() {
-  static const std::vector<const FileSystemDescriptor*> list = {};
+  static const std::vector<const FileSystemDescriptor*> list = {
+      &fat::filesystem(),
+      &ext::filesystem(),
+  };
   return list;
 }
 
