@@ -84,7 +84,11 @@ std::string oem_to_utf8(const uint8_t* p, size_t n, bool lower) {
       if (lower && c >= 'A' && c <= 'Z') c = static_cast<uint8_t>(c - 'A' + 'a');
       out += static_cast<char>(c == '/' ? '_' : c);
     } else {
-      append_utf8(out, kCp437High[c - 0x80]);
+      uint32_t cp = kCp437High[c - 0x80];
+      // The NT lower-case flags apply to accented capitals too (mtools
+      // stores "café" as CAFÉ with the flag): fold the Latin-1 capitals.
+      if (lower && cp >= 0xC0 && cp <= 0xDE && cp != 0xD7) cp += 0x20;
+      append_utf8(out, cp);
     }
   }
   return out;
@@ -205,6 +209,10 @@ Geometry parse_boot_sector(const uint8_t* bs, uint64_t dev_size, const std::stri
   } else {
     g.type = FatType::kFat32;
   }
+  // A FAT32-shaped BPB (no 16-bit FAT size, no fixed root) is FAT32 even
+  // below 65525 clusters: mkfs.fat makes such small volumes (with a warning)
+  // and the common drivers read them by the BPB's shape.
+  if (fatsz16 == 0 && g.root_entries == 0) g.type = FatType::kFat32;
   // The FAT must hold an entry for every cluster (plus the two reserved ones).
   uint64_t entries = uint64_t{g.cluster_count} + 2;
   uint64_t need_bytes = g.type == FatType::kFat12   ? (entries * 3 + 1) / 2
@@ -497,13 +505,11 @@ class FatTree final : public FileTree {
                        : "invalid cluster " + std::to_string(next)));
       }
       if (out->size() >= limit) {
-        if (exact) {
-          // The bounded walk ends here; tell a loop from a plain overlong chain.
-          if (std::find(out->begin(), out->end(), next) != out->end())
-            bad("loops back to cluster " + std::to_string(next));
-          bad("longer than the file size (" + std::to_string(limit) + " clusters)");
-        }
-        bad("longer than " + std::to_string(limit) + " clusters (a loop or a runaway chain)");
+        // The bounded walk ends here; tell a loop from a plain overlong chain.
+        if (std::find(out->begin(), out->end(), next) != out->end())
+          bad("loops back to cluster " + std::to_string(next));
+        if (exact) bad("longer than the file size (" + std::to_string(limit) + " clusters)");
+        bad("longer than " + std::to_string(limit) + " clusters, the most a directory may have");
       }
       c = next;
     }
