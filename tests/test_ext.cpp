@@ -1,10 +1,13 @@
 // ext2/3/4 read as file trees. Images are made by mke2fs -d from a source tree
 // on the host; the source tree is the oracle, debugfs (ls -p, rdump, htree,
 // imap) a second one.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "formats/core/error.h"
 #include "formats/core/registry.h"
@@ -324,4 +327,73 @@ TEST_CASE("ext: damaged metadata gives errors, never a crash or a hang", "[ext]"
   write_file(bad, junk);
   BlockDevicePtr dev = open_image(bad, "", OpenOptions{});
   CHECK_THROWS_AS(ext::open_ext_tree(dev, bad), Error);
+}
+
+TEST_CASE("ext: 32-bit owners and times past 2038 with nanoseconds", "[ext]") {
+  TempDir dir;
+  std::string src = dir / "src", img = dir / "e.img";
+  make_source(src, false);
+  mkfs("mkfs.ext4", src, img, "8M");
+  auto sif = [&](const std::string& field, const std::string& value) {
+    run_ok("debugfs -w -R " + sh_quote("sif /small.txt " + field + " " + value) + " " +
+           sh_quote(img) + " 2>/dev/null");
+  };
+  sif("uid", "100005");
+  sif("gid", "70000");
+  sif("mtime", "0x80000000");
+  sif("mtime_extra", "0x12345679");  // epoch bits 01, nanoseconds 0x12345679 >> 2
+  auto tree = open_tree(img);
+  NodeStat st = tree->stat(resolve_tree_path(*tree, "/small.txt", img));
+  check_against_debugfs(*tree, img, "/");  // uid 100005, gid 70000 per debugfs
+  CHECK(st.uid == 100005);
+  CHECK(st.gid == 70000);
+  // debugfs prints the decoded date; with TZ=UTC it must be ours.
+  std::string out = run_ok("TZ=UTC debugfs -R 'stat /small.txt' " + sh_quote(img) + " 2>/dev/null");
+  size_t p = out.find(" mtime: ");
+  REQUIRE(p != std::string::npos);
+  std::string shown = out.substr(out.find("-- ", p) + 3, 24);
+  time_t t = static_cast<time_t>(st.mtime.seconds);
+  struct tm tm {};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+  CHECK(shown == buf);
+  CHECK(st.mtime.seconds == 2147483648LL);
+  CHECK(st.mtime.nanoseconds == (0x12345679u >> 2));
+}
+
+TEST_CASE("ext and FAT trees read correctly from several threads at once", "[ext][fat]") {
+  TempDir dir;
+  std::string src = dir / "src", img = dir / "e.img", fimg = dir / "f.img";
+  make_source(src, false);
+  mkfs("mkfs.ext4 -b 1024", src, img, "8M");
+  run_ok("mkfs.vfat -C -F 16 " + sh_quote(fimg) + " 16384 >/dev/null");
+  run_ok("LC_ALL=C.UTF-8 MTOOLS_SKIP_CHECK=1 mcopy -s -i " + sh_quote(fimg) + " " +
+         sh_quote(src + "/medium.bin") + " " + sh_quote(src + "/deep") + " ::/");
+  for (const std::string& image : {img, fimg}) {
+    auto tree = open_tree(image);
+    const auto medium = read_file(src + "/medium.bin");
+    const auto blocks = read_file(src + "/deep/a/b/blocks.bin");
+    NodeId m = resolve_tree_path(*tree, "/medium.bin", image);
+    NodeId b = resolve_tree_path(*tree, "/deep/a/b/blocks.bin", image);
+    std::atomic<int> bad{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int round = 0; round < 20; ++round) {
+          // No Catch assertions off the main thread: plain reads here.
+          NodeId n = (t + round) % 2 ? m : b;
+          std::vector<uint8_t> got(tree->stat(n).size);
+          for (size_t pos = 0; pos < got.size();) {
+            size_t want = std::min<size_t>(100003, got.size() - pos);
+            if (tree->read(n, pos, got.data() + pos, want) != want) break;
+            pos += want;
+          }
+          if (got != ((t + round) % 2 ? medium : blocks)) ++bad;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK(bad == 0);
+  }
 }
