@@ -5,10 +5,12 @@
 namespace vdisk {
 
 namespace raw { const FormatDescriptor& descriptor(); }
+namespace iso9660 { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
       &raw::descriptor(),
+      &iso9660::descriptor(),
   };
   return list;
 }
