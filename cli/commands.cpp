@@ -14,6 +14,8 @@ int cmd_ls(const std::vector<std::string>& args);
 int cmd_cat(const std::vector<std::string>& args);
 int cmd_extract(const std::vector<std::string>& args);
 int cmd_mkiso(const std::vector<std::string>& args);
+int cmd_mount(const std::vector<std::string>& args);
+int cmd_unmount(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -27,6 +29,8 @@ const std::vector<Command>& commands() {
       {"cat", "write a file of the file system inside an image to stdout", cmd_cat},
       {"extract", "copy files out of an image's file system, keeping modes, times, symlinks", cmd_extract},
       {"mkiso", "make an ISO 9660 image (Rock Ridge, Joliet, El Torito) from a directory", cmd_mkiso},
+      {"mount", "mount an image read-only: disk.raw and partitions, or its files", cmd_mount},
+      {"unmount", "unmount what 'vdisk mount' mounted", cmd_unmount},
   };
   return list;
 }
