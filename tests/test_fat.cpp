@@ -62,6 +62,11 @@ void check_fat(int bits, int kib) {
   CHECK(tree->stat(resolve_tree_path(*tree, "readonly.txt", img)).mode == 0444);
   CHECK(tree->stat(resolve_tree_path(*tree, "big.bin", img)).mode == 0644);
   CHECK(tree->stat(resolve_tree_path(*tree, "/deep/level one", img)).mode == 0755);
+  // Lookups are case-insensitive and accept the 8.3 alias, as on FAT.
+  NodeId big = resolve_tree_path(*tree, "/big.bin", img);
+  CHECK(resolve_tree_path(*tree, "/BIG.BIN", img) == big);
+  CHECK(resolve_tree_path(*tree, "/LONGFI~1.TXT", img) ==
+        resolve_tree_path(*tree, "/Long File Name With Spaces.txt", img));
   // Second oracle: what mtools itself extracts.
   std::string out = dir / "out";
   std::filesystem::create_directory(out);

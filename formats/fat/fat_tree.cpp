@@ -320,6 +320,27 @@ class FatTree final : public FileTree {
     return out;
   }
 
+  // FAT names are case-insensitive, and every file also answers to its 8.3
+  // alias: an exact match wins, then an ASCII case-insensitive one on the
+  // long name or the 8.3 name.
+  NodeId lookup(NodeId dir, const std::string& name) const override {
+    auto fold = [](std::string s) {
+      for (char& c : s) {
+        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      }
+      return s;
+    };
+    const std::string want = fold(name);
+    NodeId loose = 0;
+    for (const RawEntry& e : read_directory(dir)) {
+      if (e.name == name) return e.offset;
+      if (loose == 0 && (fold(e.name) == want || fold(short_name(e.bytes.data())) == want))
+        loose = e.offset;
+    }
+    if (loose != 0) return loose;
+    throw Error(ErrorKind::kNotFound, label_, std::nullopt, "no entry named '" + name + "'");
+  }
+
   size_t read(NodeId file, uint64_t offset, void* buf, size_t len) const override {
     if (file == kRootNode) throw_invalid(label_, "the FAT root is a directory");
     auto e = entry_at(file);
