@@ -9,7 +9,9 @@
 
 #include "formats/core/registry.h"
 #include "formats/partition/partition_table.h"
+#include "mount/mount.h"
 #include "tests/support/fs_support.h"
+#include "tests/support/mount_support.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -93,13 +95,13 @@ void check_extract(const std::string& args, const std::string& src, const std::s
   run_ok("diff -r --no-dereference -x lost+found " + sh_quote(src) + " " + sh_quote(out));
 }
 
-}  // namespace
-
-TEST_CASE("FAT and ext partitions of an MBR disk (primary and logical) read by partition",
-          "[fat][ext][partition-trees]") {
+// An MBR disk: p1 FAT16 (fat source), p2 extended holding p5 ext4 and p6
+// ext2 with 1 KiB blocks (ext source).
+std::string make_mbr_disk(const TempDir& dir, std::string& fsrc, std::string& esrc) {
   require_tool("sfdisk");
-  TempDir dir;
-  std::string fsrc = dir / "fat_src", esrc = dir / "ext_src", disk = dir / "mbr.img";
+  fsrc = dir / "fat_src";
+  esrc = dir / "ext_src";
+  std::string disk = dir / "mbr.img";
   make_source(fsrc, false);
   make_source(esrc, true);
   run_ok("truncate -s 48M " + sh_quote(disk));
@@ -111,7 +113,16 @@ TEST_CASE("FAT and ext partitions of an MBR disk (primary and logical) read by p
   put_fat(disk, 1, fsrc, dir.path(), 16384);
   put_ext(disk, 5, esrc, dir.path(), "mkfs.ext4", "12M");
   put_ext(disk, 6, esrc, dir.path(), "mkfs.ext2 -b 1024", "9M");
+  return disk;
+}
 
+}  // namespace
+
+TEST_CASE("FAT and ext partitions of an MBR disk (primary and logical) read by partition",
+          "[fat][ext][partition-trees]") {
+  TempDir dir;
+  std::string fsrc, esrc;
+  std::string disk = make_mbr_disk(dir, fsrc, esrc);
   check_ls(disk + "@p1:/", fsrc, false);
   check_ls(disk + "@p5", esrc, true);
   check_ls(disk + "@p6:/", esrc, true);
@@ -171,4 +182,49 @@ TEST_CASE("FAT and ext partitions of a GPT disk read by partition", "[fat][ext][
   RunResult r = run_vdisk("ls " + sh_quote(disk));
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("gpt partitions p1, p2"));
+}
+
+TEST_CASE("tree view of a partitioned disk has one folder per readable partition",
+          "[fat][ext][partition-trees]") {
+  TempDir dir;
+  std::string fsrc, esrc;
+  std::string disk = make_mbr_disk(dir, fsrc, esrc);
+  mount::ViewRequest req;
+  req.disk = open_image(disk, "", OpenOptions{});
+  req.image = disk;
+  req.mode = mount::Mode::kTree;
+  std::vector<std::string> warnings;
+  req.warn = [&](const std::string& w) { warnings.push_back(w); };
+  auto view = mount::make_view(req);
+  std::vector<std::string> names;
+  for (const DirEntry& e : view->list(view->root())) names.push_back(e.name);
+  CHECK(names == std::vector<std::string>{"p1", "p5", "p6"});  // p2 is the extended container
+  CHECK(warnings.empty());
+  CHECK(compare_with_host(*view, view->lookup(view->root(), "p1"), fsrc, TreeCompare{}) >= 8);
+  CHECK(compare_with_host(*view, view->lookup(view->root(), "p5"), esrc,
+                          TreeCompare{true, true, true, {"lost+found"}}) >= 8);
+  NodeId x = resolve_tree_path(*view, "/p6/sub/deeper/x.bin", disk);
+  CHECK(read_whole(*view, x) == read_file(esrc + "/sub/deeper/x.bin"));
+  // Auto mode keeps the block view for a disk without a whole-disk file system.
+  req.mode = mount::Mode::kAuto;
+  names.clear();
+  auto block = mount::make_view(req);
+  for (const DirEntry& e : block->list(block->root())) names.push_back(e.name);
+  CHECK(names.front() == "disk.raw");
+}
+
+TEST_CASE("vdisk mount --mode tree of an MBR disk shows p1/, p5/, p6/", "[partition-trees]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  TempDir dir;
+  std::string fsrc, esrc;
+  std::string disk = make_mbr_disk(dir, fsrc, esrc);
+  std::string mp = dir / "mnt";
+  std::filesystem::create_directory(mp);
+  MountGuard guard(mp);
+  run_ok(std::string(VDISK_BIN) + " mount --mode tree " + sh_quote(disk) + " " + sh_quote(mp));
+  CHECK(run_ok("ls " + sh_quote(mp)) == "p1\np5\np6\n");
+  run_ok("diff -r --no-dereference " + sh_quote(fsrc) + " " + sh_quote(mp + "/p1"));
+  run_ok("diff -r --no-dereference -x lost+found " + sh_quote(esrc) + " " + sh_quote(mp + "/p5"));
+  run_ok("diff -r --no-dereference -x lost+found " + sh_quote(esrc) + " " + sh_quote(mp + "/p6"));
+  run_ok(std::string(VDISK_BIN) + " unmount " + sh_quote(mp));
 }
