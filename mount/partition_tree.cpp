@@ -117,7 +117,8 @@ std::unique_ptr<FileTree> make_partition_tree(BlockDevicePtr disk, const std::st
   std::vector<PartitionTree::Part> parts;
   for (const partition::Partition& p : table.partitions) {
     if (!p.has_data() || parts.size() >= 255) continue;
-    std::string name = "p" + std::to_string(p.number);
+    std::string name = "p";
+    name += std::to_string(p.number);
     try {
       auto tree = open_file_tree(partition::open_partition(disk, p, image), image + "@" + name);
       if (tree) parts.push_back({name, std::move(tree)});

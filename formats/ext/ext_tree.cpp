@@ -620,7 +620,8 @@ std::string incompat_feature_names(uint32_t bits) {
   std::string out;
   for (const FeatureName& f : kIncompatNames) {
     if (bits & f.bit) {
-      out += (out.empty() ? "" : "|") + std::string(f.name);
+      if (!out.empty()) out += '|';
+      out += f.name;
       bits &= ~f.bit;
     }
   }
@@ -628,7 +629,8 @@ std::string incompat_feature_names(uint32_t bits) {
     if (bits & (1u << i)) {
       char hex[16];
       snprintf(hex, sizeof hex, "0x%X", 1u << i);
-      out += (out.empty() ? "" : "|") + std::string(hex);
+      if (!out.empty()) out += '|';
+      out += hex;
     }
   }
   return out;
