@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <vector>
 
 #include "cli/cli.h"
@@ -79,6 +80,12 @@ int cmd_cat(const std::vector<std::string>& args) {
       ssize_t w = ::write(1, buf.data() + done, n - done);
       if (w < 0) {
         if (errno == EINTR) continue;
+        if (errno == EPIPE) {
+          // The reader went away (`vdisk cat … | head`): end the way cat(1)
+          // does, by SIGPIPE, without an error message.
+          std::signal(SIGPIPE, SIG_DFL);
+          std::raise(SIGPIPE);
+        }
         throw_errno("<stdout>", std::nullopt, "write failed", errno);
       }
       done += static_cast<size_t>(w);

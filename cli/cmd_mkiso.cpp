@@ -80,9 +80,10 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("volid,V", po::value<std::string>()->default_value("CDROM"), "volume label")(
       "boot", po::value<std::string>()->default_value(""),
-      "El Torito no-emulation boot image: a file inside DIR (path relative to DIR)")(
-      "no-joliet", "leave out the Joliet tree")("no-rock-ridge", "leave out Rock Ridge")(
-      "output,o", po::value<std::string>()->required(), "the ISO to write")(
+      "El Torito no-emulation boot image: a file inside DIR (path relative to DIR, or a host path "
+      "into DIR)")("no-joliet", "leave out the Joliet tree")(
+      "no-rock-ridge", "leave out Rock Ridge")("output,o", po::value<std::string>()->required(),
+                                               "the ISO to write")(
       "force", "replace OUT if it exists")("dir", po::value<std::string>()->required(),
                                            "source directory");
   po::positional_options_description pos;
@@ -102,6 +103,20 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   opts.joliet = vm.count("no-joliet") == 0;
   opts.rock_ridge = vm.count("no-rock-ridge") == 0;
   opts.boot_image = vm["boot"].as<std::string>();
+  // Also accept the boot image named as a host path inside DIR
+  // ("DIR/boot/x.img"): it becomes the path inside the tree.
+  if (!opts.boot_image.empty()) {
+    char* real_dir = ::realpath(dir.c_str(), nullptr);
+    char* real_boot = ::realpath(opts.boot_image.c_str(), nullptr);
+    if (real_dir && real_boot) {
+      std::string d = real_dir, b = real_boot;
+      if (b.size() > d.size() + 1 && b.compare(0, d.size(), d) == 0 && b[d.size()] == '/') {
+        opts.boot_image = b.substr(d.size() + 1);
+      }
+    }
+    std::free(real_dir);
+    std::free(real_boot);
+  }
   opts.overwrite = vm.count("force") != 0;
   opts.now = static_cast<int64_t>(std::time(nullptr));
   // reproducible-builds.org: SOURCE_DATE_EPOCH is decimal seconds since 1970.
@@ -119,7 +134,8 @@ int cmd_mkiso(const std::vector<std::string>& args) {
 
   std::string out = vm["output"].as<std::string>();
   if (!opts.overwrite && Env::posix().exists(out)) {
-    throw Error(ErrorKind::kInvalidArgument, out, std::nullopt, "already exists (pass --force to replace it)");
+    throw Error(ErrorKind::kInvalidArgument, out, std::nullopt,
+                "already exists (pass --force to replace it)");
   }
   MkisoNode root = scan(dir, st, "", 0);
   iso9660::MkisoResult r = iso9660::write_iso(root, opts, out);

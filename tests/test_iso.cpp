@@ -3,12 +3,18 @@
 // check, 7z, find(1) + sha256sum manifests, dd on the image at the LBAs
 // xorriso reports. Damaged images are built here per ECMA-119 / SUSP.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <regex>
+#include <thread>
 
+#include "formats/core/block_device.h"
 #include "formats/core/endian.h"
+#include "formats/core/file.h"
+#include "formats/core/file_tree.h"
 #include "formats/core/json.h"
+#include "formats/iso9660/iso_writer.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -19,10 +25,13 @@ namespace {
 // One line per entry: path, type, [mode,] size, sha256 or link target — all
 // from find(1) and sha256sum, never from vdisk.
 std::string manifest(const std::string& dir, bool modes) {
+  // With `modes`, also the mtime of files and directories (symlink times are
+  // not restored by xorriso).
   std::string fmt = modes ? "%P\\t%y\\t%m\\t" : "%P\\t%y\\t";
+  std::string t = modes ? "\\( -type l -o -printf '%T@\\t' \\) -a " : "";
   return run_ok(
-      "cd " + sh_quote(dir) + " && find . -mindepth 1 -printf '" + fmt +
-      "' -a \\( -type f -printf '%s\\t' -exec sh -c 'sha256sum < \"$1\" | cut -c1-64' _ {} \\; "
+      "cd " + sh_quote(dir) + " && find . -mindepth 1 -printf '" + fmt + "' -a " + t +
+      "\\( -type f -printf '%s\\t' -exec sh -c 'sha256sum < \"$1\" | cut -c1-64' _ {} \\; "
       "-o -type l -printf '%s\\t%l\\n' -o -printf '-\\t-\\n' \\) | LC_ALL=C sort");
 }
 
@@ -53,6 +62,11 @@ void make_tree(const std::string& root, bool for_7z, bool long_link = true) {
       cmd += " && ln -s " + target + "end longlink";
     }
   }
+  // Whole seconds (ISO 9660 records no fractions), a few distinct values;
+  // directories last, as creating entries changes their times.
+  cmd +=
+      " && find . -exec touch -h -d @1650000000 {} + && touch -d @1500000000 a.txt rand.bin"
+      " && find . -depth -type d -exec touch -d @1600000000 {} +";
   run_ok(cmd);
 }
 
@@ -186,8 +200,7 @@ TEST_CASE("mkiso is reproducible with SOURCE_DATE_EPOCH", "[iso]") {
   REQUIRE(run("SOURCE_DATE_EPOCH=1700000000 " + std::string(VDISK_BIN) + " mkiso " + tree + " -o " +
               sh_quote(a))
               .exit_code == 0);
-  // Newer times on the host are clamped to the epoch, so they change nothing.
-  run_ok("sleep 1; find " + tree + " -exec touch -h {} +");
+  run_ok("sleep 1");  // a different "now" must not matter
   REQUIRE(run("SOURCE_DATE_EPOCH=1700000000 " + std::string(VDISK_BIN) + " mkiso " + tree + " -o " +
               sh_quote(b))
               .exit_code == 0);
@@ -195,6 +208,15 @@ TEST_CASE("mkiso is reproducible with SOURCE_DATE_EPOCH", "[iso]") {
   // 1700000000 = 2023-11-14 22:13:20 UTC.
   CHECK_THAT(run_ok("xorriso -indev " + sh_quote(a) + " -pvd_info 2>/dev/null"),
              Catch::Contains("Creation Time: 2023111422132000"));
+  // Times after the epoch are clamped to it (xorriso and find as oracles).
+  run_ok("touch -d @1800000000 " + sh_quote(dir / "tree/a.txt"));
+  REQUIRE(run("SOURCE_DATE_EPOCH=1700000000 " + std::string(VDISK_BIN) + " mkiso " + tree + " -o " +
+              sh_quote(dir / "d.iso"))
+              .exit_code == 0);
+  xorriso_extract(dir / "d.iso", dir / "dx");
+  CHECK(run_ok("find " + sh_quote(dir / "dx/a.txt") + " -printf '%T@'") == "1700000000.0000000000");
+  CHECK(run_ok("find " + sh_quote(dir / "dx/rand.bin") + " -printf '%T@'") ==
+        "1500000000.0000000000");
   // Without it the dates are now: a different image.
   REQUIRE(run_vdisk("mkiso " + tree + " -o " + sh_quote(dir / "c.iso")).exit_code == 0);
   CHECK(coreutils_digest("sha256sum", dir / "c.iso") != coreutils_digest("sha256sum", a));
@@ -220,6 +242,10 @@ TEST_CASE("a file over 4 GiB, sparse on the host, round-trips as a multi-extent 
   // xorriso: one file of the full size, in two extents; the bytes at the LBAs
   // it reports are the source's.
   CHECK_THAT(run_ok("xorriso -indev " + sh_quote(iso) + " -find /huge.bin -exec lsdl 2>/dev/null"),
+             Catch::Contains(std::to_string(size)));
+  // The Joliet tree carries the same multi-extent file.
+  CHECK_THAT(run_ok("xorriso -read_fs norock -indev " + sh_quote(iso) +
+                    " -find /huge.bin -exec lsdl 2>/dev/null"),
              Catch::Contains(std::to_string(size)));
   std::string lba =
       run_ok("xorriso -indev " + sh_quote(iso) + " -find /huge.bin -exec report_lba 2>/dev/null");
@@ -295,6 +321,27 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
       run_ok("xorriso -indev " + sh_quote(x) + " -report_el_torito plain 2>/dev/null");
   CHECK_THAT(xrep, Catch::Contains(std::to_string(xe.find("load_rba")->as_u64())));
   CHECK(run_vdisk("ls " + sh_quote(x) + " boot").out == "boot.img\n");
+
+  // A BIOS and a UEFI entry (a section after the default entry).
+  run_ok("head -c 70000 /dev/urandom > " + sh_quote(dir / "tree/boot/efi.img"));
+  std::string two = dir / "two.iso";
+  run_ok(
+      "xorriso -as mkisofs -R -b boot/boot.img -no-emul-boot -boot-load-size 4 -eltorito-alt-boot "
+      "-e boot/efi.img "
+      "-no-emul-boot -o " +
+      sh_quote(two) + " " + sh_quote(dir / "tree") + " 2>/dev/null");
+  RunResult ti = run_vdisk("info --output json " + sh_quote(two));
+  REQUIRE(ti.exit_code == 0);
+  Json tj = Json::parse(ti.out);
+  const Json::Array& entries = tj.find("details")->find("boot_entries")->as_array();
+  REQUIRE(entries.size() == 2);
+  CHECK(entries[1].find("platform")->as_string() == "EFI");
+  CHECK(entries[1].find("sector_count")->as_u64() == 140);  // 70000 bytes
+  std::string trep =
+      run_ok("xorriso -indev " + sh_quote(two) + " -report_el_torito plain 2>/dev/null");
+  CHECK(
+      std::regex_search(trep, std::regex("boot img :   2  UEFI  y   none  0x0000  0x00    140\\s+" +
+                                         std::to_string(entries[1].find("load_rba")->as_u64()))));
 }
 
 TEST_CASE("an ISO is a disk image too: info, cat, hash, convert", "[iso]") {
@@ -446,4 +493,124 @@ TEST_CASE("extract never writes outside its directory", "[iso]") {
   CHECK(!file_exists(dir / "a/b"));
   CHECK(!file_exists(dir / "out/a/b"));
   CHECK(run_ok("readlink " + sh_quote(dir / "out/d1")) == "../outside\n");
+}
+
+TEST_CASE(
+    "Rock Ridge devices, fifos, 255-byte names and long links: written, then read by xorriso and "
+    "vdisk",
+    "[iso]") {
+  require_tool("xorriso");
+  TempDir dir;
+  write_file(dir / "content", {'d', 'a', 't', 'a', '\n'});
+  using iso9660::MkisoNode;
+  MkisoNode root;
+  root.type = NodeType::kDirectory;
+  root.mode = 0755;
+  root.mtime = root.atime = root.ctime = 1600000000;
+  auto add = [&](const std::string& name, NodeType type, uint32_t mode) -> MkisoNode& {
+    MkisoNode n;
+    n.name = name;
+    n.type = type;
+    n.mode = mode;
+    n.uid = 1234;
+    n.gid = 567;
+    n.mtime = n.atime = n.ctime = 1600000000;
+    root.children.push_back(n);
+    return root.children.back();
+  };
+  add("null", NodeType::kCharDevice, 0666).rdev = (1ull << 32) | 3;
+  add("sda1", NodeType::kBlockDevice, 0660).rdev = (8ull << 32) | 1;
+  add("pipe", NodeType::kFifo, 0644);
+  std::string long_name = std::string(251, 'n') + ".txt";  // 255 bytes: two NM entries
+  MkisoNode& f = add(long_name, NodeType::kRegular, 0640);
+  f.size = 5;
+  f.source_path = dir / "content";
+  std::string target =
+      "/" + std::string(250, 'a') + "/" + std::string(250, 'b') + "/../c";  // several SL entries
+  add("ln", NodeType::kSymlink, 0777).link_target = target;
+
+  iso9660::MkisoOptions opts;
+  opts.source_date_epoch = 1700000000;
+  opts.env = &Env::posix();
+  std::string iso = dir / "dev.iso";
+  iso9660::write_iso(root, opts, iso);
+  require_xorriso_happy(iso);
+
+  std::string l = run_ok("xorriso -indev " + sh_quote(iso) + " -find / -exec lsdl 2>/dev/null");
+  CHECK_THAT(l, Catch::Contains("crw-rw-rw-"));
+  CHECK(std::regex_search(l, std::regex(R"(c[rw-]{9}\s+1\s+1234\s+567\s+1,\s*3 .*'/null')")));
+  CHECK(std::regex_search(l, std::regex(R"(b[rw-]{9}\s+1\s+1234\s+567\s+8,\s*1 .*'/sda1')")));
+  CHECK(std::regex_search(l, std::regex(R"(p[rw-]{9}\s+1\s+1234\s+567\s+.*'/pipe')")));
+  CHECK_THAT(l, Catch::Contains("'/" + long_name + "'"));
+  CHECK_THAT(l, Catch::Contains("'/ln' -> '" + target + "'"));
+
+  // vdisk's reader, straight through the library.
+  auto file = std::shared_ptr<const File>(Env::posix().open_read(iso));
+  auto dev = std::make_shared<FileDevice>(file, 0, file->size(), "iso");
+  std::unique_ptr<FileTree> tree = open_file_tree(dev, iso);
+  REQUIRE(tree);
+  NodeStat null_st = tree->stat(resolve_tree_path(*tree, "/null", iso));
+  CHECK(null_st.type == NodeType::kCharDevice);
+  CHECK(null_st.rdev == ((1ull << 32) | 3));
+  CHECK(null_st.uid == 1234);
+  CHECK(null_st.mode == 0666);
+  CHECK(tree->stat(resolve_tree_path(*tree, "/sda1", iso)).type == NodeType::kBlockDevice);
+  CHECK(tree->stat(resolve_tree_path(*tree, "/pipe", iso)).type == NodeType::kFifo);
+  NodeId fid = resolve_tree_path(*tree, "/" + long_name, iso);
+  char buf[16] = {};
+  CHECK(tree->read(fid, 0, buf, sizeof buf) == 5);
+  CHECK(std::string(buf, 5) == "data\n");
+  CHECK(tree->stat(fid).mtime.seconds == 1600000000);
+  CHECK(tree->readlink(resolve_tree_path(*tree, "/ln", iso)) == target);
+}
+
+TEST_CASE("the ISO file tree answers many threads at once", "[iso]") {
+  require_tool("xorriso");
+  TempDir dir;
+  make_tree(dir / "tree", false);
+  std::string iso = dir / "x.iso";
+  run_ok("xorriso -as mkisofs -R -J -o " + sh_quote(iso) + " " + sh_quote(dir / "tree") +
+         " 2>/dev/null");
+  auto file = std::shared_ptr<const File>(Env::posix().open_read(iso));
+  auto dev = std::make_shared<FileDevice>(file, 0, file->size(), "iso");
+  std::unique_ptr<FileTree> tree = open_file_tree(dev, iso);
+  REQUIRE(tree);
+  // Every regular file in the source, as (path, bytes) — read from the host.
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> files;
+  std::string list = run_ok("cd " + sh_quote(dir / "tree") + " && find . -type f -printf '%P\\n'");
+  size_t start = 0;
+  while (start < list.size()) {
+    size_t nl = list.find('\n', start);
+    std::string p = list.substr(start, nl - start);
+    start = nl + 1;
+    files.emplace_back(p, read_file(dir / ("tree/" + p)));
+  }
+  REQUIRE(files.size() > 40);
+  std::atomic<int> mismatches{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (size_t i = static_cast<size_t>(t); i < files.size() + static_cast<size_t>(t); ++i) {
+          auto& [path, bytes] = files[i % files.size()];
+          try {
+            NodeId id = resolve_tree_path(*tree, path, iso);
+            std::vector<uint8_t> got(bytes.size() + 10);
+            size_t n = 0, r;
+            while (n < got.size() && (r = tree->read(id, n, got.data() + n,
+                                                     std::min<size_t>(7001, got.size() - n))) > 0) {
+              n += r;
+            }
+            got.resize(n);
+            if (got != bytes) ++mismatches;
+          } catch (...) {
+            ++errors;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == 0);
+  CHECK(errors == 0);
 }

@@ -59,8 +59,17 @@ void parse_entries(const uint8_t* a, size_t len, RockRidgeEntries& out, ParseSta
       out.gid = load_le32(e + 28);
     } else if (is('P', 'N') && elen >= rr::kPnLength) {
       out.has_pn = true;
+      // RRIP 4.1.2 leaves the split of a device number to the system.
+      // genisoimage (and Linux when high != 0) use high = major, low = minor;
+      // libisofs stores the glibc dev_t, which for high == 0 decodes as below
+      // (and equals Linux's "low >> 8, low & 0xff" for small numbers).
       uint64_t high = load_le32(e + 4), low = load_le32(e + 12);
-      out.rdev = (high << 32) | low;
+      uint64_t major = high, minor = low;
+      if (high == 0) {
+        major = (low >> 8) & 0xFFF;
+        minor = (low & 0xFF) | ((low >> 12) & ~uint64_t{0xFF});
+      }
+      out.rdev = (major << 32) | minor;
     } else if (is('N', 'M') && elen >= 5) {
       if (!st.nm_done) {
         uint8_t flags = e[4];
@@ -179,6 +188,44 @@ void parse_system_use(const BlockDevice& dev, const std::string& label, const ui
   }
 }
 
+NodeType node_type_from_mode(uint32_t mode) {
+  switch (mode & rr::kIfMt) {
+    case rr::kIfDir:
+      return NodeType::kDirectory;
+    case rr::kIfLnk:
+      return NodeType::kSymlink;
+    case rr::kIfChr:
+      return NodeType::kCharDevice;
+    case rr::kIfBlk:
+      return NodeType::kBlockDevice;
+    case rr::kIfIfo:
+      return NodeType::kFifo;
+    case rr::kIfSock:
+      return NodeType::kSocket;
+    default:
+      return NodeType::kRegular;
+  }
+}
+
+uint32_t mode_type_bits(NodeType type) {
+  switch (type) {
+    case NodeType::kDirectory:
+      return rr::kIfDir;
+    case NodeType::kSymlink:
+      return rr::kIfLnk;
+    case NodeType::kCharDevice:
+      return rr::kIfChr;
+    case NodeType::kBlockDevice:
+      return rr::kIfBlk;
+    case NodeType::kFifo:
+      return rr::kIfIfo;
+    case NodeType::kSocket:
+      return rr::kIfSock;
+    default:
+      return rr::kIfReg;
+  }
+}
+
 std::string make_sp_entry() {
   std::string s = header("SP", susp::kSpLength);
   s += static_cast<char>(0xBE);
@@ -223,9 +270,18 @@ std::string make_px_entry(uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t 
 }
 
 std::string make_pn_entry(uint64_t rdev) {
+  // Small numbers as high = 0, low = major << 8 | minor: Linux and libisofs
+  // both read that right; larger ones as high = major, low = minor (Linux,
+  // genisoimage).
+  uint64_t major = rdev >> 32, minor = rdev & 0xFFFFFFFF;
   std::string s = header("PN", rr::kPnLength);
-  put_both32(s, static_cast<uint32_t>(rdev >> 32));
-  put_both32(s, static_cast<uint32_t>(rdev));
+  if (major < 4096 && minor < 256) {
+    put_both32(s, 0);
+    put_both32(s, static_cast<uint32_t>((major << 8) | minor));
+  } else {
+    put_both32(s, static_cast<uint32_t>(major));
+    put_both32(s, static_cast<uint32_t>(minor));
+  }
   return s;
 }
 

@@ -29,7 +29,7 @@ struct RockRidgeEntries {
   bool has_sl = false;
   std::string link_target;
   bool has_pn = false;
-  uint64_t rdev = 0;
+  uint64_t rdev = 0;  // major << 32 | minor
 
   std::optional<uint32_t> child_link;   // CL: LBA of the relocated directory
   std::optional<uint32_t> parent_link;  // PL: LBA of the real parent (in ".." only)
@@ -47,12 +47,16 @@ struct RockRidgeEntries {
 void parse_system_use(const BlockDevice& dev, const std::string& label, const uint8_t* area,
                       size_t len, uint64_t where, RockRidgeEntries& out);
 
+// The file type of a POSIX st_mode (RRIP PX) and back.
+NodeType node_type_from_mode(uint32_t mode);
+uint32_t mode_type_bits(NodeType type);
+
 // ---- Building entries (used by the writer). Each returns complete entries. ----
 std::string make_sp_entry();
 std::string make_er_entry();  // RRIP 1.10 "RRIP_1991A" (what Linux, xorriso and 7z read)
 std::string make_ce_entry(uint32_t block, uint32_t offset, uint32_t length);
 std::string make_px_entry(uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid);
-std::string make_pn_entry(uint64_t rdev);
+std::string make_pn_entry(uint64_t rdev);  // rdev = major << 32 | minor
 std::string make_tf_entry(int64_t mtime, int64_t atime, int64_t ctime);
 std::string make_cl_entry(uint32_t lba);
 std::string make_pl_entry(uint32_t lba);

@@ -184,25 +184,6 @@ std::vector<Record> parse_directory(const std::vector<uint8_t>& data, uint64_t b
   return out;
 }
 
-NodeType type_from_mode(uint32_t mode) {
-  switch (mode & rr::kIfMt) {
-    case rr::kIfDir:
-      return NodeType::kDirectory;
-    case rr::kIfLnk:
-      return NodeType::kSymlink;
-    case rr::kIfChr:
-      return NodeType::kCharDevice;
-    case rr::kIfBlk:
-      return NodeType::kBlockDevice;
-    case rr::kIfIfo:
-      return NodeType::kFifo;
-    case rr::kIfSock:
-      return NodeType::kSocket;
-    default:
-      return NodeType::kRegular;
-  }
-}
-
 struct Node {
   NodeStat st;
   NodeId parent = 0;
@@ -363,7 +344,7 @@ class IsoTree final : public FileTree {
     NodeStat& st = n.st;
     st.type = is_dir ? NodeType::kDirectory : NodeType::kRegular;
     if (rr.has_px) {
-      NodeType t = type_from_mode(rr.mode);
+      NodeType t = node_type_from_mode(rr.mode);
       if (!is_dir && t != NodeType::kDirectory) st.type = t;
       st.mode = rr.mode & 07777;
       st.nlink = rr.nlink;
@@ -643,6 +624,8 @@ Json volume_details(const BlockDevice& dev, const std::string& label, const Volu
         e.set("system_type", b.system_type);
         e.set("sector_count", b.sector_count);
         e.set("load_rba", b.load_rba);
+        // Where to read the boot image from (dd skip=, vdisk map).
+        e.set("image_offset", static_cast<uint64_t>(b.load_rba) * kSectorSize);
         boots.push(std::move(e));
       }
       j.set("boot_entries", std::move(boots));

@@ -24,25 +24,6 @@ constexpr size_t kMaxRecord = 254;      // directory records stay even and < 256
 constexpr size_t kMaxJolietUnits = 64;  // Joliet 1995: identifiers up to 64 UCS-2 characters
 constexpr size_t kCopyChunk = 4 << 20;
 
-uint32_t type_bits(NodeType t) {
-  switch (t) {
-    case NodeType::kDirectory:
-      return rr::kIfDir;
-    case NodeType::kSymlink:
-      return rr::kIfLnk;
-    case NodeType::kCharDevice:
-      return rr::kIfChr;
-    case NodeType::kBlockDevice:
-      return rr::kIfBlk;
-    case NodeType::kFifo:
-      return rr::kIfIfo;
-    case NodeType::kSocket:
-      return rr::kIfSock;
-    default:
-      return rr::kIfReg;
-  }
-}
-
 struct WNode;
 
 // One entry of an ISO 9660 directory as written.
@@ -340,12 +321,14 @@ class IsoBuilder {
     WNode* n = new_node();
     n->src = &m;
     n->type = m.type;
-    n->mode = type_bits(m.type) | (m.mode & 07777);
+    n->mode = mode_type_bits(m.type) | (m.mode & 07777);
     n->uid = m.uid;
     n->gid = m.gid;
     n->mtime = clamp(m.mtime);
-    n->atime = clamp(m.atime);
-    n->ctime = clamp(m.ctime);
+    // Reading the tree changes atimes and copying it changes ctimes, so a
+    // reproducible image records the modification time for all three.
+    n->atime = opts_.source_date_epoch ? n->mtime : m.atime;
+    n->ctime = opts_.source_date_epoch ? n->mtime : m.ctime;
     n->size = m.type == NodeType::kRegular ? m.size : 0;
     n->parent = parent;
     if (m.type == NodeType::kDirectory) {
@@ -387,7 +370,8 @@ class IsoBuilder {
       }
       if (!next)
         throw Error(ErrorKind::kInvalidArgument, opts_.boot_image, std::nullopt,
-                    "boot image not found in the tree");
+                    "boot image is not a file inside the source directory (--boot takes a path "
+                    "inside DIR)");
       cur = next;
     }
     if (cur->type != NodeType::kRegular || cur->size == 0) {

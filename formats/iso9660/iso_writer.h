@@ -6,7 +6,9 @@
 //
 // The output is reproducible: names are sorted, no random ids or host names
 // are recorded, and with `source_date_epoch` set every time stamp is clamped
-// to it (volume dates equal it), so the same tree gives the same bytes.
+// to it (volume dates equal it) and access and attribute-change times are
+// recorded as the modification time, so the same tree (same names, contents,
+// modes, owners and mtimes) gives the same bytes.
 #pragma once
 
 #include <cstdint>
