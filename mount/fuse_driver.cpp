@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -31,6 +32,7 @@ constexpr unsigned kMaxIo = 1u << 20;
 struct Context {
   std::shared_ptr<const FileTree> tree;
   NodeId root = 0;
+  bool syslog = false;
   std::mutex log_mutex;
 };
 
@@ -53,8 +55,12 @@ void guarded(fuse_req_t req, Body&& body) noexcept {
       // Damage inside the image is worth a line in the foreground (the
       // daemon's stderr is /dev/null).
       Context& c = context(req);
-      std::lock_guard<std::mutex> lock(c.log_mutex);
-      std::fprintf(stderr, "vdisk: %s\n", e.what());
+      if (c.syslog) {
+        ::syslog(LOG_ERR, "%s", e.what());
+      } else {
+        std::lock_guard<std::mutex> lock(c.log_mutex);
+        std::fprintf(stderr, "vdisk: %s\n", e.what());
+      }
     }
   } catch (const std::bad_alloc&) {
     err = ENOMEM;
@@ -338,10 +344,9 @@ std::string escape_opt(const std::string& s) {
 // KiB), so buffered reads arrive in 128 KiB requests whatever max_read says.
 // Raising the window of our own mount's bdi (root only: sysfs) lets
 // sequential reads arrive 1 MiB at a time. Best effort: nothing depends on it.
-void widen_readahead(const std::string& mountpoint) {
-  auto m = find_mount(mountpoint);
-  if (!m || m->device.empty() || m->device.find('/') != std::string::npos) return;
-  std::ofstream out("/sys/class/bdi/" + m->device + "/read_ahead_kb");
+void widen_readahead(const std::string& device) {
+  if (device.empty() || device.find('/') != std::string::npos) return;
+  std::ofstream out("/sys/class/bdi/" + device + "/read_ahead_kb");
   if (out) out << (kMaxIo / 1024) << "\n";
 }
 
@@ -352,9 +357,11 @@ class SessionGuard {
     if (signals_) fuse_remove_signal_handlers(se_);
     if (mounted_) fuse_session_unmount(se_);
     fuse_session_destroy(se_);
+    if (marker_ >= 0) ::close(marker_);  // last: the daemon is done with the mount
   }
   bool signals_ = false;
   bool mounted_ = false;
+  int marker_ = -1;
 
  private:
   fuse_session* se_;
@@ -367,6 +374,7 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
   Context ctx;
   ctx.tree = std::move(view);
   ctx.root = ctx.tree->root();
+  ctx.syslog = opts.log_to_syslog;
   fuse_lowlevel_ops ops = make_ops();
 
   std::string mount_opts =
@@ -398,7 +406,10 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
                 "cannot mount (see libfuse's message above; is /dev/fuse usable?)");
   }
   guard.mounted_ = true;
-  widen_readahead(opts.mountpoint);
+  if (auto m = find_mount(opts.mountpoint)) {
+    widen_readahead(m->device);
+    guard.marker_ = hold_daemon_marker(m->device);
+  }
   on_ready();
 
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -428,8 +439,11 @@ void serve_in_background(std::shared_ptr<const FileTree> view, const ServeOption
     ::setsid();
     bool told = false;
     int code = 0;
+    ServeOptions daemon_opts = opts;
+    daemon_opts.log_to_syslog = true;
+    ::openlog("vdisk", LOG_PID, LOG_DAEMON);
     try {
-      serve(std::move(view), opts, [&] {
+      serve(std::move(view), daemon_opts, [&] {
         if (::chdir("/") != 0) {
           // Nothing depends on the cwd; keep going.
         }

@@ -56,6 +56,9 @@ struct ServeOptions {
   // Install SIGINT/SIGTERM/SIGHUP handlers that end the loop and unmount.
   bool handle_signals = true;
   unsigned max_threads = 16;
+  // Where errors inside the image (EIO answers) are reported: stderr, or
+  // syslog for a daemon whose stderr is /dev/null.
+  bool log_to_syslog = false;
 };
 
 // Mounts `view` read-only and serves it from several threads until the

@@ -1,7 +1,16 @@
 #include "mount/mountinfo.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace vdisk::mount {
 
@@ -30,7 +39,45 @@ std::string unescape(const std::string& s) {
   return out;
 }
 
+// Binds the abstract socket name of `device`; the fd, or -1 (errno set).
+int bind_marker(const std::string& device) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  std::string name = "vdisk-mount:" + device;
+  if (name.size() + 1 > sizeof addr.sun_path) name.resize(sizeof addr.sun_path - 1);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // sun_path[0] = 0: abstract
+  socklen_t len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
+  if (::bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
+
+int hold_daemon_marker(const std::string& device) {
+  return bind_marker(device);
+}
+
+bool wait_daemon_gone(const std::string& device, double seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  for (;;) {
+    int fd = bind_marker(device);
+    if (fd >= 0) {
+      ::close(fd);
+      return true;
+    }
+    if (errno != EADDRINUSE) return true;  // cannot tell: do not wait
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 
 std::optional<MountInfoEntry> find_mount(const std::string& path) {
   std::ifstream in("/proc/self/mountinfo");

@@ -82,25 +82,9 @@ std::string check_mountpoint(const std::string& mountpoint) {
   return abs;
 }
 
-void unmount(const std::string& mountpoint) {
-  char buf[PATH_MAX];
-  std::string abs = mountpoint;
-  // realpath fails on a stale FUSE mount (ENOTCONN); the name then stays as given.
-  if (::realpath(mountpoint.c_str(), buf)) {
-    abs = buf;
-  } else if (errno == ENOENT) {
-    fail(ErrorKind::kNotFound, mountpoint, "no such mount point");
-  } else if (!mountpoint.empty() && mountpoint[0] != '/') {
-    char cwd[PATH_MAX];
-    if (::getcwd(cwd, sizeof cwd)) abs = std::string(cwd) + "/" + mountpoint;
-  }
-  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
-  auto fstype = mounted_fstype(abs);
-  if (!fstype) fail(ErrorKind::kInvalidArgument, mountpoint, "not a mount point");
-  if (*fstype != "fuse.vdisk") {
-    fail(ErrorKind::kInvalidArgument, mountpoint,
-         "is a " + *fstype + " mount, not a vdisk one: refusing to unmount it");
-  }
+namespace {
+
+void unmount_kernel(const std::string& mountpoint, const std::string& abs) {
   if (::geteuid() == 0) {
     if (::umount2(abs.c_str(), 0) != 0) {
       int err = errno;
@@ -125,4 +109,31 @@ void unmount(const std::string& mountpoint) {
   }
 }
 
+}  // namespace
+
+void unmount(const std::string& mountpoint) {
+  char buf[PATH_MAX];
+  std::string abs = mountpoint;
+  // realpath fails on a stale FUSE mount (ENOTCONN); the name then stays as given.
+  if (::realpath(mountpoint.c_str(), buf)) {
+    abs = buf;
+  } else if (errno == ENOENT) {
+    fail(ErrorKind::kNotFound, mountpoint, "no such mount point");
+  } else if (!mountpoint.empty() && mountpoint[0] != '/') {
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd)) abs = std::string(cwd) + "/" + mountpoint;
+  }
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  auto entry = find_mount(abs);
+  if (!entry) fail(ErrorKind::kInvalidArgument, mountpoint, "not a mount point");
+  if (entry->fstype != "fuse.vdisk") {
+    fail(ErrorKind::kInvalidArgument, mountpoint,
+         "is a " + entry->fstype + " mount, not a vdisk one: refusing to unmount it");
+  }
+  unmount_kernel(mountpoint, abs);
+  // Return only once the daemon has let go of the image and exited.
+  if (!wait_daemon_gone(entry->device, 10.0)) {
+    fail(ErrorKind::kIo, mountpoint, "unmounted, but the vdisk daemon did not exit within 10 s");
+  }
+}
 }  // namespace vdisk::mount

@@ -32,7 +32,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const uint64_t kDiskSize = 48ull * 1024 * 1024;
+const uint64_t kDiskSize = 24ull * 1024 * 1024;
 
 // Mounts `image` at `mp` (extra: more arguments) and requires success.
 void mount_ok(const std::string& image, const std::string& mp, const std::string& extra = "") {
@@ -427,6 +427,10 @@ class FakeTree final : public FileTree {
         s.mode = 0444;
         s.size = deep_.size();
         return s;
+      case 106:  // a file whose data is damaged: reads throw kCorrupt
+        s.mode = 0644;
+        s.size = 4096;
+        return s;
       case 105:
         s.type = NodeType::kSymlink;
         s.mode = 0777;
@@ -440,7 +444,8 @@ class FakeTree final : public FileTree {
       return {{"hello.txt", stat(101)},
               {"big.bin", stat(102)},
               {"sub", stat(103)},
-              {"link", stat(105)}};
+              {"link", stat(105)},
+              {"bad.bin", stat(106)}};
     }
     if (dir == 103) return {{"deep.txt", stat(104)}};
     throw Error(ErrorKind::kInvalidArgument, "fake", std::nullopt, "not a directory");
@@ -498,7 +503,8 @@ TEST_CASE("the driver serves a FileTree: names, modes, sizes, times, links, cont
   } stop{opts.mountpoint, served};
   REQUIRE(ready.get_future().wait_for(std::chrono::seconds(5)) == std::future_status::ready);
 
-  CHECK(dir_names(mp) == std::vector<std::string>{"big.bin", "hello.txt", "link", "sub"});
+  CHECK(dir_names(mp) ==
+        std::vector<std::string>{"bad.bin", "big.bin", "hello.txt", "link", "sub"});
   CHECK(dir_names(mp + "/sub") == std::vector<std::string>{"deep.txt"});
   struct stat st;
   REQUIRE(::lstat((mp + "/big.bin").c_str(), &st) == 0);
@@ -522,6 +528,15 @@ TEST_CASE("the driver serves a FileTree: names, modes, sizes, times, links, cont
   CHECK(read_file(mp + "/big.bin") == pattern_bytes(3 * 1024 * 1024 + 123, 77));
   CHECK_FALSE(file_exists(mp + "/missing"));
   CHECK_FALSE(file_exists(mp + "/missing"));  // the cached negative entry answers the same
+  // An error inside the image is EIO for the reader, never a crash of the driver.
+  int fd = ::open((mp + "/bad.bin").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  char one[16];
+  errno = 0;
+  CHECK(::read(fd, one, sizeof one) == -1);
+  CHECK(errno == EIO);
+  ::close(fd);
+  CHECK(read_file(mp + "/hello.txt").size() == 12);  // still serving
   check_read_only(mp, "hello.txt");
   mount::unmount(opts.mountpoint);
   CHECK(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);

@@ -147,7 +147,7 @@ std::string utf16le_to_utf8(const uint8_t* p, size_t bytes) {
   return out;
 }
 
-class TableReader {
+class TableReader final {
  public:
   TableReader(const BlockDevice& disk, const std::string& label)
       : disk_(disk), label_(label), size_(disk.size()) {}
