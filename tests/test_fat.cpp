@@ -101,16 +101,22 @@ TEST_CASE("FAT32 made by mkfs.vfat and mcopy reads like its source", "[fat]") {
   check_fat(32, 33792);
 }
 
-TEST_CASE("FAT long names fall back to the 8.3 name when the checksum fails", "[fat]") {
+TEST_CASE("FAT long names fall back to the 8.3 name on a bad checksum; deleted entries are skipped",
+          "[fat]") {
   TempDir dir;
   std::string img = dir / "fat.img";
   run_ok("mkfs.vfat -C -F 16 " + sh_quote(img) + " 16384 >/dev/null");
   std::string f = dir / "Some Long Name.txt";
   write_file(f, {'a', 'b'});
-  run_ok(std::string(kMtoolsEnv) + "mcopy -i " + sh_quote(img) + " " + sh_quote(f) + " ::/");
+  std::string gone = dir / "Deleted Soon.txt";
+  write_file(gone, {'x'});
+  run_ok(std::string(kMtoolsEnv) + "mcopy -i " + sh_quote(img) + " " + sh_quote(gone) + " " +
+         sh_quote(f) + " ::/");
+  run_ok(std::string(kMtoolsEnv) + "mdel -i " + sh_quote(img) + " '::/Deleted Soon.txt'");
   {
     auto tree = open_tree(img);
     CHECK(tree->lookup(tree->root(), "Some Long Name.txt") != 0);
+    CHECK_THROWS_AS(tree->lookup(tree->root(), "Deleted Soon.txt"), Error);
   }
   // Find the long-name entry in the root directory (mtools' 8.3 alias is
   // "SOMELO~1TXT") and break its checksum byte (offset 13).
@@ -120,11 +126,13 @@ TEST_CASE("FAT long names fall back to the 8.3 name when the checksum fails", "[
   uint64_t root = (rsvd + uint64_t{fats} * fatsz) * bps;
   uint64_t lfn = 0, sfn = 0;
   for (uint64_t p = root; p < root + 512 * 32; p += 32) {
-    if (b[p + 11] == 0x0F && lfn == 0) lfn = p;
+    if (b[p + 11] == 0x0F && b[p] != 0xE5 && lfn == 0) lfn = p;
     if (std::string(b.begin() + p, b.begin() + p + 11) == "SOMELO~1TXT") sfn = p;
   }
   REQUIRE(lfn != 0);
   REQUIRE(sfn != 0);
+  // The deleted file's entries are still there, marked 0xE5, before the live ones.
+  CHECK(b[root] == 0xE5);
   write_at(img, lfn + 13, {static_cast<uint8_t>(b[lfn + 13] ^ 0xFF)});
   auto tree = open_tree(img);
   auto entries = tree->list(tree->root());
