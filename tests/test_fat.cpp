@@ -101,7 +101,7 @@ TEST_CASE("FAT32 made by mkfs.vfat and mcopy reads like its source", "[fat]") {
   check_fat(32, 33792);
 }
 
-TEST_CASE("FAT long names fall back to the 8.3 name on a bad checksum; deleted entries are skipped",
+TEST_CASE("FAT long names fall back to the 8.3 name on a bad checksum and skip deleted entries",
           "[fat]") {
   TempDir dir;
   std::string img = dir / "fat.img";
