@@ -329,7 +329,7 @@ TEST_CASE("ext: damaged metadata gives errors, never a crash or a hang", "[ext]"
   CHECK_THROWS_AS(ext::open_ext_tree(dev, bad), Error);
 }
 
-TEST_CASE("ext: 32-bit owners and times past 2038 with nanoseconds", "[ext]") {
+TEST_CASE("ext: 32-bit owners, device numbers and times past 2038 with nanoseconds", "[ext]") {
   TempDir dir;
   std::string src = dir / "src", img = dir / "e.img";
   make_source(src, false);
@@ -342,9 +342,24 @@ TEST_CASE("ext: 32-bit owners and times past 2038 with nanoseconds", "[ext]") {
   sif("gid", "70000");
   sif("mtime", "0x80000000");
   sif("mtime_extra", "0x12345679");  // epoch bits 01, nanoseconds 0x12345679 >> 2
+  // Device nodes, old (8-bit) and new encodings, made by debugfs (no root).
+  run_ok("debugfs -w -R 'mknod tty c 4 64' " + sh_quote(img) + " 2>/dev/null");
+  run_ok("debugfs -w -R 'mknod nvme b 259 700' " + sh_quote(img) + " 2>/dev/null");
+  REQUIRE(run_ok("debugfs -R 'stat nvme' " + sh_quote(img) + " 2>/dev/null")
+              .find("major/minor number: 259:700") != std::string::npos);
+  REQUIRE(run_ok("debugfs -R 'stat tty' " + sh_quote(img) + " 2>/dev/null")
+              .find("major/minor number: 04:64") != std::string::npos);
   auto tree = open_tree(img);
   NodeStat st = tree->stat(resolve_tree_path(*tree, "/small.txt", img));
   check_against_debugfs(*tree, img, "/");  // uid 100005, gid 70000 per debugfs
+  NodeStat tty = tree->stat(resolve_tree_path(*tree, "/tty", img));
+  CHECK(tty.type == NodeType::kCharDevice);
+  CHECK(tty.rdev == ((uint64_t{4} << 32) | 64));  // the FileTree convention: major << 32 | minor
+  NodeStat nvme = tree->stat(resolve_tree_path(*tree, "/nvme", img));
+  CHECK(nvme.type == NodeType::kBlockDevice);
+  CHECK(nvme.rdev == ((uint64_t{259} << 32) | 700));
+  CHECK_THAT(run_ok(std::string(VDISK_BIN) + " ls -l " + sh_quote(img) + " /nvme"),
+             Catch::Contains("259, 700"));
   CHECK(st.uid == 100005);
   CHECK(st.gid == 70000);
   // debugfs prints the decoded date; with TZ=UTC it must be ours.

@@ -286,9 +286,8 @@ class ExtTree final : public FileTree {
         major = (b1 >> 8) & 0xFFF;
         minor = (b1 & 0xFF) | ((b1 >> 12) & 0xFFF00);
       }
-      // Linux's user-space dev_t layout.
-      st.rdev = (uint64_t{minor} & 0xFF) | ((uint64_t{major} & 0xFFF) << 8) |
-                ((uint64_t{minor} & ~0xFFull) << 12) | ((uint64_t{major} & ~0xFFFull) << 32);
+      // The file-tree convention (shared with ISO 9660 and `vdisk ls -l`).
+      st.rdev = (uint64_t{major} << 32) | minor;
       st.size = 0;
     }
     st.atime = time_field(in, kInAtime, kInAtimeExtra);
