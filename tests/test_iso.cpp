@@ -92,6 +92,14 @@ std::string vdisk_extract(const std::string& iso, const std::string& dir) {
   return dir;
 }
 
+// `vdisk info --output json IMAGE`, parsed.
+Json info_json(const std::string& image) {
+  RunResult r = run_vdisk("info --output json " + sh_quote(image));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return Json::parse(r.out);
+}
+
 uint32_t load_u32(const std::vector<uint8_t>& b, size_t off) {
   return load_le32(b.data() + off);
 }
@@ -289,9 +297,7 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
       run_ok("xorriso -indev " + sh_quote(iso) + " -report_el_torito plain 2>/dev/null");
   CHECK_THAT(rep, Catch::Contains("El Torito boot img :   1  BIOS  y   none"));
   // The entry's load RBA holds the boot image.
-  RunResult info = run_vdisk("info --output json " + sh_quote(iso));
-  REQUIRE(info.exit_code == 0);
-  Json j = Json::parse(info.out);
+  Json j = info_json(iso);
   const Json* d = j.find("details");
   REQUIRE(d != nullptr);
   const Json& e = d->find("boot_entries")->as_array().at(0);
@@ -308,9 +314,7 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
       "xorriso -as mkisofs -R -b boot/boot.img -no-emul-boot -boot-load-size 4 "
       "--protective-msdos-label -o " +
       sh_quote(x) + " " + sh_quote(dir / "tree") + " 2>/dev/null");
-  RunResult xi = run_vdisk("info --output json " + sh_quote(x));
-  REQUIRE(xi.exit_code == 0);
-  Json xj = Json::parse(xi.out);
+  Json xj = info_json(x);
   CHECK(xj.find("format")->as_string() == "iso");
   const Json* xd = xj.find("details");
   CHECK(xd->find("hybrid")->as_string() == "MBR");
@@ -322,17 +326,26 @@ TEST_CASE("El Torito boot entries: written by mkiso, read from xorriso's", "[iso
   CHECK_THAT(xrep, Catch::Contains(std::to_string(xe.find("load_rba")->as_u64())));
   CHECK(run_vdisk("ls " + sh_quote(x) + " boot").out == "boot.img\n");
 
-  // A BIOS and a UEFI entry (a section after the default entry).
   run_ok("head -c 70000 /dev/urandom > " + sh_quote(dir / "tree/boot/efi.img"));
+  // A GPT in the system area (an appended EFI partition): still an ISO.
+  std::string g = dir / "gpt.iso";
+  run_ok("xorriso -as mkisofs -R -append_partition 2 0xef " + sh_quote(dir / "tree/boot/efi.img") +
+         " -appended_part_as_gpt -o " + sh_quote(g) + " " + sh_quote(dir / "tree") +
+         " 2>/dev/null");
+  require_tool("sgdisk");
+  run_ok("sgdisk -p " + sh_quote(g) + " >/dev/null");  // the oracle agrees there is a GPT
+  Json gj = info_json(g);
+  CHECK(gj.find("format")->as_string() == "iso");
+  CHECK(gj.find("details")->find("hybrid")->as_string() == "GPT");
+  CHECK(run_vdisk("ls " + sh_quote(g) + " boot").out == "boot.img\nefi.img\n");
+  // A BIOS and a UEFI entry (a section after the default entry).
   std::string two = dir / "two.iso";
   run_ok(
       "xorriso -as mkisofs -R -b boot/boot.img -no-emul-boot -boot-load-size 4 -eltorito-alt-boot "
       "-e boot/efi.img "
       "-no-emul-boot -o " +
       sh_quote(two) + " " + sh_quote(dir / "tree") + " 2>/dev/null");
-  RunResult ti = run_vdisk("info --output json " + sh_quote(two));
-  REQUIRE(ti.exit_code == 0);
-  Json tj = Json::parse(ti.out);
+  Json tj = info_json(two);
   const Json::Array& entries = tj.find("details")->find("boot_entries")->as_array();
   REQUIRE(entries.size() == 2);
   CHECK(entries[1].find("platform")->as_string() == "EFI");
@@ -351,9 +364,7 @@ TEST_CASE("an ISO is a disk image too: info, cat, hash, convert", "[iso]") {
   std::string iso = dir / "x.iso";
   run_ok("xorriso -as mkisofs -R -J -V MYVOL -publisher PUB -o " + sh_quote(iso) + " " +
          sh_quote(dir / "tree") + " 2>/dev/null");
-  RunResult info = run_vdisk("info --output json " + sh_quote(iso));
-  REQUIRE(info.exit_code == 0);
-  Json j = Json::parse(info.out);
+  Json j = info_json(iso);
   CHECK(j.find("format")->as_string() == "iso");
   const Json* d = j.find("details");
   CHECK(d->find("volume_id")->as_string() == "MYVOL");
