@@ -52,14 +52,17 @@ NodeId resolve_following(const OpenedTree& t, std::string path) {
 int cmd_cat(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_tree_options(desc);
   desc.add_options()("image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>()->required(), "file inside the image");
+      "path", po::value<std::string>(), "file inside the image (or IMAGE@pN:PATH)");
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("cat", "IMAGE PATH", desc, pos, args, vm)) return kExitOk;
+  if (!parse_args("cat", "[--partition N] IMAGE PATH | IMAGE@pN:PATH", desc, pos, args, vm))
+    return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
-  std::string path = vm["path"].as<std::string>();
+  std::string path = command_path(t, vm, "path", "");
+  if (path.empty()) throw UsageError("cat needs the PATH of a file inside the image");
   NodeId node = resolve_following(t, path);
   NodeStat st = t.tree->stat(node);
   if (st.type != NodeType::kRegular) {

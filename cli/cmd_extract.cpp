@@ -176,6 +176,7 @@ struct Extractor {
 int cmd_extract(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_tree_options(desc);
   desc.add_options()("directory,C", po::value<std::string>()->required(),
                      "destination directory (created if missing)")("quiet,q", "print no summary")(
       "image", po::value<std::string>()->required(), "the image")(
@@ -184,9 +185,11 @@ int cmd_extract(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("extract", "IMAGE [PATH] -C DIR", desc, pos, args, vm)) return kExitOk;
+  if (!parse_args("extract", "[--partition N] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc, pos, args,
+                  vm))
+    return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
-  std::string path = vm["path"].as<std::string>();
+  std::string path = command_path(t, vm, "path", "/");
   std::string dest = vm["directory"].as<std::string>();
   NodeId node = tree_path(t, path);
   NodeStat st = t.tree->stat(node);

@@ -63,6 +63,7 @@ void list_dir(const FileTree& tree, NodeId dir, const std::string& prefix, bool 
 int cmd_ls(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_tree_options(desc);
   desc.add_options()("long,l", "long listing: mode, links, owner, group, size, time, link target")(
       "recursive,R", "list subdirectories too, as paths")(
       "image", po::value<std::string>()->required(), "the image")(
@@ -70,9 +71,10 @@ int cmd_ls(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("ls", "[-l] [-R] IMAGE [PATH]", desc, pos, args, vm)) return kExitOk;
+  if (!parse_args("ls", "[-l] [-R] [--partition N] IMAGE[@pN[:PATH]] [PATH]", desc, pos, args, vm))
+    return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
-  std::string path = vm["path"].as<std::string>();
+  std::string path = command_path(t, vm, "path", "/");
   NodeId node = tree_path(t, path);
   NodeStat st = t.tree->stat(node);
   bool lng = vm.count("long") != 0;

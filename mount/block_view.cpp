@@ -8,6 +8,7 @@
 #include "formats/core/error.h"
 #include "formats/partition/partition_table.h"
 #include "mount/mount.h"
+#include "mount/partition_tree.h"
 
 namespace vdisk::mount {
 
@@ -141,6 +142,8 @@ std::unique_ptr<FileTree> make_view(const ViewRequest& req) {
   }
   if (tree) return tree;
   if (req.mode == Mode::kTree) {
+    // A partitioned disk: one folder per partition with a readable file system.
+    if (auto parts = make_partition_tree(req.disk, req.image, req.mtime, req.warn)) return parts;
     std::string known;
     for (const FileSystemDescriptor* fs : builtin_filesystems())
       known += (known.empty() ? "" : ", ") + fs->name;

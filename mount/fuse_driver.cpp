@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -112,7 +113,9 @@ struct stat to_stat(const Context& c, const NodeStat& n) {
   st.st_uid = n.uid;
   st.st_gid = n.gid;
   st.st_size = static_cast<off_t>(n.size);
-  st.st_rdev = n.rdev;
+  // NodeStat::rdev is major << 32 | minor (what the ISO and ext trees and
+  // `vdisk ls -l` use); the kernel wants its own dev_t encoding.
+  st.st_rdev = makedev(static_cast<unsigned>(n.rdev >> 32), static_cast<unsigned>(n.rdev));
   st.st_blksize = n.type == NodeType::kRegular ? kMaxIo : 4096;
   st.st_blocks = static_cast<blkcnt_t>((n.size + 511) / 512);
   st.st_mtim = {n.mtime.seconds, static_cast<long>(n.mtime.nanoseconds)};

@@ -549,11 +549,11 @@ void compare_trees(const fs::path& want, const fs::path& got) {
   std::map<std::string, fs::path> a, b;
   for (auto it = fs::recursive_directory_iterator(want); it != fs::recursive_directory_iterator();
        ++it) {
-    a[fs::relative(it->path(), want).string()] = it->path();
+    a[it->path().lexically_relative(want).string()] = it->path();
   }
   for (auto it = fs::recursive_directory_iterator(got); it != fs::recursive_directory_iterator();
        ++it) {
-    b[fs::relative(it->path(), got).string()] = it->path();
+    b[it->path().lexically_relative(got).string()] = it->path();
   }
   std::vector<std::string> na, nb;
   for (auto& [k, v] : a) na.push_back(k);
