@@ -6,6 +6,7 @@
 #include <mutex>
 #include <vector>
 
+#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/fat/fat_layout.h"
@@ -35,40 +36,9 @@ constexpr std::array<uint16_t, 128> kCp437High = {
     0x00b0, 0x2219, 0x00b7, 0x221a, 0x207f, 0x00b2, 0x25a0, 0x00a0,
 };
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 // UTF-16 code units to UTF-8; an unpaired surrogate becomes U+FFFD.
 std::string utf16_to_utf8(const std::vector<uint16_t>& units) {
-  std::string out;
-  for (size_t i = 0; i < units.size(); ++i) {
-    uint32_t u = units[i];
-    if (u >= 0xD800 && u < 0xDC00 && i + 1 < units.size() && units[i + 1] >= 0xDC00 &&
-        units[i + 1] < 0xE000) {
-      append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (units[i + 1] - 0xDC00));
-      ++i;
-    } else if (u >= 0xD800 && u < 0xE000) {
-      append_utf8(out, 0xFFFD);
-    } else {
-      append_utf8(out, u);
-    }
-  }
-  return out;
+  return vdisk::utf16_to_utf8(std::u16string(units.begin(), units.end()));
 }
 
 std::string trim_right(std::string s) {

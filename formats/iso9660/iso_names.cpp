@@ -2,89 +2,16 @@
 
 #include <cstdio>
 
+#include "formats/core/unicode.h"
+
 namespace vdisk::iso9660 {
 
-namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
-}  // namespace
-
 std::string utf16be_to_utf8(const uint8_t* p, size_t len) {
-  std::string out;
-  size_t i = 0;
-  while (i + 1 < len) {
-    uint32_t u = static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-    i += 2;
-    if (u >= 0xD800 && u < 0xDC00 && i + 1 < len) {
-      uint32_t lo = static_cast<uint32_t>((p[i] << 8) | p[i + 1]);
-      if (lo >= 0xDC00 && lo < 0xE000) {
-        i += 2;
-        append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00));
-        continue;
-      }
-    }
-    if (u >= 0xD800 && u < 0xE000) u = 0xFFFD;
-    append_utf8(out, u);
-  }
-  if (i < len) append_utf8(out, 0xFFFD);
-  return out;
-}
-
-std::u16string utf8_to_utf16(const std::string& s) {
-  std::u16string out;
-  size_t i = 0;
-  auto cont = [&](size_t k) { return k < s.size() && (static_cast<uint8_t>(s[k]) & 0xC0) == 0x80; };
-  while (i < s.size()) {
-    uint8_t c = static_cast<uint8_t>(s[i]);
-    uint32_t cp = c;
-    size_t n = 1;
-    if (c >= 0xF0 && c < 0xF5 && cont(i + 1) && cont(i + 2) && cont(i + 3)) {
-      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
-           (s[i + 3] & 0x3Fu);
-      n = 4;
-    } else if (c >= 0xE0 && c < 0xF0 && cont(i + 1) && cont(i + 2)) {
-      cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-      n = 3;
-    } else if (c >= 0xC2 && c < 0xE0 && cont(i + 1)) {
-      cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
-      n = 2;
-    }
-    i += n;
-    if (cp >= 0x10000) {
-      cp -= 0x10000;
-      out += static_cast<char16_t>(0xD800 + (cp >> 10));
-      out += static_cast<char16_t>(0xDC00 + (cp & 0x3FF));
-    } else {
-      out += static_cast<char16_t>(cp);
-    }
-  }
-  return out;
+  return utf16_to_utf8(p, len, ByteOrder::kBig, /*stop_at_nul=*/false);
 }
 
 std::string utf16_to_be_bytes(const std::u16string& s) {
-  std::string out;
-  for (char16_t u : s) {
-    out += static_cast<char>(u >> 8);
-    out += static_cast<char>(u & 0xFF);
-  }
-  return out;
+  return utf16_to_bytes(s, ByteOrder::kBig);
 }
 
 std::string display_name(const uint8_t* p, size_t len, bool joliet) {

@@ -3,6 +3,8 @@
 // encodings ISO 9660 uses, and descriptor string fields.
 #pragma once
 
+#include "formats/core/unicode.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -15,8 +17,8 @@ namespace vdisk::iso9660 {
 // Joliet names: UCS-2/UTF-16 big-endian to UTF-8 (unpaired surrogates and an
 // odd trailing byte become U+FFFD).
 std::string utf16be_to_utf8(const uint8_t* p, size_t len);
-// UTF-8 to UTF-16 code units (invalid UTF-8 bytes are taken as Latin-1).
-std::u16string utf8_to_utf16(const std::string& s);
+// UTF-8 to UTF-16 code units: vdisk::utf8_to_utf16 (formats/core/unicode.h).
+using vdisk::utf8_to_utf16;
 // UTF-16 code units to big-endian bytes.
 std::string utf16_to_be_bytes(const std::u16string& s);
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 
+#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/partition/partition_layout.h"
@@ -113,38 +114,7 @@ bool has_boot_signature(const uint8_t* sector) {
 }
 
 std::string utf16le_to_utf8(const uint8_t* p, size_t bytes) {
-  std::string out;
-  for (size_t i = 0; i + 1 < bytes; i += 2) {
-    uint32_t c = load_le16(p + i);
-    if (c == 0) break;
-    if (c >= 0xD800 && c <= 0xDBFF && i + 3 < bytes) {
-      uint32_t lo = load_le16(p + i + 2);
-      if (lo >= 0xDC00 && lo <= 0xDFFF) {
-        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-        i += 2;
-      } else {
-        c = 0xFFFD;
-      }
-    } else if (c >= 0xD800 && c <= 0xDFFF) {
-      c = 0xFFFD;  // unpaired surrogate
-    }
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xE0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-  }
-  return out;
+  return utf16_to_utf8(p, bytes, ByteOrder::kLittle);
 }
 
 class TableReader final {

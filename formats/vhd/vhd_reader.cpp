@@ -4,6 +4,7 @@
 #include <cstring>
 #include <optional>
 
+#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 
@@ -45,41 +46,7 @@ FooterCandidate check_footer(const uint8_t* bytes, size_t len) {
 // UTF-16 (either byte order) to UTF-8, stopping at the first NUL; unpaired
 // surrogates become U+FFFD.
 std::string utf16_to_utf8(const uint8_t* p, size_t len, bool big_endian) {
-  std::string out;
-  auto unit = [&](size_t i) -> uint32_t {
-    return big_endian ? load_be16(p + i) : load_le16(p + i);
-  };
-  for (size_t i = 0; i + 1 < len; i += 2) {
-    uint32_t c = unit(i);
-    if (c == 0) break;
-    if (c >= 0xD800 && c < 0xDC00 && i + 3 < len) {
-      uint32_t lo = unit(i + 2);
-      if (lo >= 0xDC00 && lo < 0xE000) {
-        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-        i += 2;
-      } else {
-        c = 0xFFFD;
-      }
-    } else if (c >= 0xD800 && c < 0xE000) {
-      c = 0xFFFD;
-    }
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xE0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-  }
-  return out;
+  return vdisk::utf16_to_utf8(p, len, big_endian ? ByteOrder::kBig : ByteOrder::kLittle);
 }
 
 // "file://localhost/Users/me/base.vhd" or "file:///..." -> "/Users/me/base.vhd"

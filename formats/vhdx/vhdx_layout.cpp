@@ -4,6 +4,7 @@
 #include <cstring>
 #include <random>
 
+#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 
 namespace vdisk::vhdx {
@@ -114,67 +115,11 @@ Geometry make_geometry(uint64_t virtual_size, uint64_t block_size, uint32_t logi
 }
 
 std::string utf16le_to_utf8(const uint8_t* p, size_t bytes) {
-  std::string out;
-  for (size_t i = 0; i + 1 < bytes; i += 2) {
-    uint32_t c = load_le16(p + i);
-    if (c == 0) break;
-    if (c >= 0xD800 && c < 0xDC00 && i + 3 < bytes) {
-      uint32_t lo = load_le16(p + i + 2);
-      if (lo >= 0xDC00 && lo < 0xE000) {
-        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-        i += 2;
-      }
-    }
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xC0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xE0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (c & 0x3F));
-    }
-  }
-  return out;
+  return utf16_to_utf8(p, bytes, ByteOrder::kLittle);
 }
 
 std::string utf8_to_utf16le(const std::string& s) {
-  std::string out;
-  auto put = [&out](uint32_t u) {
-    out += static_cast<char>(u & 0xFF);
-    out += static_cast<char>(u >> 8);
-  };
-  for (size_t i = 0; i < s.size();) {
-    auto b = static_cast<uint8_t>(s[i]);
-    uint32_t c;
-    size_t n;
-    if (b < 0x80) {
-      c = b, n = 1;
-    } else if ((b & 0xE0) == 0xC0) {
-      c = b & 0x1F, n = 2;
-    } else if ((b & 0xF0) == 0xE0) {
-      c = b & 0x0F, n = 3;
-    } else {
-      c = b & 0x07, n = 4;
-    }
-    for (size_t k = 1; k < n && i + k < s.size(); ++k)
-      c = (c << 6) | (static_cast<uint8_t>(s[i + k]) & 0x3F);
-    i += n;
-    if (c >= 0x10000) {
-      c -= 0x10000;
-      put(0xD800 + (c >> 10));
-      put(0xDC00 + (c & 0x3FF));
-    } else {
-      put(c);
-    }
-  }
-  return out;
+  return utf16_to_bytes(utf8_to_utf16(s), ByteOrder::kLittle);
 }
 
 }  // namespace vdisk::vhdx
