@@ -5,10 +5,12 @@
 namespace vdisk {
 
 namespace raw { const FormatDescriptor& descriptor(); }
+namespace vmdk { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
       &raw::descriptor(),
+      &vmdk::descriptor(),
   };
   return list;
 }
