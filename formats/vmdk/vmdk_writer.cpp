@@ -42,6 +42,13 @@ std::vector<OptionSpec> create_options() {
        {}},
       {"cid", OptionType::kString, "", "content ID, 8 hex digits (default: random)", {}},
       {"uuid", OptionType::kString, "", "ddb.uuid, 32 hex digits (default: random)", {}},
+      {"embedded_name",
+       OptionType::kString,
+       "",
+       "file name a monolithicSparse/streamOptimized file records for itself (default: the "
+       "output's name, "
+       "disk.vmdk on standard output)",
+       {}},
   };
 }
 
@@ -309,7 +316,11 @@ class VmdkWriter final : public ImageWriter {
 
     try {
       if (sub == "monolithicSparse" || stream) {
-        d.extents.push_back({"RW", sectors, ExtentKind::kSparse, path_basename(path_), 0});
+        // Readers take a single-file VMDK's own extent to be the file itself
+        // whatever name it records, so the name only documents the origin.
+        std::string self = req.options.get_string("embedded_name");
+        if (self.empty()) self = path_ == "-" ? "disk.vmdk" : path_basename(path_);
+        d.extents.push_back({"RW", sectors, ExtentKind::kSparse, self, 0});
         outs_.push_back(env_.create_output(path_, req.overwrite));
         std::string text = render_descriptor(d);
         if (stream)
