@@ -42,18 +42,32 @@ uint64_t header_field64(const std::string& path, size_t off) {
   return load_le64(b.data() + off);
 }
 
+// A sample disk (partitions, data, zero runs, holes) and its sha256sum.
+struct Sample {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  std::string want;
+  explicit Sample(uint64_t size = kDiskSize) {
+    make_sample_disk(src, size);
+    want = coreutils_digest("sha256sum", src);
+  }
+  std::string subdir(const std::string& name) const {
+    run_ok("mkdir " + sh_quote(dir / name));
+    return dir / name;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("every subformat qemu-img writes reads back identically", "[vmdk]") {
   require_tool("qemu-img");
-  TempDir dir;
-  std::string src = dir / "src.img";
-  make_sample_disk(src, kDiskSize);
-  const std::string want = coreutils_digest("sha256sum", src);
+  Sample s;
+  const TempDir& dir = s.dir;
+  const std::string& src = s.src;
+  const std::string& want = s.want;
   for (const char* sub : kSubformats) {
     INFO("subformat " << sub);
-    std::string sd = dir / sub;
-    run_ok("mkdir " + sh_quote(sd));
+    std::string sd = s.subdir(sub);
     std::string img = sd + "/disk.vmdk";
     run_ok(std::string("qemu-img convert -O vmdk -o subformat=") + sub + " " + sh_quote(src) + " " +
            sh_quote(img));
@@ -70,14 +84,13 @@ TEST_CASE("every subformat qemu-img writes reads back identically", "[vmdk]") {
 
 TEST_CASE("everything vdisk writes passes qemu-img check and compare", "[vmdk]") {
   require_tool("qemu-img");
-  TempDir dir;
-  std::string src = dir / "src.img";
-  make_sample_disk(src, kDiskSize);
-  const std::string want = coreutils_digest("sha256sum", src);
+  Sample s;
+  const TempDir& dir = s.dir;
+  const std::string& src = s.src;
+  const std::string& want = s.want;
   for (const char* sub : kSubformats) {
     INFO("subformat " << sub);
-    std::string sd = dir / sub;
-    run_ok("mkdir " + sh_quote(sd));
+    std::string sd = s.subdir(sub);
     std::string img = sd + "/out.vmdk";
     RunResult r = run_vdisk(std::string("convert -O vmdk -o subformat=") + sub +
                             ",adapter_type=lsilogic " + sh_quote(src) + " " + sh_quote(img));
@@ -207,10 +220,10 @@ TEST_CASE("a qemu-img snapshot chain reads through its parent; info shows the ch
 
 TEST_CASE("a damaged primary grain directory reads through the redundant one", "[vmdk]") {
   require_tool("qemu-img");
-  TempDir dir;
-  std::string src = dir / "src.img";
-  make_sample_disk(src, kDiskSize);
-  const std::string want = coreutils_digest("sha256sum", src);
+  Sample s;
+  const TempDir& dir = s.dir;
+  const std::string& src = s.src;
+  const std::string& want = s.want;
   for (int damage = 0; damage < 2; ++damage) {
     INFO("damage " << damage);
     std::string img = dir / "d.vmdk";
