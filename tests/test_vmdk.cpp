@@ -8,6 +8,7 @@
 #include "formats/core/error.h"
 #include "formats/core/json.h"
 #include "formats/core/registry.h"
+#include "formats/vmdk/vmdk_sparse_extent.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -501,4 +502,28 @@ TEST_CASE("seSparse extents read (built per the public layout)", "[vmdk]") {
   put64(gt + 8 * 7, gte_alloc(1000));
   env.add_file("x/s-sesparse.vmdk", f);
   CHECK_THROWS_AS(open_image("x/s.vmdk", "", o), Error);
+}
+
+TEST_CASE("sequential small reads of a streamOptimized disk inflate each grain once", "[vmdk]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  make_sample_disk(src, 16ull << 20);
+  std::string img = dir / "s.vmdk";
+  RunResult w = run_vdisk("convert -O vmdk -o subformat=streamOptimized " + sh_quote(src) + " " +
+                          sh_quote(img));
+  REQUIRE(w.exit_code == 0);
+  BlockDevicePtr dev = open_image(img, "", OpenOptions{});
+  Json info = dev->info().details;
+  const uint64_t grains = info.find("extents")->as_array()[0].find("allocated_grains")->as_u64();
+  REQUIRE(grains > 10);
+  const uint64_t before = vmdk::grains_inflated();
+  // 4 KiB reads, as FUSE makes them: 16 reads per grain.
+  std::vector<uint8_t> all(dev->size()), buf(4096);
+  for (uint64_t off = 0; off < dev->size(); off += buf.size()) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), dev->size() - off));
+    dev->read(off, buf.data(), n);
+    std::memcpy(all.data() + off, buf.data(), n);
+  }
+  CHECK(vmdk::grains_inflated() - before == grains);
+  CHECK(all == read_file(src));
 }

@@ -1,6 +1,7 @@
 #include "formats/vmdk/vmdk_sparse_extent.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -13,6 +14,8 @@
 namespace vdisk::vmdk {
 
 namespace {
+
+std::atomic<uint64_t> g_inflated{0};
 
 constexpr uint32_t kNoSlot = 0xffffffff;
 // Grain map values below this are codes, not file offsets (a grain never sits
@@ -212,6 +215,7 @@ class SparseExtent final : public ExtentReader {
       data = own.data();
     }
     auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(grain_bytes_));
+    g_inflated.fetch_add(1, std::memory_order_relaxed);
     if (!inflate_grain(data, csize, out->data(), out->size())) {
       throw_corrupt(file_->path(), dpos,
                     "compressed grain " + std::to_string(g) + " does not inflate");
@@ -345,6 +349,10 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
 }
 
 }  // namespace
+
+uint64_t grains_inflated() {
+  return g_inflated.load();
+}
 
 std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> file,
                                                  const SparseHeader& header,

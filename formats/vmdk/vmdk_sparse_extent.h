@@ -20,6 +20,11 @@ namespace vdisk::vmdk {
 std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> file,
                                                  const SparseHeader& h, const OpenOptions& opts);
 
+// Compressed grains inflated so far by this process (all extents). Lets
+// tests check that the grain cache keeps sequential readers from inflating a
+// grain twice.
+uint64_t grains_inflated();
+
 // Opens an seSparse extent (read only).
 std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
                                             const OpenOptions& opts);
