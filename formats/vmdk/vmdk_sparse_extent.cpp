@@ -504,12 +504,15 @@ std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
   in_file(h.grains_offset, h.grains_size, kSeGrainsOffset, "grain area");
   Json desc = Json::object();
   desc.set("format", "seSparse");
-  auto ext = std::make_unique<SparseExtent>(file, size, grain_bytes, gtes, false, desc);
-  const size_t ntables = ext->num_tables();
-  if (uint64_t{ntables} * 8 > h.grain_dir_size * kSector) {
+  // Checked before anything is sized by the capacity (in_file bounded the
+  // directory by the file size).
+  const uint64_t ntables64 = div_round_up(div_round_up(size, grain_bytes), gtes);
+  if (ntables64 > h.grain_dir_size * kSector / 8) {
     throw_corrupt(path, kSeGrainDirOffset,
                   "seSparse grain directory is too small for the capacity");
   }
+  auto ext = std::make_unique<SparseExtent>(file, size, grain_bytes, gtes, false, desc);
+  const size_t ntables = ext->num_tables();
   std::vector<uint8_t> gd(ntables * 8);
   file->read_at(gd_pos, gd.data(), gd.size());
   const uint64_t max_tables = h.grain_tables_size / h.grain_table_size;
