@@ -257,6 +257,18 @@ std::string make_uuid(const std::string& text) {
   return out;
 }
 
+// Values that go between quotes in the descriptor: no quotes, no line
+// breaks, no path separators.
+void check_descriptor_word(const std::string& option, const std::string& v) {
+  for (char c : v) {
+    if (c == '"' || c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
+                  "vmdk option " + option + "='" + v +
+                      "' may not contain quotes, slashes or control characters");
+    }
+  }
+}
+
 class VmdkWriter final : public ImageWriter {
  public:
   explicit VmdkWriter(const CreateRequest& req)
@@ -292,6 +304,11 @@ class VmdkWriter final : public ImageWriter {
                       "standard output");
     }
 
+    const std::string hw = req.options.get_string("hwversion");
+    if (hw.empty() || hw.size() > 4 || hw.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
+                  "vmdk option hwversion='" + hw + "' is not a number (4, 6, 7, … 21)");
+    }
     Descriptor d;
     d.cid = parse_cid(req.options.get_string("cid"));
     d.create_type = sub;
@@ -320,6 +337,7 @@ class VmdkWriter final : public ImageWriter {
         // whatever name it records, so the name only documents the origin.
         std::string self = req.options.get_string("embedded_name");
         if (self.empty()) self = path_ == "-" ? "disk.vmdk" : path_basename(path_);
+        check_descriptor_word("embedded_name", self);
         d.extents.push_back({"RW", sectors, ExtentKind::kSparse, self, 0});
         outs_.push_back(env_.create_output(path_, req.overwrite));
         std::string text = render_descriptor(d);
