@@ -29,6 +29,8 @@ constexpr size_t kGrainCacheBytes = 4 << 20;
 // Compressed grains are read in windows of this size so a sequential read
 // costs one pread per window, not one per grain.
 constexpr size_t kCompressedWindow = 1 << 20;
+// Grains or tables one status() call looks at.
+constexpr int kMaxStatusSteps = 16384;
 // Largest single pread when coalescing uncompressed grains.
 constexpr size_t kMaxCoalesce = 8 << 20;
 
@@ -116,7 +118,9 @@ class SparseExtent final : public ExtentReader {
     uint64_t g = offset / grain_bytes_;
     ExtentType t = type_of(entry(g));
     uint64_t end = std::min(size_, (g + 1) * grain_bytes_);
-    while (end < offset + len) {
+    // Bounded work per call: callers such as the converter ask about "the
+    // rest of the disk" once per chunk, and a shorter answer is still exact.
+    for (int steps = 0; end < offset + len && steps < kMaxStatusSteps; ++steps) {
       uint64_t ng = end / grain_bytes_;
       // A whole missing table is one unallocated run.
       if (slot_[static_cast<size_t>(ng / gtes_)] == kNoSlot) {
