@@ -430,37 +430,32 @@ std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> fil
     problem = e.what();
   }
   if (problem.empty() && have_rgd) {
-    // A zeroed-out primary directory is valid-looking: compare which tables
-    // each directory has.
-    try {
-      auto alt = make();
-      std::vector<uint32_t> rgd;
-      load_hosted_tables(*file, h, h.rgd_offset, *alt, &rgd);
-      for (size_t i = 0; i < rgd.size(); ++i) {
-        if ((rgd[i] == 0) != (primary_gd[i] == 0)) {
-          problem = path + ": grain directory entry " + std::to_string(i) + " is " +
-                    std::to_string(primary_gd[i]) + " but the redundant copy has " +
-                    std::to_string(rgd[i]);
-          ext = std::move(alt);
+    // A zeroed-out primary directory looks valid: compare it with the
+    // redundant directory (its entries only; its tables are read only when
+    // they are needed).
+    uint64_t rgd_pos = h.rgd_offset * kSector;
+    uint64_t gd_bytes = uint64_t{primary_gd.size()} * 4;
+    if (h.rgd_offset < file->size() / kSector && gd_bytes <= file->size() - rgd_pos) {
+      std::vector<uint8_t> raw(static_cast<size_t>(gd_bytes));
+      file->read_at(rgd_pos, raw.data(), raw.size());
+      for (size_t i = 0; i < primary_gd.size(); ++i) {
+        uint32_t r = load_le32(raw.data() + 4 * i);
+        if (primary_gd[i] == 0 && r != 0) {  // the primary lost a table
+          problem = path + ": grain directory entry " + std::to_string(i) +
+                    " is 0 but the redundant copy has " + std::to_string(r);
           break;
         }
       }
-    } catch (const Error&) {
-      // A damaged redundant directory does not matter while the primary is good.
     }
-    if (!problem.empty()) {
-      opts.warn(
-          problem +
-          "; the primary grain directory is damaged, reading through the redundant one at sector " +
-          std::to_string(h.rgd_offset));
-    }
-  } else if (!problem.empty()) {
-    ext = make();
-    load_hosted_tables(*file, h, h.rgd_offset, *ext, nullptr);
-    opts.warn(
-        problem +
-        "; the primary grain directory is damaged, reading through the redundant one at sector " +
-        std::to_string(h.rgd_offset));
+  }
+  if (!problem.empty()) {
+    auto alt = make();
+    load_hosted_tables(*file, h, h.rgd_offset, *alt, nullptr);
+    ext = std::move(alt);
+    opts.warn(problem +
+              "; the primary grain directory is damaged, reading through the redundant one at "
+              "sector " +
+              std::to_string(h.rgd_offset));
   }
   ext->finish_load();
   return ext;
