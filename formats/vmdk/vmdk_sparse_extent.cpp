@@ -325,8 +325,10 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
     buf.resize(static_cast<size_t>((j - i) * gt_bytes));
     file.read_at(uint64_t{gd[i]} * kSector, buf.data(), buf.size());
     for (size_t t = i; t < j; ++t) {
-      uint64_t* out = ext.add_table(t);
       const uint8_t* src = buf.data() + (t - i) * gt_bytes;
+      // Preallocated tables that hold nothing cost no memory.
+      if (is_zero(src, static_cast<size_t>(gt_bytes))) continue;
+      uint64_t* out = ext.add_table(t);
       for (uint32_t k = 0; k < h.num_gtes_per_gt; ++k) {
         uint64_t g = uint64_t{t} * h.num_gtes_per_gt + k;
         uint32_t v = load_le32(src + 4 * k);
