@@ -283,19 +283,21 @@ TEST_CASE("hand-written descriptors: mixed extents, offsets, CRLF, comments, quo
       "RW 128 FLAT \"my disk-flat.bin\" 2\r\n"
       "RW 64 ZERO\r\n"
       "RDONLY 256 SPARSE \"p-s001.vmdk\"\r\n"
+      "RW 16 VMFS \"my disk-flat.bin\"\r\n"
       "ddb.geometry.heads = \"255\"\r\n";
   std::string dpath = dir / "mixed.vmdk";
   write_file(dpath, std::vector<uint8_t>(desc.begin(), desc.end()));
   std::vector<uint8_t> expect(flat.begin() + 1024, flat.end());
   expect.resize(expect.size() + 64 * 512, 0);
   expect.insert(expect.end(), piece.begin(), piece.end());
+  expect.insert(expect.end(), flat.begin(), flat.begin() + 16 * 512);
   write_file(dir / "expect.raw", expect);
   CHECK(vdisk_sha256(dpath) == coreutils_digest("sha256sum", dir / "expect.raw"));
   RunResult m = run_vdisk("map " + sh_quote(dpath));
   CHECK(m.out.find("zero") != std::string::npos);
   Json j = Json::parse(run_vdisk("info --output json " + sh_quote(dpath)).out);
   CHECK(j.find("details")->find("adapter_type")->as_string() == "lsilogic");
-  CHECK(j.find("details")->find("extents")->as_array().size() == 3);
+  CHECK(j.find("details")->find("extents")->as_array().size() == 4);
 }
 
 TEST_CASE("extent and parent names must stay inside the image's folder", "[vmdk]") {
