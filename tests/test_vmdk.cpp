@@ -1,9 +1,11 @@
 // VMDK read and write, checked against qemu-img/qemu-io (which make and check
 // images) and sha256sum (which hashes raw content independently of vdisk).
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <thread>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -633,4 +635,43 @@ TEST_CASE("twoGbMaxExtent outputs split at 2047 MiB and read across the seams", 
     // vdisk's own reading across the seams, against the raw source.
     CHECK(run_vdisk("compare " + sh_quote(src) + " " + sh_quote(img)).exit_code == 0);
   }
+}
+
+TEST_CASE("a streamOptimized device answers many threads at once", "[vmdk]") {
+  // FUSE reads from several threads: the shared grain cache must hold up.
+  MemEnv env;
+  const FormatDescriptor& f = require_format("vmdk");
+  const uint64_t size = 4ull << 20;
+  auto content = pattern_bytes(static_cast<size_t>(size), 77);
+  CreateRequest req;
+  req.env = &env;
+  req.path = "t/s.vmdk";
+  req.virtual_size = size;
+  req.options = parse_options("subformat=streamOptimized", f.create_options, "vmdk");
+  auto w = f.create(req);
+  w->write(0, content.data(), content.size());
+  w->finish();
+  OpenOptions o;
+  o.env = &env;
+  BlockDevicePtr dev = open_image("t/s.vmdk", "", o);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t x = 99 + t;
+      std::vector<uint8_t> buf(70000);
+      for (int i = 0; i < 300; ++i) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t len = 1 + x % buf.size();
+        uint64_t off = (x >> 20) % (size - len);
+        dev->read(off, buf.data(), len);
+        if (!std::equal(buf.begin(), buf.begin() + static_cast<long>(len),
+                        content.begin() + static_cast<long>(off))) {
+          ++bad;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(bad == 0);
 }
