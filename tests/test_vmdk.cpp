@@ -66,17 +66,14 @@ struct Sample {
 TEST_CASE("every subformat qemu-img writes reads back identically", "[vmdk]") {
   require_tool("qemu-img");
   Sample s;
-  const TempDir& dir = s.dir;
-  const std::string& src = s.src;
-  const std::string& want = s.want;
   for (const char* sub : kSubformats) {
     INFO("subformat " << sub);
     std::string sd = s.subdir(sub);
     std::string img = sd + "/disk.vmdk";
-    run_ok(std::string("qemu-img convert -O vmdk -o subformat=") + sub + " " + sh_quote(src) + " " +
-           sh_quote(img));
-    std::string oracle = qemu_sha256(dir, img);
-    CHECK(oracle == want);
+    run_ok(std::string("qemu-img convert -O vmdk -o subformat=") + sub + " " + sh_quote(s.src) +
+           " " + sh_quote(img));
+    std::string oracle = qemu_sha256(s.dir, img);
+    CHECK(oracle == s.want);
     CHECK(vdisk_sha256(img) == oracle);
     RunResult info = run_vdisk("info --output json " + sh_quote(img));
     REQUIRE(info.exit_code == 0);
@@ -89,15 +86,12 @@ TEST_CASE("every subformat qemu-img writes reads back identically", "[vmdk]") {
 TEST_CASE("everything vdisk writes passes qemu-img check and compare", "[vmdk]") {
   require_tool("qemu-img");
   Sample s;
-  const TempDir& dir = s.dir;
-  const std::string& src = s.src;
-  const std::string& want = s.want;
   for (const char* sub : kSubformats) {
     INFO("subformat " << sub);
     std::string sd = s.subdir(sub);
     std::string img = sd + "/out.vmdk";
     RunResult r = run_vdisk(std::string("convert -O vmdk -o subformat=") + sub +
-                            ",adapter_type=lsilogic " + sh_quote(src) + " " + sh_quote(img));
+                            ",adapter_type=lsilogic " + sh_quote(s.src) + " " + sh_quote(img));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
     // qemu-img check reports "No errors" (flat images: "does not support
@@ -106,9 +100,9 @@ TEST_CASE("everything vdisk writes passes qemu-img check and compare", "[vmdk]")
     INFO(chk.out << chk.err);
     CHECK(chk.exit_code == 0);
     CHECK(chk.err.find("ERROR") == std::string::npos);
-    run_ok("qemu-img compare -f raw -F vmdk " + sh_quote(src) + " " + sh_quote(img));
-    CHECK(qemu_sha256(dir, img) == want);
-    CHECK(vdisk_sha256(img) == want);
+    run_ok("qemu-img compare -f raw -F vmdk " + sh_quote(s.src) + " " + sh_quote(img));
+    CHECK(qemu_sha256(s.dir, img) == s.want);
+    CHECK(vdisk_sha256(img) == s.want);
     // qemu-img's reading of our descriptor: the subformat and the adapter.
     std::string qi = run_ok("qemu-img info --output=json " + sh_quote(img));
     CHECK(qi.find(std::string("\"create-type\": \"") + sub + "\"") != std::string::npos);
@@ -118,7 +112,7 @@ TEST_CASE("everything vdisk writes passes qemu-img check and compare", "[vmdk]")
   }
   // All-zero grains stay unallocated: the sparse output holds little more
   // than the source's data.
-  CHECK(file_size(dir / "monolithicSparse/out.vmdk") < 4u << 20);
+  CHECK(file_size(s.dir / "monolithicSparse/out.vmdk") < 4u << 20);
 }
 
 TEST_CASE("streamOptimized to a pipe equals the file written to a path, and stays small",
@@ -229,13 +223,10 @@ TEST_CASE("a qemu-img snapshot chain reads through its parent; info shows the ch
 TEST_CASE("a damaged primary grain directory reads through the redundant one", "[vmdk]") {
   require_tool("qemu-img");
   Sample s;
-  const TempDir& dir = s.dir;
-  const std::string& src = s.src;
-  const std::string& want = s.want;
   for (int damage = 0; damage < 2; ++damage) {
     INFO("damage " << damage);
-    std::string img = dir / "d.vmdk";
-    run_ok("rm -f " + sh_quote(img) + " && qemu-img convert -O vmdk " + sh_quote(src) + " " +
+    std::string img = s.dir / "d.vmdk";
+    run_ok("rm -f " + sh_quote(img) + " && qemu-img convert -O vmdk " + sh_quote(s.src) + " " +
            sh_quote(img));
     uint64_t gd = header_field64(img, 56) * 512;
     // Garbage (entries pointing past the end) or zeros (tables "missing").
@@ -243,7 +234,7 @@ TEST_CASE("a damaged primary grain directory reads through the redundant one", "
     RunResult r = run_vdisk("hash " + sh_quote(img));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
-    CHECK(parse_tagged_digest(r.out, "SHA256") == want);
+    CHECK(parse_tagged_digest(r.out, "SHA256") == s.want);
     CHECK(r.err.find("redundant") != std::string::npos);
   }
 }
