@@ -129,7 +129,8 @@ BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descri
   Env& env = opts.environment();
   if (!env.exists(ppath)) {
     throw Error(ErrorKind::kNotFound, file->path(), std::nullopt,
-                "parent image '" + d.parent_hint + "' not found (looked for " + ppath + ")");
+                "parent image '" + d.parent_hint + "' not found (looked for " + ppath +
+                    "; pass --parent to name it)");
   }
   OpenOptions po = opts;
   po.depth = opts.depth + 1;
