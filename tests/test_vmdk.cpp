@@ -322,6 +322,15 @@ TEST_CASE("extent and parent names must stay inside the image's folder", "[vmdk]
     CHECK(vdisk_sha256(img, "--allow-outside-paths") ==
           coreutils_digest("sha256sum", dir / "outside-flat.bin"));
   }
+  // A parent hint that climbs out is refused the same way.
+  require_tool("qemu-img");
+  run_ok("qemu-img create -q -f vmdk " + sh_quote(dir / "base.vmdk") + " 1M");
+  run_ok("cd " + sh_quote(dir / "vm") +
+         " && qemu-img create -q -f vmdk -b ../base.vmdk -F vmdk child.vmdk");
+  RunResult pr = run_vdisk("info " + sh_quote(dir / "vm/child.vmdk"));
+  CHECK(pr.exit_code == 2);
+  CHECK(pr.err.find("parent '../base.vmdk' climbs out") != std::string::npos);
+  CHECK(run_vdisk("info --allow-outside-paths " + sh_quote(dir / "vm/child.vmdk")).exit_code == 0);
   // A missing extent names the path looked for.
   std::string gone = make_desc("gone.vmdk", "gone-flat.bin");
   RunResult g = run_vdisk("info " + sh_quote(gone));
