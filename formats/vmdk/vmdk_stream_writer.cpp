@@ -142,11 +142,20 @@ struct StreamExtentWriter::Impl {
     append(m, sizeof m);
   }
 
+  // Directory and table entries are 32-bit sector numbers.
+  uint32_t sector32(uint64_t byte_pos) const {
+    if (byte_pos / kSector > 0xffffffffull) {
+      throw Error(ErrorKind::kUnsupported, out.path(), byte_pos,
+                  "streamOptimized output exceeds the 2 TiB a 32-bit sector number can address");
+    }
+    return static_cast<uint32_t>(byte_pos / kSector);
+  }
+
   void close_table() {
     if (cur_table == ~uint64_t{0} || !gt_any) return;
     uint64_t gt_bytes = uint64_t{gtes} * 4;
     metadata_marker(div_round_up(gt_bytes, kSector), kMarkerGrainTable);
-    gd[static_cast<size_t>(cur_table)] = static_cast<uint32_t>(pos / kSector);
+    gd[static_cast<size_t>(cur_table)] = sector32(pos);
     std::vector<uint8_t> raw(static_cast<size_t>(gt_bytes));
     for (uint32_t i = 0; i < gtes; ++i) store_le32(raw.data() + 4 * i, gt[i]);
     append(raw.data(), raw.size());
@@ -162,12 +171,7 @@ struct StreamExtentWriter::Impl {
       std::fill(gt.begin(), gt.end(), 0);
       gt_any = false;
     }
-    uint64_t sector = pos / kSector;
-    if (sector > 0xffffffffull) {
-      throw Error(ErrorKind::kUnsupported, out.path(), pos,
-                  "streamOptimized output exceeds 2 TiB of compressed data");
-    }
-    gt[job.grain % gtes] = static_cast<uint32_t>(sector);
+    gt[job.grain % gtes] = sector32(pos);
     gt_any = true;
     uint8_t m[kGrainMarkerHeader];
     store_le64(m, job.grain * (grain_bytes / kSector));

@@ -107,6 +107,10 @@ class SparseSink final : public ExtentSink {
     gt_start_ = h_.gd_offset + gd_sectors;
     h_.overhead = div_round_up(gt_start_ + ntables_ * gt_sectors, gsec) * gsec;
     next_sector_ = h_.overhead;
+    if (h_.overhead > 0xffffffffull) {
+      throw Error(ErrorKind::kUnsupported, out.path(), std::nullopt,
+                  "disk too large for a hosted sparse extent (32-bit grain directory entries)");
+    }
     gt_.assign(kDefaultGtes, 0);
     if (descriptor.size() > kEmbeddedDescriptorSectors * kSector) {
       throw Error(ErrorKind::kInvalidArgument, out.path(), std::nullopt,
