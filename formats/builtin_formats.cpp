@@ -9,6 +9,7 @@ namespace vhd { const FormatDescriptor& descriptor(); }
 namespace vhdx { const FormatDescriptor& descriptor(); }
 namespace vdi { const FormatDescriptor& descriptor(); }
 namespace iso9660 { const FormatDescriptor& descriptor(); }
+namespace vmdk { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
@@ -17,6 +18,7 @@ const std::vector<const FormatDescriptor*>& builtin_formats() {
       &vhdx::descriptor(),
       &vdi::descriptor(),
       &iso9660::descriptor(),
+      &vmdk::descriptor(),
   };
   return list;
 }
