@@ -99,7 +99,7 @@ TEST_CASE("truncated, bit-flipped and poked images never crash the readers", "[h
   // Every registered format that can write and read is exercised (vmdk, vhd,
   // vhdx, vdi once they are registered).
   INFO("formats exercised: " << formats);
-  CHECK(formats + 1 >= builtin_formats().size() - 1);
+  CHECK(formats >= 4);
 }
 
 TEST_CASE("damaged images exit 2 from the CLI with a one-line message", "[hostile][cli]") {
