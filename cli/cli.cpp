@@ -71,7 +71,13 @@ std::string hex_offset(uint64_t v) {
 
 ImageInfo full_info(const BlockDevice& dev) {
   ImageInfo info = dev.info();
-  info.allocated_bytes = count_allocated_bytes(dev);
+  try {
+    info.allocated_bytes = count_allocated_bytes(dev);
+  } catch (const Error& e) {
+    // Only a missing parent (OpenOptions::missing_parents) gets here.
+    if (e.kind() != ErrorKind::kNotFound) throw;
+    info.details.set("allocated_bytes_unknown", e.what());
+  }
   return info;
 }
 

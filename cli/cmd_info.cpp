@@ -62,12 +62,23 @@ int cmd_info(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args("info", "[-f FMT] IMAGE [--output human|json]", desc, pos, args, vm)) return kExitOk;
   bool json = want_json(vm);
-  BlockDevicePtr dev = open_from_args(vm, "image");
+  // A differencing image whose parent is missing still shows its own fields
+  // (parent locators, hints, UUIDs): that is what the user needs to find the
+  // parent. The missing parent is then reported as the error it is (exit 2).
+  OpenOptions opts = open_options_from(vm);
+  std::vector<std::string> missing;
+  opts.missing_parents = &missing;
+  BlockDevicePtr dev = open_image(vm["image"].as<std::string>(), vm["format"].as<std::string>(), opts);
   ImageInfo info = full_info(*dev);
   if (json) {
     std::printf("%s\n", info_to_json(info).dump(2).c_str());
   } else {
     print_human(info, 0);
+  }
+  if (!missing.empty()) {
+    std::fflush(stdout);
+    for (const std::string& m : missing) std::fprintf(stderr, "vdisk: %s\n", m.c_str());
+    return kExitError;
   }
   return kExitOk;
 }

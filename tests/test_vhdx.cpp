@@ -501,6 +501,16 @@ TEST_CASE("a differencing child reads through its parent and names the paths tri
   CHECK_THAT(miss.err, Catch::Contains("../disks/parent.vhdx"));
   CHECK_THAT(miss.err, Catch::Contains(dir / "parent.vhdx (missing)"));
   CHECK_THAT(miss.err, Catch::Contains("absolute_win32_path="));
+  // info still shows the child's own fields and its locator before the error.
+  CHECK_THAT(miss.out, Catch::Contains("differencing"));
+  CHECK_THAT(miss.out, Catch::Contains("../disks/parent.vhdx"));
+  CHECK_THAT(miss.out, Catch::Contains("parent_linkage"));
+  RunResult miss_json = run_vdisk("info --output json " + sh_quote(dir / "child.avhdx"));
+  CHECK(miss_json.exit_code == 2);
+  Json mj = Json::parse(miss_json.out);
+  CHECK(mj.find("details")->find("parent_locator") != nullptr);
+  // Commands that read content still refuse to start.
+  CHECK(run_vdisk("hash " + sh_quote(dir / "child.avhdx")).exit_code == 2);
   // --parent overrides the search.
   CHECK(sha_of_vdisk("--parent " + sh_quote(dir / "elsewhere/base.vhdx") + " " +
                      sh_quote(dir / "child.avhdx")) == want_sha);

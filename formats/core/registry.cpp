@@ -108,6 +108,35 @@ BlockDevicePtr open_image(const std::string& path, const std::string& format, co
   return fmt->open(std::move(file), child);
 }
 
+namespace {
+
+class MissingParentDevice final : public BlockDevice {
+ public:
+  MissingParentDevice(uint64_t size, const Error& why) : size_(size), why_(why) {}
+  uint64_t size() const override { return size_; }
+  void read(uint64_t, void*, size_t) const override { throw why_; }
+  Extent block_status(uint64_t, uint64_t) const override { throw why_; }
+  ImageInfo info() const override {
+    ImageInfo info;
+    info.path = "(missing parent)";
+    info.format = "missing";
+    info.virtual_size = size_;
+    info.details.set("missing", true);
+    info.details.set("error", why_.what());
+    return info;
+  }
+
+ private:
+  uint64_t size_;
+  Error why_;
+};
+
+}  // namespace
+
+BlockDevicePtr make_missing_parent(uint64_t size, const Error& why) {
+  return std::make_shared<MissingParentDevice>(size, why);
+}
+
 std::string windows_path_to_posix(const std::string& path) {
   std::string p = path;
   std::replace(p.begin(), p.end(), '\\', '/');

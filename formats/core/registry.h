@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "formats/core/block_device.h"
+#include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/options.h"
 #include "formats/core/writer.h"
@@ -44,6 +45,12 @@ struct OpenOptions {
   // An explicit parent image for differencing disks (overrides the search).
   std::string parent_path;
   WarningSink warn = default_warning;
+  // `vdisk info` sets this: a differencing image whose parent cannot be found
+  // still opens, with a placeholder parent (make_missing_parent) whose reads
+  // fail with the original "not found" error, so info can show the image's own
+  // fields and its parent locators; each such error is appended here. Never
+  // set for commands that read content.
+  std::vector<std::string>* missing_parents = nullptr;
   // Chain bookkeeping (set by open_image when opening parents).
   int depth = 0;
   std::vector<std::pair<uint64_t, uint64_t>> ancestors;  // File::identity() of children
@@ -88,6 +95,17 @@ ProbeResult probe_file(const File& file);
 BlockDevicePtr open_image(const std::string& path, const std::string& format,
                           const OpenOptions& opts);
 
+// The stand-in parent used under OpenOptions::missing_parents: `size`
+// bytes whose read() and block_status() throw `why` again, and whose info()
+// says the parent is missing and why.
+BlockDevicePtr make_missing_parent(uint64_t size, const Error& why);
+
+// Formats call this around their parent search: returns open_fn()'s result,
+// or, when it throws kNotFound and opts.missing_parents is set, a
+// make_missing_parent placeholder (the error is appended there).
+template <typename OpenFn>
+BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size, OpenFn&& open_fn);
+
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a
 // parent hint) relative to that file's folder. Unless opts.allow_outside_paths,
 // refuses absolute names, ".." components and symlinks that lead outside the
@@ -99,5 +117,16 @@ std::string resolve_sibling(const OpenOptions& opts, const std::string& referenc
 // the path with backslashes turned into '/', a drive prefix removed, and the
 // base name alone, for trying in the child's folder.
 std::string windows_path_to_posix(const std::string& path);
+
+template <typename OpenFn>
+BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size, OpenFn&& open_fn) {
+  try {
+    return open_fn();
+  } catch (const Error& e) {
+    if (!opts.missing_parents || e.kind() != ErrorKind::kNotFound) throw;
+    opts.missing_parents->push_back(e.what());
+    return make_missing_parent(size, e);
+  }
+}
 
 }  // namespace vdisk

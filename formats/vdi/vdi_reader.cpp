@@ -432,63 +432,66 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
               "); --parent " + opts.parent_path + " is ignored");
   }
   if (h.is_child()) {
-    const std::string want = uuid_to_string(h.uuid_linkage);
-    OpenOptions popts = opts;
-    popts.parent_path.clear();  // applies to this image only, not to its ancestors
-    popts.depth = opts.depth + 1;
-    Env& env = opts.environment();
-    if (!opts.parent_path.empty()) {
-      parent_path = opts.parent_path;
-      parent = open_image(parent_path, "", popts);
-      if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-        if (pv->header().uuid_create != h.uuid_linkage) {
-          throw Error(ErrorKind::kInvalidArgument, path, kOffUuidLinkage,
-                      "parent given with --parent, " + parent_path + ", has UUID " +
-                          uuid_to_string(pv->header().uuid_create) +
-                          " but this differencing VDI needs " + want);
+    parent = open_parent_or_placeholder(opts, h.disk_size, [&]() -> BlockDevicePtr {
+      const std::string want = uuid_to_string(h.uuid_linkage);
+      OpenOptions popts = opts;
+      popts.parent_path.clear();  // applies to this image only, not to its ancestors
+      popts.depth = opts.depth + 1;
+      Env& env = opts.environment();
+      if (!opts.parent_path.empty()) {
+        parent_path = opts.parent_path;
+        parent = open_image(parent_path, "", popts);
+        if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
+          if (pv->header().uuid_create != h.uuid_linkage) {
+            throw Error(ErrorKind::kInvalidArgument, path, kOffUuidLinkage,
+                        "parent given with --parent, " + parent_path + ", has UUID " +
+                            uuid_to_string(pv->header().uuid_create) +
+                            " but this differencing VDI needs " + want);
+          }
+        } else {
+          opts.warn(path + ": parent " + parent_path +
+                    " is not a VDI; its UUID cannot be checked against " + want);
         }
       } else {
-        opts.warn(path + ": parent " + parent_path +
-                  " is not a VDI; its UUID cannot be checked against " + want);
+        // VirtualBox links a child to its parent by UUID only; look for the
+        // parent among the .vdi files next to the child.
+        std::string dir = path_dirname(path);
+        std::string examined;
+        std::string found;
+        for (const DirEntryInfo& e : env.list_dir(dir)) {
+          if (e.is_directory || !ends_with_vdi(e.name)) continue;
+          std::string candidate = path_join(dir, e.name);
+          if (path_basename(candidate) == path_basename(path)) continue;
+          Uuid u;
+          bool is_vdi = peek_uuid(env, candidate, u);
+          examined += (examined.empty() ? "" : ", ") + e.name + " (" +
+                      (is_vdi ? uuid_to_string(u) : std::string("not a VDI")) + ")";
+          if (is_vdi && u == h.uuid_linkage) {
+            found = e.name;
+            break;
+          }
+        }
+        if (found.empty()) {
+          throw Error(ErrorKind::kNotFound, path, kOffUuidLinkage,
+                      "differencing VDI needs its parent, the image with UUID " + want +
+                          ", but no .vdi file in '" + dir + "' has it (examined: " +
+                          (examined.empty() ? std::string("none") : examined) +
+                          "); pass --parent PATH to name it");
+        }
+        parent_path = resolve_sibling(opts, path, found, "VDI parent");
+        parent = open_image(parent_path, "vdi", popts);
       }
-    } else {
-      // VirtualBox links a child to its parent by UUID only; look for the
-      // parent among the .vdi files next to the child.
-      std::string dir = path_dirname(path);
-      std::string examined;
-      std::string found;
-      for (const DirEntryInfo& e : env.list_dir(dir)) {
-        if (e.is_directory || !ends_with_vdi(e.name)) continue;
-        std::string candidate = path_join(dir, e.name);
-        if (path_basename(candidate) == path_basename(path)) continue;
-        Uuid u;
-        bool is_vdi = peek_uuid(env, candidate, u);
-        examined += (examined.empty() ? "" : ", ") + e.name + " (" +
-                    (is_vdi ? uuid_to_string(u) : std::string("not a VDI")) + ")";
-        if (is_vdi && u == h.uuid_linkage) {
-          found = e.name;
-          break;
+      if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
+        if (!uuid_is_null(h.uuid_parent_modify) && pv->header().uuid_modify != h.uuid_parent_modify) {
+          opts.warn(path + ": parent " + parent_path +
+                    " was modified after this differencing image was made "
+                    "(modification UUID " +
+                    uuid_to_string(pv->header().uuid_modify) + ", expected " +
+                    uuid_to_string(h.uuid_parent_modify) + ")");
         }
       }
-      if (found.empty()) {
-        throw Error(ErrorKind::kNotFound, path, kOffUuidLinkage,
-                    "differencing VDI needs its parent, the image with UUID " + want +
-                        ", but no .vdi file in '" + dir + "' has it (examined: " +
-                        (examined.empty() ? std::string("none") : examined) +
-                        "); pass --parent PATH to name it");
-      }
-      parent_path = resolve_sibling(opts, path, found, "VDI parent");
-      parent = open_image(parent_path, "vdi", popts);
-    }
-    if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-      if (!uuid_is_null(h.uuid_parent_modify) && pv->header().uuid_modify != h.uuid_parent_modify) {
-        opts.warn(path + ": parent " + parent_path +
-                  " was modified after this differencing image was made "
-                  "(modification UUID " +
-                  uuid_to_string(pv->header().uuid_modify) + ", expected " +
-                  uuid_to_string(h.uuid_parent_modify) + ")");
-      }
-    }
+      return parent;
+    });
   }
   return std::make_shared<VdiDevice>(std::move(file), std::move(h), std::move(map),
                                      std::move(parent), std::move(parent_path));

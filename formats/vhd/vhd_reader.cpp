@@ -389,7 +389,9 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
   BlockDevicePtr parent;
   std::string parent_path;
   if (type == uint32_t(DiskType::kDifferencing)) {
-    parent = open_parent(*file, footer, h, opts, parent_path);
+    parent = open_parent_or_placeholder(opts, footer.current_size, [&] {
+      return open_parent(*file, footer, h, opts, parent_path);
+    });
   }
   return std::make_shared<VhdDevice>(std::move(file), footer, source, h, std::move(bat),
                                      std::move(parent), parent_path);

@@ -768,7 +768,13 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
 
   BlockDevicePtr parent;
   std::string parent_path;
-  if (m.has_parent) std::tie(parent, parent_path) = open_parent(*file, m, opts);
+  if (m.has_parent) {
+    parent = open_parent_or_placeholder(opts, m.geometry.virtual_size, [&] {
+      BlockDevicePtr p;
+      std::tie(p, parent_path) = open_parent(*file, m, opts);
+      return p;
+    });
+  }
   return std::make_shared<VhdxDevice>(file, src, std::move(m), std::move(bat), log,
                                       std::move(parent), std::move(parent_path));
 }

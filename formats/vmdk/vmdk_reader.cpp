@@ -111,9 +111,8 @@ void add_part(std::vector<VmdkDevice::Part>& parts, uint64_t& pos, std::unique_p
   pos = checked_add(pos, want, path, 0, "disk size");
 }
 
-BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descriptor& d,
-                           const OpenOptions& opts) {
-  if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
+BlockDevicePtr open_parent_strict(const std::shared_ptr<const File>& file, const Descriptor& d,
+                                  const OpenOptions& opts) {
   std::string ppath;
   if (!opts.parent_path.empty()) {
     ppath = opts.parent_path;
@@ -146,6 +145,13 @@ BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descri
     }
   }
   return parent;
+}
+
+BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descriptor& d,
+                           const OpenOptions& opts) {
+  if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
+  return open_parent_or_placeholder(opts, d.total_sectors() * 512,
+                                    [&] { return open_parent_strict(file, d, opts); });
 }
 
 std::string read_text(const File& f, uint64_t offset, uint64_t len) {
