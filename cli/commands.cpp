@@ -10,6 +10,7 @@ int cmd_convert(const std::vector<std::string>& args);
 int cmd_hash(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
+int cmd_verify(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -19,6 +20,7 @@ const std::vector<Command>& commands() {
       {"hash", "hash the guest-visible content of an image", cmd_hash},
       {"compare", "compare the guest content of two images", cmd_compare},
       {"map", "list an image's extents: data, zero, unallocated", cmd_map},
+      {"verify", "re-hash an image and check it against --expect or a --hash-file report", cmd_verify},
   };
   return list;
 }
