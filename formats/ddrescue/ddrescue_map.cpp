@@ -61,7 +61,7 @@ uint64_t parse_number(const std::string& tok, const std::string& path, int line,
       d = 99;
     if (d >= base) {
       fail(path, line,
-           std::string(what) + " '" + tok + "' is not a " +
+           std::string(what) + " '" + tok + "' is not a valid " +
                (base == 16  ? "hexadecimal"
                 : base == 8 ? "octal"
                             : "decimal") +
