@@ -4,9 +4,12 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
 #include "converters/stream_device.h"
 #include "formats/core/error.h"
@@ -254,29 +257,37 @@ std::string format_duration(double s) {
 class StderrProgress final : public ProgressSink {
  public:
   StderrProgress(bool tty, bool json) : tty_(tty), json_(json) {}
+  ~StderrProgress() override { stop_ticker(); }
 
   void begin(const std::string& phase, uint64_t total) override {
+    stop_ticker();
     phase_ = phase;
     total_ = total;
     done_ = 0;
     start_ = last_ = std::chrono::steady_clock::now();
     active_ = true;
-    if (json_)
+    if (json_) {
       json_line("start");
-    else if (tty_)
+      // One line a second even while the engine waits on a slow stage.
+      ticking_ = true;
+      ticker_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(tick_mu_);
+        while (!tick_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return !ticking_; })) {
+          json_line("running");
+        }
+      });
+    } else if (tty_) {
       draw();
+    }
   }
 
   void update(uint64_t done) override {
     done_ = done;
+    if (json_ || !tty_) return;
     auto now = std::chrono::steady_clock::now();
-    double since = std::chrono::duration<double>(now - last_).count();
-    if (json_ ? since >= 1.0 : (tty_ && since >= 0.1)) {
+    if (std::chrono::duration<double>(now - last_).count() >= 0.1) {
       last_ = now;
-      if (json_)
-        json_line("running");
-      else
-        draw();
+      draw();
     }
   }
 
@@ -285,6 +296,7 @@ class StderrProgress final : public ProgressSink {
     active_ = false;
     double secs = elapsed();
     if (json_) {
+      stop_ticker();
       json_line("done");
       return;
     }
@@ -322,7 +334,7 @@ class StderrProgress final : public ProgressSink {
     Json j = Json::object();
     j.set("phase", phase_);
     j.set("state", state);
-    j.set("bytes_done", done_);
+    j.set("bytes_done", done_.load());
     j.set("bytes_total", total_);
     j.set("rate_bytes_per_s", static_cast<uint64_t>(rate));
     j.set("eta_s",
@@ -332,10 +344,25 @@ class StderrProgress final : public ProgressSink {
     std::fflush(stderr);
   }
 
+  void stop_ticker() {
+    if (!ticker_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(tick_mu_);
+      ticking_ = false;
+    }
+    tick_cv_.notify_all();
+    ticker_.join();
+  }
+
   bool tty_, json_;
   bool active_ = false;
   std::string phase_;
-  uint64_t total_ = 0, done_ = 0;
+  uint64_t total_ = 0;
+  std::atomic<uint64_t> done_{0};
+  std::thread ticker_;
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool ticking_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };
 

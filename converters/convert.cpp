@@ -23,6 +23,39 @@ struct Chunk {
   bool zero = false;
   bool bad = false;
   std::vector<uint8_t>* buf = nullptr;
+  bool token = false;  // holds a Limiter slot
+};
+
+// Bounds the chunks in flight (zero chunks own no buffer, so the pool alone
+// would let the reader race through a sparse disk far ahead of the hashers,
+// and progress would say 100% long before the end).
+class Limiter {
+ public:
+  explicit Limiter(size_t max) : max_(max) {}
+  bool acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ < max_ || closed_; });
+    if (closed_) return false;
+    ++used_;
+    return true;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --used_;
+    cv_.notify_one();
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  size_t max_;
+  size_t used_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
 };
 
 // Fixed set of buffers: bounds memory whatever the image size, and makes the
@@ -185,7 +218,17 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   std::vector<std::thread> consumers;
   uint64_t written = 0, zero_bytes = 0;
 
-  auto deleter = [&pool](Chunk* c) {
+  // Zero chunks are cut at 64 MiB when hashing (hashing zeros costs time:
+  // keeps progress honest), at 1 GiB otherwise (a 2 TiB sparse disk is then
+  // 2048 writer calls).
+  const uint64_t max_zero_chunk = opts.algos.empty() ? uint64_t{1} << 30 : uint64_t{64} << 20;
+  Limiter in_flight(64);
+  auto stop_all = [&] {
+    pool.close();
+    in_flight.close();
+  };
+  auto deleter = [&pool, &in_flight](Chunk* c) {
+    if (c->token) in_flight.release();
     if (c->buf) pool.release(c->buf);
     delete c;
   };
@@ -206,7 +249,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
         job->hasher = std::move(h);
       } catch (...) {
         error.set(std::current_exception());
-        pool.close();
+        stop_all();
       }
     });
   }
@@ -227,7 +270,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
         }
       } catch (...) {
         error.set(std::current_exception());
-        pool.close();
+        stop_all();
       }
     });
   }
@@ -275,7 +318,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
       c.zero = false;
     } else {
       c.zero = true;
-      c.length = std::min<uint64_t>(e.length, uint64_t{1} << 30);
+      c.length = std::min<uint64_t>(e.length, max_zero_chunk);
     }
     plan_off += c.length;
     return true;
@@ -289,6 +332,8 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
         {
           std::lock_guard<std::mutex> lock(plan_mu);
           if (!plan(*c)) break;
+          if (!in_flight.acquire()) break;  // a consumer failed
+          c->token = true;
           if (!c->zero) {
             c->buf = pool.acquire();
             if (!c->buf) break;  // a consumer failed
@@ -311,7 +356,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
       }
     } catch (...) {
       error.set(std::current_exception());
-      pool.close();
+      stop_all();
     }
     std::lock_guard<std::mutex> lock(dispatch_mu);
     dispatch_cv.notify_all();
