@@ -32,5 +32,16 @@ test-asan:
 bench: build
 	@bench/run $(BUILD)
 
+# libFuzzer targets (clang, ASan+UBSan) in build-fuzz/; fuzz-smoke runs each
+# for FUZZ_SECONDS (default 30) from seeds made by the tests' oracles.
+FUZZ_SECONDS ?= 30
+fuzz:
+	@scripts/install-deps fuzz
+	@cmake -S . -B build-fuzz -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVDISK_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+
+fuzz-smoke: build fuzz
+	@scripts/fuzz-smoke $(BUILD) build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

@@ -90,7 +90,17 @@ class PosixFile final : public File {
     uint64_t end = std::min<uint64_t>(size_, offset + len);
     off_t data = ::lseek(fd_, static_cast<off_t>(offset), SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO) return FileRange{end - offset, true};  // only a hole remains
+      if (errno == ENXIO) {
+        // Only a hole remains -- or the file shrank since it was opened, and
+        // reporting its vanished tail as a hole would hash zeros as if real.
+        struct stat st;
+        if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_) {
+          throw Error(ErrorKind::kIo, path_, std::max<uint64_t>(offset, static_cast<uint64_t>(st.st_size)),
+                      "file shrank from " + std::to_string(size_) + " to " + std::to_string(st.st_size) +
+                          " bytes while being read");
+        }
+        return FileRange{end - offset, true};
+      }
       return FileRange{end - offset, false};  // no SEEK_DATA support: treat as data
     }
     if (static_cast<uint64_t>(data) > offset) {

@@ -1,0 +1,214 @@
+// Nothing is lost: sources are never written, outputs are atomic, failures
+// name the offset. Uses a fault-injecting Env (LevelDB-style) for read errors
+// and real signals and a full tmpfs for the rest.
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "converters/convert.h"
+#include "formats/core/error.h"
+#include "formats/core/registry.h"
+#include "tests/support/test_support.h"
+
+using namespace vdisk;
+using namespace vdisk::test;
+
+namespace {
+
+struct Fingerprint {
+  uint64_t size;
+  int64_t mtime_ns;
+  std::string sha256;
+  bool operator==(const Fingerprint&) const = default;
+};
+
+Fingerprint fingerprint(const std::string& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return {static_cast<uint64_t>(st.st_size), st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec,
+          coreutils_digest("sha256sum", path)};
+}
+
+// No file in `dir` other than `keep` (partial files included).
+std::string listing(const std::string& dir) { return run_ok("ls -A " + sh_quote(dir)); }
+
+}  // namespace
+
+TEST_CASE("no command writes to its source image", "[safety]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  make_sample_disk(src, 24 << 20);
+  std::vector<std::string> images = {src};
+  // One image per writable format, made once, then used as a source.
+  for (const FormatDescriptor* f : builtin_formats()) {
+    if (!f->create || f->name == "raw") continue;
+    std::string img = dir / ("src." + f->name);
+    run_ok(std::string(VDISK_BIN) + " convert --hash none -O " + f->name + " " + sh_quote(src) + " " + sh_quote(img));
+    images.push_back(img);
+  }
+  for (const std::string& img : images) {
+    auto before = fingerprint(img);
+    // Let the clock move so an mtime change would show.
+    ::usleep(20000);
+    for (std::string cmd : {"info", "info --output json", "map", "hash --algo md5,sha1,sha256"}) {
+      run_ok(std::string(VDISK_BIN) + " " + cmd + " " + sh_quote(img));
+    }
+    run_ok(std::string(VDISK_BIN) + " compare " + sh_quote(img) + " " + sh_quote(src));
+    for (const FormatDescriptor* f : builtin_formats()) {
+      if (!f->create) continue;
+      std::string out = dir / ("copy." + f->name);
+      run_ok(std::string(VDISK_BIN) + " convert --force --verify -O " + f->name + " " + sh_quote(img) + " " +
+             sh_quote(out));
+    }
+    INFO(img);
+    CHECK(fingerprint(img) == before);
+  }
+}
+
+TEST_CASE("SIGKILL during convert leaves nothing under the destination name", "[safety]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  write_file(src, pattern_bytes(96 << 20, 7));
+  for (int delay_ms : {0, 20, 60, 150, 400}) {
+    std::string dst = dir / "dst.img";
+    std::string cmd = std::string(VDISK_BIN) + " convert --hash sha256,md5 " + sh_quote(src) + " " + sh_quote(dst) +
+                      " & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) + "; kill -9 $pid; wait $pid";
+    RunResult r = run(cmd);
+    INFO("killed after " << delay_ms << " ms, exit " << r.exit_code);
+    if (r.exit_code == 0) {
+      // Finished before the kill arrived: then it must be complete.
+      CHECK(coreutils_digest("sha256sum", dst) == coreutils_digest("sha256sum", src));
+      ::unlink(dst.c_str());
+    } else {
+      CHECK(r.exit_code == 137);
+      CHECK_FALSE(file_exists(dst));
+    }
+    run_ok("rm -f " + sh_quote(dir.path()) + "/.dst.img.vdisk-partial-*");
+  }
+}
+
+TEST_CASE("SIGINT and SIGTERM stop convert, remove the partial file and exit non-zero", "[safety]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  write_file(src, pattern_bytes(160 << 20, 8));
+  for (const char* sig : {"INT", "TERM"}) {
+    std::string dst = dir / "dst.img";
+    std::string cmd = std::string(VDISK_BIN) + " convert --hash md5,sha1,sha256 " + sh_quote(src) + " " +
+                      sh_quote(dst) + " & pid=$!; sleep 0.15; kill -" + sig + " $pid; wait $pid";
+    RunResult r = run(cmd);
+    INFO(sig << ": exit " << r.exit_code << " " << r.err);
+    if (r.exit_code == 0) {
+      // The machine outran the signal; the output must then be complete.
+      CHECK(coreutils_digest("sha256sum", dst) == coreutils_digest("sha256sum", src));
+      ::unlink(dst.c_str());
+      continue;
+    }
+    CHECK(r.exit_code == 130);
+    CHECK_THAT(r.err, Catch::Contains("interrupted"));
+    CHECK_FALSE(file_exists(dst));
+    CHECK(listing(dir.path()) == "src.img\n");
+  }
+}
+
+TEST_CASE("a full disk gives a clear error and removes the partial file", "[safety]") {
+  INFO("mounting a tmpfs needs root; the suite runs as root in CI");
+  REQUIRE(::geteuid() == 0);
+  TempDir dir;
+  std::string src = dir / "src.img";
+  write_file(src, pattern_bytes(12 << 20, 9));
+  std::string small = dir / "small";
+  ::mkdir(small.c_str(), 0755);
+  REQUIRE(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=4m") == 0);
+  struct Unmount {
+    std::string p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } guard{small};
+  RunResult r = run_vdisk("convert " + sh_quote(src) + " " + sh_quote(small + "/dst.img"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("No space left on device"));
+  CHECK_THAT(r.err, Catch::Contains("dst.img"));
+  CHECK(listing(small).empty());
+}
+
+namespace {
+// An Env whose files fail reads overlapping [fail_at, fail_at + 1) with EIO.
+class FaultyEnv final : public Env {
+ public:
+  explicit FaultyEnv(uint64_t fail_at) : fail_at_(fail_at) {}
+  std::unique_ptr<File> open_read(const std::string& path) override {
+    return std::make_unique<FaultyFile>(Env::posix().open_read(path), fail_at_);
+  }
+  std::unique_ptr<OutputFile> create_output(const std::string& p, bool o) override {
+    return Env::posix().create_output(p, o);
+  }
+  bool exists(const std::string& p) override { return Env::posix().exists(p); }
+  std::vector<DirEntryInfo> list_dir(const std::string& d) override { return Env::posix().list_dir(d); }
+  std::string real_path(const std::string& p) override { return Env::posix().real_path(p); }
+
+ private:
+  class FaultyFile final : public File {
+   public:
+    FaultyFile(std::unique_ptr<File> f, uint64_t at) : f_(std::move(f)), at_(at) {}
+    const std::string& path() const override { return f_->path(); }
+    uint64_t size() const override { return f_->size(); }
+    void read_at(uint64_t off, void* buf, size_t len) const override {
+      check(off, len);
+      f_->read_at(off, buf, len);
+    }
+    size_t read_some(uint64_t off, void* buf, size_t len) const override {
+      check(off, len);
+      return f_->read_some(off, buf, len);
+    }
+    FileRange range_status(uint64_t off, uint64_t len) const override { return f_->range_status(off, len); }
+
+   private:
+    void check(uint64_t off, size_t len) const {
+      if (off <= at_ && at_ < off + len) throw_errno(f_->path(), at_, "read failed", EIO);
+    }
+    std::unique_ptr<File> f_;
+    uint64_t at_;
+  };
+  uint64_t fail_at_;
+};
+}  // namespace
+
+TEST_CASE("a read error in the source stops the copy naming the offset", "[safety]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  write_file(src, pattern_bytes(8 << 20, 10));
+  const uint64_t bad = (5 << 20) + 4096;
+  FaultyEnv env(bad);
+  OpenOptions opts;
+  opts.env = &env;
+  BlockDevicePtr dev = open_image(src, "raw", opts);
+  CopyOptions copts;
+  copts.algos = {HashAlgo::kSha256};
+  try {
+    copy_device(*dev, nullptr, copts);
+    FAIL("the read error was not reported");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::kIo);
+    CHECK(e.offset() == bad);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("Input/output error"));
+  }
+}
+
+TEST_CASE("a source that shrinks under us stops with the offset that failed", "[safety]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  write_file(src, pattern_bytes(8 << 20, 11));
+  BlockDevicePtr dev = open_image(src, "raw", OpenOptions{});
+  REQUIRE(::truncate(src.c_str(), 3 << 20) == 0);
+  CopyOptions copts;
+  copts.algos = {HashAlgo::kMd5};
+  try {
+    copy_device(*dev, nullptr, copts);
+    FAIL("the short read was not reported");
+  } catch (const Error& e) {
+    CHECK(e.offset() == uint64_t{3} << 20);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("shrank") || Catch::Contains("unexpected end of file"));
+  }
+}
