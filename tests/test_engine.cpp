@@ -281,6 +281,13 @@ TEST_CASE("convert --mapfile leaves bad areas unallocated and reports both hashe
       Json::parse(inf.out).find("details")->find("ddrescue_mapfile")->find("bad_bytes")->as_u64() ==
       0x90000);
 
+  // --verify re-reads the output and expects the zero-filled content.
+  RunResult v = run_vdisk("convert --verify --hash none --mapfile " + sh_quote(fx.map) + " " + sh_quote(fx.src) +
+                          " " + sh_quote(fx.dir / "v.img"));
+  INFO(v.err);
+  CHECK(v.exit_code == 0);
+  CHECK_THAT(v.out, Catch::Contains("verify: OK"));
+
   // A mapfile that does not cover the source is refused (exit 2, nothing made).
   std::ofstream(fx.dir / "short.map") << mapfile_text("0x0 0x400000 +\n");
   RunResult bad = run_vdisk("convert --mapfile " + sh_quote(fx.dir / "short.map") + " " +
