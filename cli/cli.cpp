@@ -81,7 +81,7 @@ BlockDevicePtr open_from_args(const po::variables_map& vm, const std::string& im
 }
 
 void add_progress_option(po::options_description& desc) {
-  desc.add_options()("progress,p", po::value<std::string>(),
+  desc.add_options()("progress,p", po::value<std::string>()->value_name("[bar|json]"),
                      "show progress on stderr: -p a bar (a summary line when not a terminal), "
                      "--progress json one JSON line a second");
 }
@@ -101,11 +101,11 @@ void add_mapfile_option(po::options_description& desc) {
 
 std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_map& vm,
                                                             BlockDevicePtr dev,
-                                                            const std::string& image) {
+                                                            const std::string& image,
+                                                            ddrescue::BadAreaMode mode) {
   if (!vm.count("mapfile")) return nullptr;
   ddrescue::Mapfile map = ddrescue::load_mapfile(Env::posix(), vm["mapfile"].as<std::string>());
-  auto rescued =
-      std::make_shared<const ddrescue::RescuedDevice>(dev, map, ddrescue::BadAreaMode::kZeros);
+  auto rescued = std::make_shared<const ddrescue::RescuedDevice>(dev, map, mode);
   const auto& areas = rescued->bad_areas();
   uint64_t total = ddrescue::bad_bytes(areas);
   std::fprintf(stderr, "vdisk: %s: %zu unrescued area%s in %s, %s\n", image.c_str(), areas.size(),
