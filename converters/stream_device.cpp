@@ -18,7 +18,9 @@ size_t read_full(int fd, uint8_t* p, size_t len, const std::string& label, uint6
   while (got < len) {
     ssize_t n = ::read(fd, p + got, len - got);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      // The CLI's SIGINT/SIGTERM handlers are installed without SA_RESTART:
+      // a read blocked on an idle pipe returns EINTR, which means "stop".
+      if (errno == EINTR) throw Error(ErrorKind::kInterrupted, label, offset + got, "interrupted");
       throw_errno(label, offset + got, "read", errno);
     }
     if (n == 0) break;
