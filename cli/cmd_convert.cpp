@@ -124,10 +124,11 @@ int cmd_convert(const std::vector<std::string>& args) {
   copts.cancel = &cancel_flag();
   copts.unreadable = unreadable_of(rescued.get());
   if (is_stream) copts.readers = 1;
+  copts.finish_dst = true;  // the output's fsync overlaps the hashes' tail
   CopyResult r;
   try {
     r = copy_device(*src, writer.get(), copts);
-    writer->finish();
+    if (!r.dst_finished) writer->finish();
   } catch (...) {
     writer->abort();
     throw;

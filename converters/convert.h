@@ -41,6 +41,11 @@ struct CopyOptions {
   // over the source as stored (CopyResult::hashes) and with these ranges
   // counted as zeros (CopyResult::hashes_zero_filled).
   std::vector<ByteRange> unreadable;
+  // The writer thread calls dst->finish() as soon as it has written the last
+  // chunk, so the output's flush and rename overlap the hashing that is still
+  // catching up. If a later stage then fails, the finished output files are
+  // removed before the error is rethrown.
+  bool finish_dst = false;
   std::string phase = "converting";
 };
 
@@ -57,11 +62,13 @@ struct CopyResult {
   // The content the output holds: hashes_zero_filled (or hashes), followed by
   // the zeros a writer that rounded the size up appended. Empty without dst.
   std::vector<HashValue> output_hashes;
+  bool dst_finished = false;  // CopyOptions::finish_dst was honoured
   double seconds = 0;
 };
 
-// Copies `src` into `dst` (dst may be null: hash only). Does not call
-// dst->finish() or abort(): the caller decides. Throws Error(kInterrupted)
+// Copies `src` into `dst` (dst may be null: hash only). Calls dst->finish()
+// only with CopyOptions::finish_dst (see there), never abort(): the caller
+// decides. Throws Error(kInterrupted)
 // when *cancel becomes true, and rethrows the first error of any stage.
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
 
