@@ -281,6 +281,15 @@ TEST_CASE("convert --mapfile leaves bad areas unallocated and reports both hashe
       Json::parse(inf.out).find("details")->find("ddrescue_mapfile")->find("bad_bytes")->as_u64() ==
       0x90000);
 
+  // vdisk verify recognises both contents the report vouches for.
+  RunResult vo = run_vdisk("verify " + sh_quote(out) + " --hash-file " + sh_quote(report));
+  CHECK(vo.exit_code == 0);
+  CHECK_THAT(vo.out, Catch::Contains("unrescued areas as zeros"));
+  RunResult vs = run_vdisk("verify " + sh_quote(fx.src) + " --hash-file " + sh_quote(report));
+  CHECK(vs.exit_code == 0);
+  CHECK_THAT(vs.out, Catch::Contains("the source as stored"));
+  CHECK(run_vdisk("verify " + sh_quote(zf) + " --expect sha256:" + src_sha).exit_code == 1);
+
   // --verify re-reads the output and expects the zero-filled content.
   RunResult v = run_vdisk("convert --verify --hash none --mapfile " + sh_quote(fx.map) + " " + sh_quote(fx.src) +
                           " " + sh_quote(fx.dir / "v.img"));
