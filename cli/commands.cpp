@@ -11,6 +11,12 @@ int cmd_hash(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
 int cmd_verify(const std::vector<std::string>& args);
+int cmd_ls(const std::vector<std::string>& args);
+int cmd_cat(const std::vector<std::string>& args);
+int cmd_extract(const std::vector<std::string>& args);
+int cmd_mkiso(const std::vector<std::string>& args);
+int cmd_mount(const std::vector<std::string>& args);
+int cmd_unmount(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -21,6 +27,12 @@ const std::vector<Command>& commands() {
       {"compare", "compare the guest content of two images", cmd_compare},
       {"map", "list an image's extents: data, zero, unallocated", cmd_map},
       {"verify", "re-hash an image and check it against --expect or a --hash-file report", cmd_verify},
+      {"ls", "list files of the file system inside an image (ISO 9660, ...)", cmd_ls},
+      {"cat", "write a file of the file system inside an image to stdout", cmd_cat},
+      {"extract", "copy files out of an image's file system, keeping modes, times, symlinks", cmd_extract},
+      {"mkiso", "make an ISO 9660 image (Rock Ridge, Joliet, El Torito) from a directory", cmd_mkiso},
+      {"mount", "mount an image read-only: disk.raw and partitions, or its files", cmd_mount},
+      {"unmount", "unmount what 'vdisk mount' mounted", cmd_unmount},
   };
   return list;
 }

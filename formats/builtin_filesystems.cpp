@@ -4,8 +4,16 @@
 
 namespace vdisk {
 
+namespace iso9660 { const FileSystemDescriptor& filesystem(); }
+namespace fat { const FileSystemDescriptor& filesystem(); }
+namespace ext { const FileSystemDescriptor& filesystem(); }
+
 const std::vector<const FileSystemDescriptor*>& builtin_filesystems() {
-  static const std::vector<const FileSystemDescriptor*> list = {};
+  static const std::vector<const FileSystemDescriptor*> list = {
+      &iso9660::filesystem(),
+      &fat::filesystem(),
+      &ext::filesystem(),
+  };
   return list;
 }
 

@@ -5,10 +5,20 @@
 namespace vdisk {
 
 namespace raw { const FormatDescriptor& descriptor(); }
+namespace vhd { const FormatDescriptor& descriptor(); }
+namespace vhdx { const FormatDescriptor& descriptor(); }
+namespace vdi { const FormatDescriptor& descriptor(); }
+namespace iso9660 { const FormatDescriptor& descriptor(); }
+namespace vmdk { const FormatDescriptor& descriptor(); }
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
       &raw::descriptor(),
+      &vhd::descriptor(),
+      &vhdx::descriptor(),
+      &vdi::descriptor(),
+      &iso9660::descriptor(),
+      &vmdk::descriptor(),
   };
   return list;
 }

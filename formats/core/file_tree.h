@@ -30,7 +30,7 @@ struct NodeStat {
   uint32_t gid = 0;
   uint32_t nlink = 1;
   uint64_t size = 0;  // bytes (symlink: target length)
-  uint64_t rdev = 0;  // devices
+  uint64_t rdev = 0;  // devices: major << 32 | minor (host-independent; makedev() at the OS edge)
   Timestamp mtime, atime, ctime;
 };
 

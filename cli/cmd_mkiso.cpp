@@ -1,0 +1,155 @@
+// vdisk mkiso [-V LABEL] [--boot IMG] [--no-joliet] [--no-rock-ridge] DIR -o OUT.iso
+// Scans DIR (never following symlinks inside it) into an iso9660::MkisoNode
+// tree and hands it to the ISO writer.
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <vector>
+
+#include "cli/cli.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/iso9660/iso_writer.h"
+
+namespace vdisk::cli {
+
+namespace {
+
+using iso9660::MkisoNode;
+
+NodeType type_of(mode_t m) {
+  if (S_ISDIR(m)) return NodeType::kDirectory;
+  if (S_ISLNK(m)) return NodeType::kSymlink;
+  if (S_ISCHR(m)) return NodeType::kCharDevice;
+  if (S_ISBLK(m)) return NodeType::kBlockDevice;
+  if (S_ISFIFO(m)) return NodeType::kFifo;
+  if (S_ISSOCK(m)) return NodeType::kSocket;
+  return NodeType::kRegular;
+}
+
+MkisoNode scan(const std::string& path, const struct stat& st, const std::string& name, int depth) {
+  MkisoNode n;
+  n.name = name;
+  n.type = type_of(st.st_mode);
+  n.mode = st.st_mode & 07777;
+  n.uid = st.st_uid;
+  n.gid = st.st_gid;
+  n.mtime = st.st_mtime;
+  n.atime = st.st_atime;
+  n.ctime = st.st_ctime;
+  if (n.type == NodeType::kRegular) {
+    n.size = static_cast<uint64_t>(st.st_size);
+    n.source_path = path;
+  } else if (n.type == NodeType::kCharDevice || n.type == NodeType::kBlockDevice) {
+    n.rdev = (static_cast<uint64_t>(major(st.st_rdev)) << 32) | minor(st.st_rdev);
+  } else if (n.type == NodeType::kSymlink) {
+    std::vector<char> buf(static_cast<size_t>(st.st_size > 0 ? st.st_size : 255) + 1);
+    ssize_t len = ::readlink(path.c_str(), buf.data(), buf.size());
+    if (len < 0) throw_errno(path, std::nullopt, "cannot read symlink", errno);
+    n.link_target.assign(buf.data(), static_cast<size_t>(len));
+  } else if (n.type == NodeType::kDirectory) {
+    if (depth > 1000)
+      throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                  "directories nested deeper than 1000");
+    DIR* d = ::opendir(path.c_str());
+    if (!d) throw_errno(path, std::nullopt, "cannot open directory", errno);
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d)) {
+      std::string nm = e->d_name;
+      if (nm != "." && nm != "..") names.push_back(nm);
+    }
+    ::closedir(d);
+    for (const std::string& nm : names) {
+      std::string child = path + "/" + nm;
+      struct stat cst;
+      if (::lstat(child.c_str(), &cst) != 0) throw_errno(child, std::nullopt, "cannot stat", errno);
+      n.children.push_back(scan(child, cst, nm, depth + 1));
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+int cmd_mkiso(const std::vector<std::string>& args) {
+  po::options_description desc("options");
+  desc.add_options()("volid,V", po::value<std::string>()->default_value("CDROM"), "volume label")(
+      "boot", po::value<std::string>()->default_value(""),
+      "El Torito no-emulation boot image: a file inside DIR (path relative to DIR, or a host path "
+      "into DIR)")("no-joliet", "leave out the Joliet tree")(
+      "no-rock-ridge", "leave out Rock Ridge")("output,o", po::value<std::string>()->required(),
+                                               "the ISO to write")(
+      "force", "replace OUT if it exists")("dir", po::value<std::string>()->required(),
+                                           "source directory");
+  po::positional_options_description pos;
+  pos.add("dir", 1);
+  po::variables_map vm;
+  if (!parse_args("mkiso", "[-V LABEL] [--boot IMG] [--no-joliet] [--no-rock-ridge] DIR -o OUT.iso",
+                  desc, pos, args, vm)) {
+    return kExitOk;
+  }
+  std::string dir = vm["dir"].as<std::string>();
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) throw_errno(dir, std::nullopt, "cannot stat", errno);
+  if (!S_ISDIR(st.st_mode)) throw UsageError(dir + " is not a directory");
+
+  iso9660::MkisoOptions opts;
+  opts.volume_id = vm["volid"].as<std::string>();
+  opts.joliet = vm.count("no-joliet") == 0;
+  opts.rock_ridge = vm.count("no-rock-ridge") == 0;
+  opts.boot_image = vm["boot"].as<std::string>();
+  // Also accept the boot image named as a host path inside DIR
+  // ("DIR/boot/x.img"): it becomes the path inside the tree.
+  if (!opts.boot_image.empty()) {
+    char* real_dir = ::realpath(dir.c_str(), nullptr);
+    char* real_boot = ::realpath(opts.boot_image.c_str(), nullptr);
+    if (real_dir && real_boot) {
+      std::string d = real_dir, b = real_boot;
+      if (b.size() > d.size() + 1 && b.compare(0, d.size(), d) == 0 && b[d.size()] == '/') {
+        opts.boot_image = b.substr(d.size() + 1);
+      }
+    }
+    std::free(real_dir);
+    std::free(real_boot);
+  }
+  opts.overwrite = vm.count("force") != 0;
+  opts.now = static_cast<int64_t>(std::time(nullptr));
+  // reproducible-builds.org: SOURCE_DATE_EPOCH is decimal seconds since 1970.
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(sde, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 0) {
+      throw UsageError(std::string("SOURCE_DATE_EPOCH must be a number of seconds, not '") + sde +
+                       "'");
+    }
+    opts.source_date_epoch = v;
+  }
+  opts.env = &Env::posix();
+
+  std::string out = vm["output"].as<std::string>();
+  if (!opts.overwrite && Env::posix().exists(out)) {
+    throw Error(ErrorKind::kInvalidArgument, out, std::nullopt,
+                "already exists (pass --force to replace it)");
+  }
+  MkisoNode root = scan(dir, st, "", 0);
+  iso9660::MkisoResult r = iso9660::write_iso(root, opts, out);
+  std::fprintf(
+      stderr, "vdisk: wrote %s: %s, %llu files, %llu directories%s%s\n", out.c_str(),
+      human_size(r.image_bytes).c_str(), static_cast<unsigned long long>(r.files),
+      static_cast<unsigned long long>(r.directories),
+      r.relocated_directories
+          ? (", " + std::to_string(r.relocated_directories) + " deep directories relocated").c_str()
+          : "",
+      r.multi_extent_files
+          ? (", " + std::to_string(r.multi_extent_files) + " multi-extent files").c_str()
+          : "");
+  return kExitOk;
+}
+
+}  // namespace vdisk::cli

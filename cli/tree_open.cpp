@@ -1,0 +1,163 @@
+#include "cli/tree_open.h"
+
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/partition/partition_table.h"
+
+namespace vdisk::cli {
+
+namespace {
+
+// Splits "IMAGE@pN" / "IMAGE@pN:PATH"; false when `arg` has no such suffix.
+bool split_partition_spec(const std::string& arg, std::string& image, uint32_t& number,
+                          std::string& path) {
+  size_t at = arg.rfind("@p");
+  if (at == std::string::npos || at == 0) return false;
+  size_t digits = at + 2, end = digits;
+  while (end < arg.size() && arg[end] >= '0' && arg[end] <= '9') ++end;
+  if (end == digits || end - digits > 6) return false;
+  if (end != arg.size() && arg[end] != ':') return false;
+  image = arg.substr(0, at);
+  number = static_cast<uint32_t>(std::stoul(arg.substr(digits, end - digits)));
+  path = end == arg.size() ? std::string() : arg.substr(end + 1);
+  if (path.empty() && end != arg.size()) path = "/";
+  return true;
+}
+
+std::string partition_list(const partition::PartitionTable& table) {
+  std::string s;
+  for (const partition::Partition& p : table.partitions) {
+    if (!p.has_data()) continue;
+    s += (s.empty() ? "p" : ", p") + std::to_string(p.number);
+  }
+  return s;
+}
+
+}  // namespace
+
+void add_tree_options(po::options_description& desc) {
+  desc.add_options()("partition", po::value<uint32_t>(),
+                     "read the file system of partition N (Linux numbering: MBR 1-4 primary, "
+                     "5+ logical; GPT entry order); same as IMAGE@pN");
+}
+
+OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key) {
+  OpenedTree t;
+  t.image = vm[image_key].as<std::string>();
+  po::variables_map args = vm;
+  std::string base, path;
+  uint32_t number = 0;
+  // A file literally named "x@p1" wins over the partition syntax.
+  if (!Env::posix().exists(t.image) && split_partition_spec(t.image, base, number, path)) {
+    t.image = base;
+    t.partition = number;
+    t.spec_path = path;
+    args.at(image_key).value() = base;
+  }
+  if (vm.count("partition")) {
+    uint32_t opt = vm["partition"].as<uint32_t>();
+    if (t.partition != 0 && t.partition != opt) {
+      throw UsageError("--partition " + std::to_string(opt) + " and @p" +
+                       std::to_string(t.partition) + " name different partitions");
+    }
+    t.partition = opt;
+  }
+  BlockDevicePtr disk = open_from_args(args, image_key);
+  t.device = disk;
+  std::string label = t.image;
+  if (t.partition != 0) {
+    partition::PartitionTable table = partition::read_partition_table(*disk, t.image);
+    const partition::Partition* found = nullptr;
+    for (const partition::Partition& p : table.partitions) {
+      if (p.number == t.partition && p.has_data()) found = &p;
+    }
+    if (!found) {
+      std::string have = partition_list(table);
+      throw Error(ErrorKind::kNotFound, t.image, std::nullopt,
+                  "no partition " + std::to_string(t.partition) + " (" +
+                      (table.scheme == partition::Scheme::kNone
+                           ? std::string("the disk has no partition table")
+                           : std::string(partition::scheme_name(table.scheme)) +
+                                 " partitions: " + (have.empty() ? "none" : have)) +
+                      ")");
+    }
+    t.device = partition::open_partition(disk, *found, t.image);
+    label = t.image + "@p" + std::to_string(t.partition);
+  }
+  t.tree = open_file_tree(t.device, label);
+  if (!t.tree) {
+    std::string names;
+    for (const FileSystemDescriptor* fs : builtin_filesystems())
+      names += (names.empty() ? "" : ", ") + fs->name;
+    std::string hint;
+    if (t.partition == 0) {
+      // A whole disk with a partition table: say which partitions to try.
+      try {
+        partition::PartitionTable table = partition::read_partition_table(*disk, t.image);
+        std::string have = partition_list(table);
+        if (!have.empty()) {
+          hint = "; the disk has " + std::string(partition::scheme_name(table.scheme)) +
+                 " partitions " + have + ": choose one with IMAGE@pN[:PATH] or --partition N";
+        }
+      } catch (const Error&) {
+      }
+    }
+    throw Error(ErrorKind::kUnsupported, label, std::nullopt,
+                "no file system recognised in this " + t.device->info().format +
+                    (t.partition ? " partition" : " image") + " (known: " + names + ")" + hint);
+  }
+  return t;
+}
+
+std::string command_path(const OpenedTree& t, const po::variables_map& vm,
+                         const std::string& path_key, const std::string& fallback) {
+  bool given = vm.count(path_key) && !vm[path_key].defaulted();
+  if (!t.spec_path.empty()) {
+    if (given) {
+      throw UsageError("the path is given twice: as IMAGE@pN:PATH and as " +
+                       vm[path_key].as<std::string>());
+    }
+    return t.spec_path;
+  }
+  if (vm.count(path_key)) return vm[path_key].as<std::string>();
+  return fallback;
+}
+
+NodeId tree_path(const OpenedTree& t, const std::string& path) {
+  return resolve_tree_path(*t.tree, path, t.image);
+}
+
+std::string mode_string(NodeType type, uint32_t mode) {
+  char c = '-';
+  switch (type) {
+    case NodeType::kDirectory:
+      c = 'd';
+      break;
+    case NodeType::kSymlink:
+      c = 'l';
+      break;
+    case NodeType::kCharDevice:
+      c = 'c';
+      break;
+    case NodeType::kBlockDevice:
+      c = 'b';
+      break;
+    case NodeType::kFifo:
+      c = 'p';
+      break;
+    case NodeType::kSocket:
+      c = 's';
+      break;
+    default:
+      break;
+  }
+  std::string s(1, c);
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (mode & (0400u >> i)) ? rwx[i] : '-';
+  if (mode & 04000) s[3] = (mode & 0100) ? 's' : 'S';
+  if (mode & 02000) s[6] = (mode & 0010) ? 's' : 'S';
+  if (mode & 01000) s[9] = (mode & 0001) ? 't' : 'T';
+  return s;
+}
+
+}  // namespace vdisk::cli

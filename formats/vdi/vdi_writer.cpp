@@ -1,0 +1,211 @@
+#include "formats/vdi/vdi_writer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "formats/core/block_device.h"
+#include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/vdi/vdi_reader.h"
+
+namespace vdisk::vdi {
+
+namespace {
+
+// Guest bytes gathered before one pwrite (dynamic images).
+constexpr size_t kFlushBytes = 16u << 20;
+
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return div_round_up(v, a) * a;
+}
+
+// A random (version 4, RFC 4122 variant) UUID in RTUUID byte order.
+Uuid fresh_uuid() {
+  static std::random_device rd;
+  Uuid u;
+  for (size_t i = 0; i < u.size(); i += 4) store_le32(u.data() + i, rd());
+  u[7] = static_cast<uint8_t>((u[7] & 0x0f) | 0x40);  // time_hi_and_version is little-endian
+  u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);
+  return u;
+}
+
+bool want_static(const CreateRequest& req) {
+  const Options& o = req.options;
+  bool sub_static = o.get_string("subformat") == "static";
+  if (o.is_set("static") && o.is_set("subformat") && o.get_bool("static") != sub_static) {
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "VDI options conflict: subformat=" + o.get_string("subformat") +
+                    " but static=" + (o.get_bool("static") ? "on" : "off"));
+  }
+  return o.is_set("static") ? o.get_bool("static") : sub_static;
+}
+
+class VdiWriter final : public ImageWriter {
+ public:
+  explicit VdiWriter(const CreateRequest& req) : requested_size_(req.virtual_size) {
+    static_ = want_static(req);
+    size_ = req.virtual_size;
+    if (size_ % kSectorSize != 0) {
+      uint64_t rounded = align_up(size_, kSectorSize);
+      if (!req.allow_resize) {
+        throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                    "VDI holds whole 512-byte sectors: a " + std::to_string(size_) +
+                        "-byte disk would become " + std::to_string(rounded) +
+                        " bytes (pass --allow-resize to allow it)");
+      }
+      size_ = rounded;
+    }
+    const uint64_t blocks = div_round_up(size_, kDefaultBlockSize);
+    // The map and data offsets are u32 fields; block numbers must stay below
+    // the zero/free markers.
+    const uint64_t data_offset = align_up(kDataAlign + blocks * 4, kDataAlign);
+    if (blocks >= kBlockZero || data_offset > UINT32_MAX) {
+      throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                  "a " + human_size(size_) + " disk is too large for VDI");
+    }
+    h_.file_info = kOracleText;
+    h_.image_type = static_cast<uint32_t>(static_ ? VdiType::kFixed : VdiType::kNormal);
+    // VirtualBox aligns both the block map and the data area to 1 MiB
+    // (VDI_DATA_ALIGN): the map follows the 472-byte header at 1 MiB.
+    h_.blocks_offset = kDataAlign;
+    h_.data_offset = static_cast<uint32_t>(data_offset);
+    h_.legacy_geometry = Geometry{0, 0, 0, kSectorSize};
+    h_.lchs_geometry = Geometry{0, 0, 0, kSectorSize};
+    h_.disk_size = size_;
+    h_.blocks = static_cast<uint32_t>(blocks);
+    h_.uuid_create = fresh_uuid();
+    h_.uuid_modify = fresh_uuid();
+    map_.assign(blocks, kBlockFree);
+    if (static_) {
+      for (uint32_t i = 0; i < h_.blocks; ++i) map_[i] = i;
+      allocated_ = h_.blocks;
+    }
+    out_ = req.env->create_output(req.path, req.overwrite);
+  }
+  ~VdiWriter() override { abort(); }
+
+  uint64_t virtual_size() const override { return size_; }
+
+  void write(uint64_t offset, const void* buf, size_t len) override {
+    if (offset > size_ || len > size_ - offset) {
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset,
+                  "write past the end of the disk");
+    }
+    if (static_) {
+      // Guest offset o lives at data_offset + o: the converter's large,
+      // ordered writes go straight through.
+      out_->write_at(uint64_t{h_.data_offset} + offset, buf, len);
+      return;
+    }
+    const auto* in = static_cast<const uint8_t*>(buf);
+    while (len > 0) {
+      uint64_t block = offset / kDefaultBlockSize;
+      uint64_t in_block = offset % kDefaultBlockSize;
+      if (!open_block_ || block != cur_block_) begin_block(block);
+      size_t n = static_cast<size_t>(std::min<uint64_t>(len, kDefaultBlockSize - in_block));
+      std::memcpy(pending_.data() + pending_.size() - kDefaultBlockSize + in_block, in, n);
+      in += n;
+      offset += n;
+      len -= n;
+    }
+  }
+
+  void finish() override {
+    if (!static_) {
+      close_block();
+      flush();
+    }
+    std::vector<uint8_t> head(kPreHeaderSize + kHeaderSize1Plus + 40, 0);  // 512 bytes
+    h_.blocks_allocated = allocated_;
+    encode_header(h_, head);
+    out_->write_at(0, head.data(), head.size());
+    std::vector<uint8_t> map(size_t{h_.blocks} * 4);
+    for (size_t i = 0; i < map_.size(); ++i) store_le32(map.data() + i * 4, map_[i]);
+    if (!map.empty()) out_->write_at(h_.blocks_offset, map.data(), map.size());
+    out_->set_size(uint64_t{h_.data_offset} + uint64_t{allocated_} * kDefaultBlockSize);
+    out_->commit();
+    finished_ = true;
+  }
+
+  void abort() override {
+    if (!finished_ && out_) out_->discard();
+  }
+
+  std::vector<std::string> notes() const override {
+    if (size_ == requested_size_) return {};
+    return {"VDI virtual size rounded up from " + std::to_string(requested_size_) + " to " +
+            std::to_string(size_) + " bytes (whole 512-byte sectors)"};
+  }
+
+  std::vector<std::string> output_files() const override { return {out_->path()}; }
+
+ private:
+  // Dynamic images: the block being assembled is the last kDefaultBlockSize
+  // bytes of pending_, which holds consecutive data blocks not yet written.
+  void begin_block(uint64_t block) {
+    close_block();
+    if (pending_.size() + kDefaultBlockSize > kFlushBytes) flush();
+    pending_.resize(pending_.size() + kDefaultBlockSize, 0);
+    cur_block_ = block;
+    open_block_ = true;
+  }
+
+  // Allocates the block being assembled unless every byte of it is zero.
+  void close_block() {
+    if (!open_block_) return;
+    open_block_ = false;
+    const uint8_t* data = pending_.data() + pending_.size() - kDefaultBlockSize;
+    if (is_zero(data, kDefaultBlockSize)) {
+      pending_.resize(pending_.size() - kDefaultBlockSize);
+      return;
+    }
+    map_[cur_block_] = allocated_++;
+  }
+
+  void flush() {
+    if (pending_.empty()) return;
+    uint64_t first = allocated_ - pending_.size() / kDefaultBlockSize;
+    out_->write_at(uint64_t{h_.data_offset} + first * kDefaultBlockSize, pending_.data(),
+                   pending_.size());
+    pending_.clear();
+  }
+
+  uint64_t requested_size_;
+  uint64_t size_ = 0;
+  bool static_ = false;
+  Header h_;
+  std::vector<uint32_t> map_;
+  uint32_t allocated_ = 0;
+  std::vector<uint8_t> pending_;
+  uint64_t cur_block_ = 0;
+  bool open_block_ = false;
+  std::unique_ptr<OutputFile> out_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+const std::vector<OptionSpec>& create_options() {
+  static const std::vector<OptionSpec> specs = {
+      {.name = "subformat",
+       .type = OptionType::kEnum,
+       .default_value = "dynamic",
+       .help = "dynamic: blocks allocated as written, all-zero blocks left out; static: every "
+               "block preallocated",
+       .choices = {"dynamic", "static"}},
+      {.name = "static",
+       .type = OptionType::kBool,
+       .default_value = "off",
+       .help = "qemu-img's spelling of subformat=static",
+       .choices = {}},
+  };
+  return specs;
+}
+
+std::unique_ptr<ImageWriter> create_vdi(const CreateRequest& req) {
+  return std::make_unique<VdiWriter>(req);
+}
+
+}  // namespace vdisk::vdi

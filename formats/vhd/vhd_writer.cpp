@@ -1,0 +1,268 @@
+#include "formats/vhd/vhd_writer.h"
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <random>
+
+#include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/vhd/vhd_layout.h"
+
+namespace vdisk::vhd {
+
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+// Azure's limits for an uploaded VHD: a fixed disk of a whole number of MiB,
+// from 20 MiB to 32 TiB (the upload size is that plus the 512-byte footer).
+constexpr uint64_t kAzureMin = 20 * kMiB;
+constexpr uint64_t kAzureMax = 32ull << 40;
+// BAT entries are 32-bit sector numbers, so a dynamic disk's file must stay
+// below 2 TiB.
+constexpr uint64_t kDataAlign = 4096;
+constexpr uint64_t kMaxDynamicFile = uint64_t{0xFFFFFFFF} * kSectorSize;
+
+std::array<uint8_t, 4> creator_code(const std::string& text, const std::string& path) {
+  if (text.empty() || text.size() > 4 ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= 0x20 && c < 0x7f; })) {
+    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                "vhd option creator='" + text + "' must be 1 to 4 printable ASCII characters");
+  }
+  std::array<uint8_t, 4> code{' ', ' ', ' ', ' '};
+  std::memcpy(code.data(), text.data(), text.size());
+  return code;
+}
+
+uint32_t vhd_now() {
+  int64_t now = static_cast<int64_t>(std::time(nullptr)) - kVhdEpoch;
+  return static_cast<uint32_t>(std::clamp<int64_t>(now, 0, 0xFFFFFFFF));
+}
+
+std::array<uint8_t, 16> fresh_uuid() {
+  std::random_device rd;
+  std::array<uint8_t, 16> id{};
+  for (size_t i = 0; i < 16; i += 4) store_be32(id.data() + i, rd());
+  id[6] = static_cast<uint8_t>((id[6] & 0x0F) | 0x40);  // RFC 4122 version 4
+  id[8] = static_cast<uint8_t>((id[8] & 0x3F) | 0x80);  // variant 1
+  return id;
+}
+
+// vdisk's version as the footer's major.minor creator version.
+uint32_t creator_version() {
+  unsigned major = 0, minor = 0;
+  std::sscanf(VDISK_VERSION, "%u.%u", &major, &minor);
+  return (major << 16) | (minor & 0xFFFF);
+}
+
+class VhdWriter final : public ImageWriter {
+ public:
+  explicit VhdWriter(const CreateRequest& req) {
+    const std::string& path = req.path;
+    const Options& o = req.options;
+    const bool azure = o.get_string("target") == "azure";
+    std::string sub = o.get_string("subformat");
+    if (azure) {
+      if (o.is_set("subformat") && sub != "fixed") {
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "vhd target=azure needs subformat=fixed: Azure accepts only fixed VHDs");
+      }
+      sub = "fixed";
+    }
+    fixed_ = sub == "fixed";
+
+    size_ = req.virtual_size;
+    if (size_ % kSectorSize != 0) {
+      uint64_t up = size_ - size_ % kSectorSize + kSectorSize;
+      if (!req.allow_resize) {
+        throw Error(
+            ErrorKind::kInvalidArgument, path, std::nullopt,
+            "virtual size " + std::to_string(size_) +
+                " bytes is not a whole number of 512-byte sectors, which VHD requires; pass "
+                "--allow-resize to round it up to " +
+                std::to_string(up) + " bytes");
+      }
+      notes_.push_back("virtual size rounded up from " + std::to_string(size_) + " to " +
+                       std::to_string(up) + " bytes (VHD holds whole 512-byte sectors)");
+      size_ = up;
+    }
+    if (azure) {
+      if (size_ % kMiB != 0) {
+        uint64_t up = size_ - size_ % kMiB + kMiB;
+        notes_.push_back("virtual size padded from " + std::to_string(size_) + " to " +
+                         std::to_string(up) + " bytes: Azure needs a whole number of MiB");
+        size_ = up;
+      }
+      if (size_ < kAzureMin || size_ > kAzureMax) {
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "vhd target=azure: virtual size " + human_size(size_) +
+                        " is outside what Azure accepts (20 MiB to 32 TiB)");
+      }
+    }
+
+    Footer& f = footer_;
+    f.features = kFeatureReserved;
+    f.version = kFormatVersion;
+    f.timestamp = vhd_now();
+    f.creator_app = creator_code(o.get_string("creator"), path);
+    f.creator_version = creator_version();
+    f.creator_os = kHostWindows;
+    f.original_size = size_;
+    f.current_size = size_;
+    Geometry g = chs_geometry(size_);
+    f.cylinders = g.cylinders;
+    f.heads = g.heads;
+    f.sectors_per_track = g.sectors_per_track;
+    f.unique_id = fresh_uuid();
+    f.saved_state = 0;
+
+    if (fixed_) {
+      f.disk_type = uint32_t(DiskType::kFixed);
+      f.data_offset = kFixedDataOffset;
+    } else {
+      f.disk_type = uint32_t(DiskType::kDynamic);
+      f.data_offset = kFooterSize;
+      block_size_ = o.get_size("block_size");
+      if (block_size_ < kSectorSize || block_size_ > (1ull << 31) ||
+          (block_size_ & (block_size_ - 1)) != 0) {
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "vhd option block_size=" + std::to_string(block_size_) +
+                        " must be a power of two from 512 bytes to 2 GiB");
+      }
+      bitmap_size_ = bitmap_bytes(block_size_);
+      const uint64_t blocks = div_round_up(size_, block_size_);
+      const uint64_t bat_bytes = div_round_up(blocks * 4, kSectorSize) * kSectorSize;
+      bat_offset_ = kFooterSize + kHeaderSize;
+      next_ = bat_offset_ + bat_bytes;
+      const uint64_t worst =
+          next_ + blocks * (bitmap_size_ + block_size_ + kDataAlign) + kFooterSize;
+      if (blocks > 0xFFFFFFFFull || worst > kMaxDynamicFile) {
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "a " + human_size(size_) +
+                        " disk is too large for a dynamic VHD (BAT offsets are 32-bit sector "
+                        "numbers, about 2 TiB); use -o subformat=fixed");
+      }
+      bat_.assign(static_cast<size_t>(blocks), kBatUnused);
+      bitmap_.assign(static_cast<size_t>(bitmap_size_), 0xFF);
+    }
+    out_ = req.env->create_output(path, req.overwrite);
+  }
+  ~VhdWriter() override { abort(); }
+
+  uint64_t virtual_size() const override { return size_; }
+
+  void write(uint64_t offset, const void* buf, size_t len) override {
+    if (offset > size_ || len > size_ - offset) {
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset,
+                  "write past the end of the disk");
+    }
+    if (fixed_) {
+      out_->write_at(offset, buf, len);
+      return;
+    }
+    const auto* p = static_cast<const uint8_t*>(buf);
+    while (len > 0) {
+      const uint64_t block = offset / block_size_;
+      const uint64_t in_block = offset % block_size_;
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(len, block_size_ - in_block));
+      if (bat_[block] == kBatUnused) {
+        // Spec: a new block is its sector bitmap followed by its data. Every
+        // bit is set: the sectors this writer never fills are holes in the
+        // host file and read as zero, exactly what the source had.
+        // The data starts on a 4 KiB boundary of the host file (the gap
+        // before the bitmap stays a hole), so host pages and guest pages line up.
+        next_ = (next_ + bitmap_size_ + kDataAlign - 1) / kDataAlign * kDataAlign - bitmap_size_;
+        bat_[block] = static_cast<uint32_t>(next_ / kSectorSize);
+        out_->write_at(next_, bitmap_.data(), bitmap_.size());
+        next_ += bitmap_size_ + block_size_;
+      }
+      out_->write_at(uint64_t{bat_[block]} * kSectorSize + bitmap_size_ + in_block, p, n);
+      p += n;
+      offset += n;
+      len -= n;
+    }
+  }
+
+  void finish() override {
+    const auto foot = encode_footer(footer_);
+    if (fixed_) {
+      out_->set_size(size_);
+      out_->write_at(size_, foot.data(), foot.size());
+    } else {
+      std::vector<uint8_t> bat(
+          static_cast<size_t>(div_round_up(bat_.size() * 4, kSectorSize) * kSectorSize), 0xFF);
+      for (size_t i = 0; i < bat_.size(); ++i) store_be32(bat.data() + i * 4, bat_[i]);
+      DynamicHeader h;
+      h.data_offset = kFixedDataOffset;
+      h.table_offset = bat_offset_;
+      h.max_table_entries = static_cast<uint32_t>(bat_.size());
+      h.block_size = static_cast<uint32_t>(block_size_);
+      const auto head = encode_header(h);
+      // Spec: a dynamic disk carries the footer at offset 0 and at the end.
+      out_->write_at(0, foot.data(), foot.size());
+      out_->write_at(kFooterSize, head.data(), head.size());
+      if (!bat.empty()) out_->write_at(bat_offset_, bat.data(), bat.size());
+      out_->write_at(next_, foot.data(), foot.size());
+    }
+    out_->commit();
+    finished_ = true;
+  }
+
+  void abort() override {
+    if (!finished_ && out_) out_->discard();
+  }
+
+  std::vector<std::string> notes() const override { return notes_; }
+  std::vector<std::string> output_files() const override { return {out_->path()}; }
+
+ private:
+  bool fixed_ = false;
+  uint64_t size_ = 0;
+  Footer footer_;
+  uint64_t block_size_ = 0;
+  uint64_t bitmap_size_ = 0;
+  uint64_t bat_offset_ = 0;
+  uint64_t next_ = 0;  // file offset of the next block
+  std::vector<uint32_t> bat_;
+  std::vector<uint8_t> bitmap_;
+  std::vector<std::string> notes_;
+  std::unique_ptr<OutputFile> out_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::vector<OptionSpec> vhd_create_options() {
+  return {
+      {"subformat",
+       OptionType::kEnum,
+       "dynamic",
+       "dynamic (only blocks that hold data are stored) or fixed (data, then the footer)",
+       {"dynamic", "fixed"}},
+      {"block_size",
+       OptionType::kSize,
+       "2M",
+       "dynamic disks: guest bytes per block (power of two)",
+       {}},
+      {"target",
+       OptionType::kEnum,
+       "generic",
+       "azure: what Azure accepts (fixed, a whole number of MiB from 20 MiB to 32 TiB; padding is "
+       "reported)",
+       {"generic", "azure"}},
+      {"creator",
+       OptionType::kString,
+       "win",
+       "creator application code (1-4 characters, padded with spaces). 'win ' (Hyper-V) tells "
+       "readers such as qemu to take the size from current_size; with other codes qemu derives a "
+       "smaller size from the CHS geometry",
+       {}},
+  };
+}
+
+std::unique_ptr<ImageWriter> create_vhd(const CreateRequest& req) {
+  return std::make_unique<VhdWriter>(req);
+}
+
+}  // namespace vdisk::vhd

@@ -1,0 +1,35 @@
+#include <cstring>
+
+#include "formats/core/registry.h"
+#include "formats/vhdx/vhdx_layout.h"
+#include "formats/vhdx/vhdx_reader.h"
+#include "formats/vhdx/vhdx_writer.h"
+
+namespace vdisk::vhdx {
+
+namespace {
+// 2.2.1: every VHDX starts with the file type identifier "vhdxfile".
+int probe(const ProbeInput& in) {
+  return in.head.size() >= 8 && std::memcmp(in.head.data(), kFileSignature, 8) == 0
+             ? kProbeSignature
+             : 0;
+}
+}  // namespace
+
+const FormatDescriptor& descriptor() {
+  static const FormatDescriptor d{
+      .name = "vhdx",
+      .aliases = {"avhdx"},
+      .description = "Hyper-V VHDX: fixed, dynamic and differencing; dirty logs replayed in memory",
+      .extensions = {"vhdx", "avhdx"},
+      .subformats = {"dynamic", "fixed"},
+      .probe = probe,
+      .open = open_vhdx,
+      .create = create_vhdx,
+      .create_options = create_options(),
+      .can_stream = false,
+  };
+  return d;
+}
+
+}  // namespace vdisk::vhdx

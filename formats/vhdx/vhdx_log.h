@@ -1,0 +1,83 @@
+// In-memory replay of a VHDX log (MS-VHDX 2.3.3). When an image was not
+// closed cleanly its header names a LogGuid and the log region holds entries
+// whose updates (metadata, BAT, payload sectors) may be missing from the file.
+// We replay them into an overlay and read the whole file through it; the
+// source file is never written.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "formats/core/file.h"
+#include "formats/vhdx/vhdx_layout.h"
+
+namespace vdisk::vhdx {
+
+// What replay found, for `info`.
+struct LogReplayResult {
+  uint64_t entries_applied = 0;
+  uint64_t data_sectors = 0;   // 4 KiB sectors written by data descriptors
+  uint64_t zero_bytes = 0;     // bytes zeroed by zero descriptors
+  uint64_t head_sequence = 0;  // sequence number of the newest applied entry
+  uint64_t last_file_offset = 0;
+};
+
+// Replayed bytes over file offsets: an ordered map of non-overlapping pieces,
+// each either bytes (4 KiB from a data descriptor) or zeros (a zero
+// descriptor of any length, held without allocating it). Later entries
+// replace earlier ones. Immutable once built, so safe to read from any thread.
+class LogOverlay {
+ public:
+  // [offset, offset + len) becomes `data` (len bytes) or zeros when null.
+  void put(uint64_t offset, uint64_t len, std::shared_ptr<const std::vector<uint8_t>> data);
+  // Copies every replayed byte that falls in [offset, offset + len) into buf.
+  void apply(uint64_t offset, uint8_t* buf, size_t len) const;
+  bool intersects(uint64_t offset, uint64_t len) const;
+  // One past the last replayed byte (0 when empty).
+  uint64_t end() const;
+  bool empty() const { return pieces_.empty(); }
+
+ private:
+  struct Piece {
+    uint64_t len = 0;
+    std::shared_ptr<const std::vector<uint8_t>> data;  // null: zeros
+    uint64_t data_off = 0;
+  };
+  std::map<uint64_t, Piece> pieces_;  // keyed by file offset
+};
+
+// A File that reads as the source file with the log replayed on top: bytes
+// past the source's end up to size() read as zeros (the log may extend the
+// file to LastFileOffset). Thread-safe like any File.
+class ReplayedFile final : public File {
+ public:
+  ReplayedFile(std::shared_ptr<const File> base, LogOverlay overlay, uint64_t size);
+  const std::string& path() const override { return base_->path(); }
+  uint64_t size() const override { return size_; }
+  void read_at(uint64_t offset, void* buf, size_t len) const override;
+  size_t read_some(uint64_t offset, void* buf, size_t len) const override;
+  FileRange range_status(uint64_t offset, uint64_t len) const override;
+  uint64_t allocated_on_host() const override { return base_->allocated_on_host(); }
+  std::pair<uint64_t, uint64_t> identity() const override { return base_->identity(); }
+
+ private:
+  std::shared_ptr<const File> base_;
+  LogOverlay overlay_;
+  uint64_t size_;
+};
+
+// Finds the active sequence of the log at [log_offset, log_offset +
+// log_length) of `file` whose entries carry `log_guid`, and replays it.
+// Returns the file to read everything else through (a ReplayedFile, or `file`
+// itself when no entry applies, with result->entries_applied == 0). Throws
+// Error(kCorrupt) when the log region lies outside the file or the file is
+// shorter than the head entry's FlushedFileOffset (data the log says was
+// flushed is missing).
+std::shared_ptr<const File> replay_log(std::shared_ptr<const File> file, uint64_t log_offset,
+                                       uint64_t log_length, const Guid& log_guid,
+                                       LogReplayResult* result);
+
+}  // namespace vdisk::vhdx

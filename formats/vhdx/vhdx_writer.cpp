@@ -1,0 +1,345 @@
+#include "formats/vhdx/vhdx_writer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/vhdx/vhdx_crc32c.h"
+#include "formats/vhdx/vhdx_layout.h"
+
+namespace vdisk::vhdx {
+
+namespace {
+
+constexpr uint64_t kLogOffset = 1 * kMiB;
+constexpr uint64_t kLogLength = 1 * kMiB;
+constexpr uint64_t kMetadataOffset = 2 * kMiB;
+constexpr uint64_t kMetadataLength = 1 * kMiB;
+constexpr uint64_t kBatOffset = 3 * kMiB;
+// Writes are gathered into runs of this many bytes before one pwrite.
+constexpr size_t kStageBytes = 8 * kMiB;
+
+uint64_t round_up(uint64_t v, uint64_t a) {
+  return div_round_up(v, a) * a;
+}
+
+class VhdxWriter final : public ImageWriter {
+ public:
+  explicit VhdxWriter(const CreateRequest& req) {
+    const Options& o = req.options;
+    fixed_ = o.get_string("subformat") == "fixed";
+    full_ = o.get_string("preallocation") == "full";
+    uint64_t bs = o.get_size("block_size");
+    if (bs < kMinBlockSize || bs > kMaxBlockSize || (bs & (bs - 1))) {
+      throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                  "vhdx block_size " + std::to_string(bs) +
+                      " is not a power of two between 1 MiB and 256 MiB");
+    }
+    uint32_t lss = req.sector_size == 4096 ? 4096 : 512;
+    if (o.is_set("logical_sector_size"))
+      lss = static_cast<uint32_t>(std::stoul(o.get_string("logical_sector_size")));
+    uint64_t size = req.virtual_size;
+    if (size % lss) {
+      uint64_t rounded = round_up(size, lss);
+      if (!req.allow_resize) {
+        throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                    "VHDX holds whole " + std::to_string(lss) + "-byte logical sectors: the size " +
+                        std::to_string(size) + " would have to become " + std::to_string(rounded) +
+                        " bytes (pass --allow-resize to allow it)");
+      }
+      notes_.push_back("virtual size rounded up from " + std::to_string(size) + " to " +
+                       std::to_string(rounded) + " bytes (whole " + std::to_string(lss) +
+                       "-byte logical sectors)");
+      size = rounded;
+    }
+    if (size > kMaxVirtualSize) {
+      throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                  "virtual size " + std::to_string(size) + " exceeds the VHDX maximum of 64 TiB");
+    }
+    geo_ = make_geometry(size, bs, lss, false);
+    bat_.assign(static_cast<size_t>(geo_.total_bat_entries), 0);
+    bat_length_ = std::max<uint64_t>(kMiB, round_up(geo_.total_bat_entries * 8, kMiB));
+    payload_start_ = kBatOffset + bat_length_;
+    next_block_ = payload_start_;
+    if (fixed_) {
+      // Every block allocated, in order, from the start (LeaveBlocksAllocated).
+      for (uint64_t b = 0; b < geo_.data_blocks; ++b) {
+        bat_[geo_.payload_entry(b)] = entry(kPayloadFullyPresent, payload_start_ + b * bs);
+      }
+      next_block_ = payload_start_ + geo_.data_blocks * bs;
+    }
+    // Zero parts of allocated blocks stay host holes (they read as zero on
+    // every host and keep the file as small as the data); only
+    // preallocation=full writes every byte, for hosts that refuse sparse files.
+    fill_zeros_ = full_;
+    if (fixed_ && full_) cursor_ = payload_start_;
+    out_ = req.env->create_output(req.path, req.overwrite);
+    stage_.reserve(kStageBytes);
+  }
+  ~VhdxWriter() override { abort(); }
+
+  uint64_t virtual_size() const override { return geo_.virtual_size; }
+
+  void write(uint64_t offset, const void* buf, size_t len) override {
+    if (offset > geo_.virtual_size || len > geo_.virtual_size - offset) {
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset,
+                  "write past the end of the disk");
+    }
+    const auto* p = static_cast<const uint8_t*>(buf);
+    const uint64_t bs = geo_.block_size;
+    while (len > 0) {
+      uint64_t b = offset / bs;
+      uint64_t in = offset % bs;
+      size_t n = static_cast<size_t>(std::min<uint64_t>(len, bs - in));
+      uint64_t block_file = block_offset(b);
+      fill_to(block_file + in);
+      emit(block_file + in, p, n);
+      offset += n;
+      p += n;
+      len -= n;
+    }
+  }
+
+  void finish() override {
+    // The rest of the last block written (dynamic) or of the payload area
+    // (fixed with full preallocation) is written as zeros.
+    if (fill_zeros_) fill_to(fixed_ ? (full_ ? next_block_ : cursor_) : open_block_end_);
+    flush();
+    write_structures();
+    uint64_t end = std::max(next_block_, payload_start_);
+    out_->set_size(end);
+    out_->commit();
+    finished_ = true;
+  }
+
+  void abort() override {
+    if (!finished_ && out_) out_->discard();
+  }
+
+  std::vector<std::string> notes() const override { return notes_; }
+  std::vector<std::string> output_files() const override { return {out_->path()}; }
+
+ private:
+  static uint64_t entry(uint8_t state, uint64_t file_offset) {
+    return state | ((file_offset / kMiB) << kBatOffsetShift);
+  }
+
+  // File offset of block `b`, allocating it (dynamic) on first use. Writes
+  // come in increasing order, so blocks are laid out in guest order.
+  uint64_t block_offset(uint64_t b) {
+    uint64_t& e = bat_[geo_.payload_entry(b)];
+    if ((e & kBatStateMask) == kPayloadFullyPresent) return (e >> kBatOffsetShift) * kMiB;
+    // A new block: the previous one is completed with zeros first, so an
+    // allocated block never holds a host hole (Hyper-V's copy to NTFS keeps
+    // it that way).
+    if (open_block_end_) fill_to(open_block_end_);
+    e = entry(kPayloadFullyPresent, next_block_);
+    cursor_ = next_block_;
+    next_block_ += geo_.block_size;
+    open_block_end_ = next_block_;
+    return cursor_;
+  }
+
+  // Writes zeros from the write cursor up to `file_offset`, when this layout
+  // fills gaps (dynamic blocks; fixed with preallocation=full).
+  void fill_to(uint64_t file_offset) {
+    if (!fill_zeros_ || file_offset <= cursor_) {
+      cursor_ = std::max(cursor_, file_offset);
+      return;
+    }
+    static const std::vector<uint8_t> zeros(kMiB, 0);
+    while (cursor_ < file_offset) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), file_offset - cursor_));
+      emit(cursor_, zeros.data(), n);
+    }
+  }
+
+  // Queues bytes for the file; contiguous runs become one large pwrite.
+  void emit(uint64_t file_offset, const uint8_t* p, size_t n) {
+    if (!stage_.empty() && file_offset != stage_off_ + stage_.size()) flush();
+    if (stage_.empty()) stage_off_ = file_offset;
+    if (stage_.size() + n > kStageBytes) {
+      flush();
+      if (n >= kStageBytes) {
+        out_->write_at(file_offset, p, n);
+        cursor_ = file_offset + n;
+        return;
+      }
+      stage_off_ = file_offset;
+    }
+    stage_.insert(stage_.end(), p, p + n);
+    cursor_ = file_offset + n;
+  }
+
+  void flush() {
+    if (stage_.empty()) return;
+    out_->write_at(stage_off_, stage_.data(), stage_.size());
+    stage_.clear();
+  }
+
+  // Writes a buffer, or only its non-zero 4 KiB pieces when holes are allowed
+  // (the file reads as zeros there anyway).
+  void put(uint64_t file_offset, const std::vector<uint8_t>& b) {
+    if (full_) {
+      out_->write_at(file_offset, b.data(), b.size());
+      return;
+    }
+    for (size_t i = 0; i < b.size();) {
+      size_t n = std::min<size_t>(4096, b.size() - i);
+      if (is_zero(b.data() + i, n)) {
+        i += n;
+        continue;
+      }
+      size_t j = i + n;
+      while (j < b.size() && !is_zero(b.data() + j, std::min<size_t>(4096, b.size() - j))) {
+        j += std::min<size_t>(4096, b.size() - j);
+      }
+      out_->write_at(file_offset + i, b.data() + i, j - i);
+      i = j;
+    }
+  }
+
+  void write_structures() {
+    const Guid file_write = random_guid(), data_write = random_guid(), disk_id = random_guid();
+
+    // 2.2.1 file type identifier.
+    std::vector<uint8_t> id(64 * kKiB, 0);
+    std::memcpy(id.data(), kFileSignature, 8);
+    std::string creator = utf8_to_utf16le("vdisk " VDISK_VERSION);
+    std::memcpy(id.data() + kCreatorOffset, creator.data(),
+                std::min(creator.size(), kCreatorSize - 2));
+
+    // 2.2.2 headers: identical but for the sequence number; the second is current.
+    for (int i = 0; i < 2; ++i) {
+      std::vector<uint8_t> h(64 * kKiB, 0);
+      std::memcpy(h.data(), kHeaderSignature, 4);
+      store_le64(h.data() + kHdrSequence, static_cast<uint64_t>(i + 1));
+      std::memcpy(h.data() + kHdrFileWriteGuid, file_write.data(), 16);
+      std::memcpy(h.data() + kHdrDataWriteGuid, data_write.data(), 16);
+      // LogGuid stays zero: the log is empty.
+      store_le16(h.data() + kHdrLogVersion, 0);
+      store_le16(h.data() + kHdrVersion, 1);
+      store_le32(h.data() + kHdrLogLength, static_cast<uint32_t>(kLogLength));
+      store_le64(h.data() + kHdrLogOffset, kLogOffset);
+      store_checksum(h.data(), kHeaderSize, kHdrChecksum);
+      put(i == 0 ? kHeader1Offset : kHeader2Offset, h);
+    }
+    put(kFileIdOffset, id);
+    // The rest of the header section is reserved (zeros).
+    if (full_)
+      put(kRegionTable2Offset + kRegionTableSize,
+          std::vector<uint8_t>(kHeaderSectionSize - kRegionTable2Offset - kRegionTableSize, 0));
+
+    // 2.2.3 region tables (two identical copies).
+    std::vector<uint8_t> rt(kRegionTableSize, 0);
+    std::memcpy(rt.data(), kRegionSignature, 4);
+    store_le32(rt.data() + 8, 2);
+    auto region = [&](size_t i, const Guid& g, uint64_t off, uint64_t len) {
+      uint8_t* e = rt.data() + kRegionHeaderSize + i * kRegionEntrySize;
+      std::memcpy(e, g.data(), 16);
+      store_le64(e + 16, off);
+      store_le32(e + 24, static_cast<uint32_t>(len));
+      store_le32(e + 28, 1);  // required
+    };
+    region(0, kBatRegionGuid, kBatOffset, bat_length_);
+    region(1, kMetadataRegionGuid, kMetadataOffset, kMetadataLength);
+    store_checksum(rt.data(), rt.size(), 4);
+    put(kRegionTable1Offset, rt);
+    put(kRegionTable2Offset, rt);
+
+    // 2.3 the log: empty (LogGuid zero), its region all zeros.
+    if (full_) put(kLogOffset, std::vector<uint8_t>(kLogLength, 0));
+
+    // 2.6 metadata: table, then the items from 64 KiB on.
+    std::vector<uint8_t> md(full_ ? kMetadataLength : kMetadataTableSize + 64 * kKiB, 0);
+    std::memcpy(md.data(), kMetadataSignature, 8);
+    size_t item_off = kMetadataTableSize;
+    size_t n = 0;
+    auto item = [&](const Guid& g, const std::vector<uint8_t>& value, uint32_t flags) {
+      uint8_t* e = md.data() + kMetadataHeaderSize + n++ * kMetadataEntrySize;
+      std::memcpy(e, g.data(), 16);
+      store_le32(e + 16, static_cast<uint32_t>(item_off));
+      store_le32(e + 20, static_cast<uint32_t>(value.size()));
+      store_le32(e + 24, flags);
+      std::memcpy(md.data() + item_off, value.data(), value.size());
+      item_off += round_up(value.size(), 8);
+    };
+    std::vector<uint8_t> v(8);
+    store_le32(v.data(), static_cast<uint32_t>(geo_.block_size));
+    store_le32(v.data() + 4, fixed_ ? kLeaveBlocksAllocated : 0);
+    item(kFileParametersGuid, v, kMetaIsRequired);
+    store_le64(v.data(), geo_.virtual_size);
+    item(kVirtualDiskSizeGuid, v, kMetaIsVirtualDisk | kMetaIsRequired);
+    item(kVirtualDiskIdGuid, std::vector<uint8_t>(disk_id.begin(), disk_id.end()),
+         kMetaIsVirtualDisk | kMetaIsRequired);
+    std::vector<uint8_t> s4(4);
+    store_le32(s4.data(), geo_.logical_sector_size);
+    item(kLogicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
+    store_le32(s4.data(), 4096);  // Hyper-V's default physical sector size
+    item(kPhysicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
+    store_le16(md.data() + 10, static_cast<uint16_t>(n));
+    put(kMetadataOffset, md);
+
+    // 2.5 the BAT (sector bitmap entries stay SB_BLOCK_NOT_PRESENT).
+    std::vector<uint8_t> bat(full_ ? bat_length_ : round_up(bat_.size() * 8, 4096), 0);
+    for (size_t i = 0; i < bat_.size(); ++i) store_le64(bat.data() + 8 * i, bat_[i]);
+    put(kBatOffset, bat);
+  }
+
+  bool fixed_ = false;
+  bool full_ = false;
+  Geometry geo_;
+  std::vector<uint64_t> bat_;
+  uint64_t bat_length_ = 0;
+  uint64_t payload_start_ = 0;
+  uint64_t next_block_ = 0;      // file offset where the next block goes
+  uint64_t open_block_end_ = 0;  // end of the last dynamic block allocated
+  uint64_t cursor_ = 0;          // file offset written up to
+  bool fill_zeros_ = false;
+  std::unique_ptr<OutputFile> out_;
+  std::vector<uint8_t> stage_;
+  uint64_t stage_off_ = 0;
+  std::vector<std::string> notes_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+std::vector<OptionSpec> create_options() {
+  return {
+      {"subformat",
+       OptionType::kEnum,
+       "dynamic",
+       "dynamic: blocks only for data that is not all zero; fixed: every block allocated",
+       {"dynamic", "fixed"}},
+      {"block_size",
+       OptionType::kSize,
+       "32M",
+       "VHDX block size, a power of two from 1M to 256M (Hyper-V uses 32M)",
+       {}},
+      {"logical_sector_size",
+       OptionType::kEnum,
+       "",
+       "512 or 4096 (default: the source's logical sector size)",
+       {"512", "4096"}},
+      {"preallocation",
+       OptionType::kEnum,
+       "off",
+       "full: write every byte of the host file (no sparse holes; Hyper-V refuses sparse VHDX "
+       "files on NTFS)",
+       {"off", "full"}},
+  };
+}
+
+std::unique_ptr<ImageWriter> create_vhdx(const CreateRequest& req) {
+  if (req.path == "-") {
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "VHDX cannot be written to standard output (its BAT is written last)");
+  }
+  auto w = std::make_unique<VhdxWriter>(req);
+  return w;
+}
+
+}  // namespace vdisk::vhdx

@@ -1,0 +1,27 @@
+#include "formats/core/registry.h"
+#include "formats/vmdk/vmdk_reader.h"
+#include "formats/vmdk/vmdk_writer.h"
+
+namespace vdisk::vmdk {
+
+const FormatDescriptor& descriptor() {
+  static const FormatDescriptor d{
+      .name = "vmdk",
+      .aliases = {},
+      .description =
+          "VMware virtual disk: sparse, flat, split, streamOptimized, seSparse (read), snapshot "
+          "chains",
+      .extensions = {"vmdk"},
+      .subformats = {"monolithicSparse", "twoGbMaxExtentSparse", "monolithicFlat",
+                     "twoGbMaxExtentFlat", "streamOptimized"},
+      .probe = probe_vmdk,
+      .open = open_vmdk,
+      .create = create_vmdk,
+      .create_options = create_options(),
+      // Only streamOptimized accepts "-"; create_vmdk refuses it for the others.
+      .can_stream = true,
+  };
+  return d;
+}
+
+}  // namespace vdisk::vmdk

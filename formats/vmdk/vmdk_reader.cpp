@@ -1,0 +1,412 @@
+#include "formats/vmdk/vmdk_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "formats/core/endian.h"
+#include "formats/core/error.h"
+#include "formats/vmdk/vmdk_layout.h"
+#include "formats/vmdk/vmdk_sparse_extent.h"
+
+namespace vdisk::vmdk {
+
+namespace {
+
+// Largest descriptor we read: VMware's are a few hundred bytes; the bound
+// keeps a mislabelled huge text file from being slurped.
+constexpr uint64_t kMaxDescriptorBytes = 1 << 20;
+
+class FlatExtent final : public ExtentReader {
+ public:
+  // `hides_parent`: holes in the host file are zeros of this layer, not
+  // "ask the parent" (a flat extent has no unallocated state).
+  FlatExtent(std::shared_ptr<const File> file, uint64_t offset, uint64_t size, bool hides_parent,
+             std::string kind)
+      : dev_(file, offset, size, "vmdk"),
+        file_(std::move(file)),
+        offset_(offset),
+        hides_parent_(hides_parent),
+        kind_(std::move(kind)) {}
+  uint64_t size() const override { return dev_.size(); }
+  const File* file() const override { return file_.get(); }
+  Extent status(uint64_t offset, uint64_t len) const override {
+    Extent e = dev_.block_status(offset, len);
+    if (e.type == ExtentType::kUnallocated && hides_parent_) e.type = ExtentType::kZero;
+    return e;
+  }
+  void read(uint64_t offset, uint8_t* buf, size_t len, const FillUnallocated&) const override {
+    dev_.read(offset, buf, len);
+  }
+  Json describe() const override {
+    Json j = Json::object();
+    j.set("format", kind_);
+    j.set("file_offset", offset_);
+    return j;
+  }
+
+ private:
+  FileDevice dev_;
+  std::shared_ptr<const File> file_;
+  uint64_t offset_;
+  bool hides_parent_;
+  std::string kind_;
+};
+
+class ZeroExtent final : public ExtentReader {
+ public:
+  explicit ZeroExtent(uint64_t size) : size_(size) {}
+  uint64_t size() const override { return size_; }
+  Extent status(uint64_t offset, uint64_t len) const override {
+    return Extent{std::min(len, size_ - offset), ExtentType::kZero};
+  }
+  void read(uint64_t, uint8_t* buf, size_t len, const FillUnallocated&) const override {
+    std::memset(buf, 0, len);
+  }
+  Json describe() const override {
+    Json j = Json::object();
+    j.set("format", "zero");
+    return j;
+  }
+
+ private:
+  uint64_t size_;
+};
+
+// Opens the file an extent line names, relative to the descriptor's folder.
+std::shared_ptr<const File> open_extent_file(const OpenOptions& opts, const File& descriptor,
+                                             const ExtentLine& e) {
+  std::string path = resolve_sibling(opts, descriptor.path(), e.file, "extent");
+  Env& env = opts.environment();
+  if (!env.exists(path)) {
+    throw Error(ErrorKind::kNotFound, descriptor.path(), std::nullopt,
+                "extent file '" + e.file + "' not found (looked for " + path + ")");
+  }
+  return std::shared_ptr<const File>(env.open_read(path));
+}
+
+std::unique_ptr<ExtentReader> open_sparse_file(std::shared_ptr<const File> f,
+                                               const OpenOptions& opts) {
+  uint8_t hb[kSector] = {};
+  if (f->read_some(0, hb, sizeof hb) < sizeof hb) {
+    throw_corrupt(f->path(), 0, "file too short for a VMDK sparse extent header");
+  }
+  SparseHeader h;
+  if (!decode_sparse_header(hb, h)) {
+    throw_corrupt(f->path(), 0, "sparse extent has no KDMV magic");
+  }
+  return open_hosted_sparse(std::move(f), h, opts);
+}
+
+// Adds an extent's reader, checking its size against the descriptor line.
+void add_part(std::vector<VmdkDevice::Part>& parts, uint64_t& pos, std::unique_ptr<ExtentReader> r,
+              const ExtentLine& e, const std::string& path) {
+  uint64_t want = e.sectors * kSector;
+  if (r->size() < want) {
+    throw_corrupt(path, 0,
+                  "extent '" + e.file + "' holds " + std::to_string(r->size()) +
+                      " bytes but the descriptor gives it " + std::to_string(want));
+  }
+  parts.push_back({pos, std::move(r)});
+  pos = checked_add(pos, want, path, 0, "disk size");
+}
+
+BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descriptor& d,
+                           const OpenOptions& opts) {
+  if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
+  std::string ppath;
+  if (!opts.parent_path.empty()) {
+    ppath = opts.parent_path;
+  } else {
+    if (d.parent_hint.empty()) {
+      throw_corrupt(file->path(), 0,
+                    "descriptor has parentCID " + std::to_string(d.parent_cid) +
+                        " but no parentFileNameHint (pass --parent)");
+    }
+    // VMware on Windows writes hints with backslashes.
+    ppath = resolve_sibling(opts, file->path(), windows_path_to_posix(d.parent_hint), "parent");
+  }
+  Env& env = opts.environment();
+  if (!env.exists(ppath)) {
+    throw Error(ErrorKind::kNotFound, file->path(), std::nullopt,
+                "parent image '" + d.parent_hint + "' not found (looked for " + ppath +
+                    "; pass --parent to name it)");
+  }
+  OpenOptions po = opts;
+  po.depth = opts.depth + 1;
+  po.parent_path.clear();
+  BlockDevicePtr parent = open_image(ppath, "", po);
+  if (auto* pv = dynamic_cast<const VmdkDevice*>(parent.get())) {
+    if (d.parent_cid != kNoParentCid && pv->cid() != d.parent_cid) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, ": parentCID %08x does not match the parent's CID %08x (",
+                    d.parent_cid, pv->cid());
+      opts.warn(file->path() + buf + ppath +
+                "); the parent may have changed since this snapshot was taken");
+    }
+  }
+  return parent;
+}
+
+std::string read_text(const File& f, uint64_t offset, uint64_t len) {
+  std::string s(static_cast<size_t>(len), '\0');
+  s.resize(f.read_some(offset, s.data(), s.size()));
+  return s;
+}
+
+}  // namespace
+
+VmdkDevice::VmdkDevice(std::shared_ptr<const File> main, Descriptor desc, std::string subformat,
+                       std::vector<Part> parts, BlockDevicePtr parent, Json extra)
+    : main_(std::move(main)),
+      desc_(std::move(desc)),
+      subformat_(std::move(subformat)),
+      parts_(std::move(parts)),
+      parent_(std::move(parent)),
+      extra_(std::move(extra)) {
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    size_ = parts_[i].start + desc_.extents[i].sectors * kSector;
+  }
+}
+
+size_t VmdkDevice::part_at(uint64_t offset) const {
+  auto it = std::upper_bound(parts_.begin(), parts_.end(), offset,
+                             [](uint64_t o, const Part& p) { return o < p.start; });
+  return static_cast<size_t>(it - parts_.begin()) - 1;
+}
+
+void VmdkDevice::read_parent(uint64_t offset, uint8_t* buf, size_t len) const {
+  if (!parent_ || offset >= parent_->size()) {
+    std::memset(buf, 0, len);
+    return;
+  }
+  size_t n = static_cast<size_t>(std::min<uint64_t>(len, parent_->size() - offset));
+  parent_->read(offset, buf, n);
+  if (n < len) std::memset(buf + n, 0, len - n);
+}
+
+void VmdkDevice::read(uint64_t offset, void* buf, size_t len) const {
+  check_read_range(main_->path(), size_, offset, len);
+  auto* out = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    size_t i = part_at(offset);
+    const Part& p = parts_[i];
+    uint64_t in = offset - p.start;
+    uint64_t part_len = desc_.extents[i].sectors * kSector;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, part_len - in));
+    const uint64_t base = p.start;
+    p.reader->read(in, out, n,
+                   [&](uint64_t off, uint8_t* b, size_t l) { read_parent(base + off, b, l); });
+    offset += n, out += n, len -= n;
+  }
+}
+
+Extent VmdkDevice::block_status(uint64_t offset, uint64_t len) const {
+  len = std::min(len, size_ - offset);
+  size_t i = part_at(offset);
+  const Part& p = parts_[i];
+  uint64_t in = offset - p.start;
+  uint64_t part_len = desc_.extents[i].sectors * kSector;
+  Extent e = p.reader->status(in, std::min(len, part_len - in));
+  if (e.length == 0) e.length = 1;
+  if (e.type == ExtentType::kUnallocated && parent_) {
+    if (offset >= parent_->size()) return Extent{e.length, ExtentType::kUnallocated};
+    Extent pe = parent_->block_status(offset, std::min(e.length, parent_->size() - offset));
+    pe.length = std::min(pe.length, e.length);
+    return pe;
+  }
+  return e;
+}
+
+ImageInfo VmdkDevice::info() const {
+  ImageInfo info;
+  info.path = main_->path();
+  info.format = "vmdk";
+  info.subformat = subformat_;
+  info.virtual_size = size_;
+  std::set<std::pair<uint64_t, uint64_t>> seen;
+  auto count_file = [&](const File& f) {
+    auto id = f.identity();
+    if (id != std::pair<uint64_t, uint64_t>{0, 0} && !seen.insert(id).second) return;
+    info.actual_size += f.allocated_on_host();
+  };
+  count_file(*main_);
+  Json& d = info.details;
+  d.set("create_type", desc_.create_type);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", desc_.cid);
+  d.set("cid", std::string(buf));
+  if (desc_.parent_cid != kNoParentCid) {
+    std::snprintf(buf, sizeof buf, "%08x", desc_.parent_cid);
+    d.set("parent_cid", std::string(buf));
+  }
+  if (!desc_.parent_hint.empty()) d.set("parent_file_name_hint", desc_.parent_hint);
+  if (auto v = desc_.ddb_value("ddb.adapterType")) d.set("adapter_type", *v);
+  if (auto v = desc_.ddb_value("ddb.virtualHWVersion")) d.set("hwversion", *v);
+  if (auto v = desc_.ddb_value("ddb.uuid")) d.set("uuid", *v);
+  auto c = desc_.ddb_value("ddb.geometry.cylinders"), h = desc_.ddb_value("ddb.geometry.heads"),
+       s = desc_.ddb_value("ddb.geometry.sectors");
+  if (c && h && s) d.set("geometry", *c + "/" + *h + "/" + *s);
+  // The grain size when every sparse extent agrees.
+  std::optional<uint64_t> grain;
+  uint64_t own_allocated = 0;
+  bool all_sparse = true;
+  Json extents = Json::array();
+  for (size_t i = 0; i < parts_.size(); ++i) {
+    const ExtentLine& e = desc_.extents[i];
+    Json j = Json::object();
+    j.set("access", e.access);
+    j.set("type", extent_kind_name(e.kind));
+    j.set("size", e.sectors * kSector);
+    if (const File* f = parts_[i].reader->file()) {
+      j.set("file", f->path());
+      if (f != main_.get()) count_file(*f);
+    }
+    Json r = parts_[i].reader->describe();
+    for (auto& [k, v] : r.as_object()) j.set(k, v);
+    if (const Json* g = r.find("grain_size")) grain = g->as_u64();
+    if (const Json* a = r.find("allocated_bytes"))
+      own_allocated += a->as_u64();
+    else
+      all_sparse = false;
+    extents.push(std::move(j));
+  }
+  if (grain) d.set("grain_size", *grain);
+  if (all_sparse) d.set("allocated_in_this_layer", own_allocated);
+  for (auto& [k, v] : extra_.as_object()) d.set(k, v);
+  d.set("extents", std::move(extents));
+  if (parent_) {
+    ImageInfo pi = parent_->info();
+    info.parent = pi.path;
+    std::vector<ImageInfo> rest = std::move(pi.chain);
+    pi.chain.clear();
+    info.chain.push_back(std::move(pi));
+    for (auto& r : rest) info.chain.push_back(std::move(r));
+  }
+  return info;
+}
+
+int probe_vmdk(const ProbeInput& in) {
+  if (in.head.size() >= 4 && load_le32(in.head.data()) == kSparseMagic) return kProbeSignature;
+  if (in.head.size() >= 8 && load_le64(in.head.data()) == kSeSparseMagic) return kProbeSignature;
+  if (looks_like_descriptor(in.head.data(), in.head.size())) return kProbeSignature;
+  return 0;
+}
+
+BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& opts) {
+  const std::string& path = file->path();
+  uint8_t head[kSector] = {};
+  size_t got = file->read_some(0, head, sizeof head);
+  Json extra = Json::object();
+  std::vector<VmdkDevice::Part> parts;
+  uint64_t pos = 0;
+
+  if (got >= 4 && load_le32(head) == kSparseMagic) {
+    if (got < kSector) throw_corrupt(path, got, "file too short for a VMDK sparse extent header");
+    SparseHeader h;
+    decode_sparse_header(head, h);
+    Descriptor d;
+    if (h.descriptor_offset != 0 && h.descriptor_size != 0) {
+      uint64_t doff = checked_mul(h.descriptor_offset, kSector, path, 28, "descriptor offset");
+      uint64_t dlen = checked_mul(h.descriptor_size, kSector, path, 36, "descriptor size");
+      if (dlen > kMaxDescriptorBytes || doff > file->size() || dlen > file->size() - doff) {
+        throw_corrupt(path, 28,
+                      "embedded descriptor (sector " + std::to_string(h.descriptor_offset) + ", " +
+                          std::to_string(h.descriptor_size) + " sectors) lies outside the file");
+      }
+      d = parse_descriptor(read_text(*file, doff, dlen), path, doff);
+      if (d.extents.size() != 1 || d.extents[0].kind != ExtentKind::kSparse) {
+        throw Error(ErrorKind::kUnsupported, path, doff,
+                    "embedded descriptor lists " + std::to_string(d.extents.size()) +
+                        " extents; a sparse file's own descriptor must describe exactly one SPARSE "
+                        "extent (itself)");
+      }
+      // The extent of an embedded descriptor is this very file, whatever name
+      // it was created under: a renamed disk still opens, and a file that
+      // happens to carry the old name is never read instead.
+      if (d.extents[0].file != path_basename(path)) extra.set("created_as", d.extents[0].file);
+    } else {
+      // A bare extent (one piece of a twoGbMaxExtentSparse set opened alone).
+      d.create_type = "sparse extent";
+      d.cid = 0;
+      d.extents.push_back({"RW", h.capacity, ExtentKind::kSparse, path_basename(path), 0});
+      if (h.capacity == 0) throw_corrupt(path, 12, "sparse extent capacity is 0");
+    }
+    add_part(parts, pos, open_hosted_sparse(file, h, opts), d.extents[0], path);
+    BlockDevicePtr parent = open_parent(file, d, opts);
+    std::string sub = d.create_type;
+    return std::make_shared<VmdkDevice>(file, std::move(d), sub, std::move(parts),
+                                        std::move(parent), std::move(extra));
+  }
+
+  if (got >= 8 && load_le64(head) == kSeSparseMagic) {
+    auto r = open_sesparse(file, opts);
+    Descriptor d;
+    d.create_type = "seSparse extent";
+    d.extents.push_back({"RW", r->size() / kSector, ExtentKind::kSeSparse, path_basename(path), 0});
+    if (d.extents[0].sectors == 0) throw_corrupt(path, 16, "seSparse capacity is 0");
+    add_part(parts, pos, std::move(r), d.extents[0], path);
+    return std::make_shared<VmdkDevice>(file, std::move(d), "seSparse", std::move(parts), nullptr,
+                                        std::move(extra));
+  }
+
+  if (!looks_like_descriptor(head, got)) {
+    throw Error(ErrorKind::kNotThisFormat, path, 0,
+                "not a VMDK: no KDMV header and no text descriptor");
+  }
+  if (file->size() > kMaxDescriptorBytes) {
+    throw_corrupt(path, 0,
+                  "starts like a VMDK descriptor but is " + std::to_string(file->size()) +
+                      " bytes long (a descriptor is at most 1 MiB)");
+  }
+  Descriptor d = parse_descriptor(read_text(*file, 0, file->size()), path, 0);
+  if (d.extents.empty()) throw_corrupt(path, 0, "VMDK descriptor lists no extents");
+  BlockDevicePtr parent_probe;  // opened after the extents, see below
+  const bool has_parent = d.parent_cid != kNoParentCid || !d.parent_hint.empty();
+  for (const ExtentLine& e : d.extents) {
+    std::unique_ptr<ExtentReader> r;
+    switch (e.kind) {
+      case ExtentKind::kFlat:
+      case ExtentKind::kVmfs: {
+        auto f = open_extent_file(opts, *file, e);
+        uint64_t off = checked_mul(e.offset, kSector, path, 0, "extent offset");
+        uint64_t len = e.sectors * kSector;
+        if (off > f->size() || len > f->size() - off) {
+          throw_corrupt(f->path(), f->size(),
+                        "flat extent needs " + std::to_string(len) + " bytes from offset " +
+                            std::to_string(off) + " but the file is " + std::to_string(f->size()) +
+                            " bytes");
+        }
+        r = std::make_unique<FlatExtent>(f, off, len, has_parent,
+                                         e.kind == ExtentKind::kFlat ? "flat" : "vmfs");
+        break;
+      }
+      case ExtentKind::kSparse: {
+        auto f = open_extent_file(opts, *file, e);
+        if (f->identity() == file->identity() &&
+            f->identity() != std::pair<uint64_t, uint64_t>{0, 0}) {
+          throw_corrupt(path, 0, "extent '" + e.file + "' is the descriptor file itself");
+        }
+        r = open_sparse_file(f, opts);
+        break;
+      }
+      case ExtentKind::kSeSparse:
+        r = open_sesparse(open_extent_file(opts, *file, e), opts);
+        break;
+      case ExtentKind::kZero:
+        r = std::make_unique<ZeroExtent>(e.sectors * kSector);
+        break;
+      default:
+        throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                    std::string("extent type ") + extent_kind_name(e.kind) + " ('" + e.file +
+                        "') is not supported");
+    }
+    add_part(parts, pos, std::move(r), e, path);
+  }
+  BlockDevicePtr parent = open_parent(file, d, opts);
+  std::string sub = d.create_type;
+  return std::make_shared<VmdkDevice>(file, std::move(d), sub, std::move(parts), std::move(parent),
+                                      std::move(extra));
+}
+
+}  // namespace vdisk::vmdk
