@@ -4,10 +4,16 @@
 
 #include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
+#include <mutex>
+#include <thread>
 
+#include "converters/stream_device.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 
 namespace vdisk::cli {
 
@@ -20,8 +26,27 @@ bool parse_args(const std::string& name, const std::string& usage, po::options_d
                 const po::positional_options_description& positional,
                 const std::vector<std::string>& args, po::variables_map& vm) {
   desc.add_options()("help,h", "show this help");
+  // -p / --progress / --progress json / --progress=json: Program_options
+  // binds an optional value only with '=' and would take the next word as the
+  // value of "-p", so the forms are normalised here for commands whose
+  // --progress takes a value (add_progress_option).
+  std::vector<std::string> joined;
+  const po::option_description* prog = desc.find_nothrow("progress", false);
+  const bool prog_value = prog && prog->semantic()->max_tokens() > 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (prog_value && (args[i] == "--progress" || args[i] == "-p")) {
+      if (i + 1 < args.size() &&
+          (args[i + 1] == "json" || args[i + 1] == "bar" || args[i + 1] == "human")) {
+        joined.push_back("--progress=" + args[++i]);
+      } else {
+        joined.push_back("--progress=bar");
+      }
+    } else {
+      joined.push_back(args[i]);
+    }
+  }
   try {
-    po::store(po::command_line_parser(args).options(desc).positional(positional).run(), vm);
+    po::store(po::command_line_parser(joined).options(desc).positional(positional).run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: vdisk " << name << " " << usage << "\n\n" << desc << "\n";
       return false;
@@ -53,6 +78,123 @@ BlockDevicePtr open_from_args(const po::variables_map& vm, const std::string& im
                               const std::string& format_key) {
   std::string fmt = vm.count(format_key) ? vm[format_key].as<std::string>() : "";
   return open_image(vm[image_key].as<std::string>(), fmt, open_options_from(vm));
+}
+
+void add_progress_option(po::options_description& desc) {
+  desc.add_options()("progress,p", po::value<std::string>()->value_name("[bar|json]"),
+                     "show progress on stderr: -p a bar (a summary line when not a terminal), "
+                     "--progress json one JSON line a second");
+}
+
+std::unique_ptr<ProgressSink> progress_from(const po::variables_map& vm) {
+  if (!vm.count("progress")) return nullptr;
+  std::string mode = vm["progress"].as<std::string>();
+  if (mode == "json") return make_progress(false, true);
+  if (mode == "bar" || mode == "human") return make_progress(true, false);
+  throw UsageError("--progress must be bar or json, not '" + mode + "'");
+}
+
+void add_mapfile_option(po::options_description& desc) {
+  desc.add_options()("mapfile", po::value<std::string>(),
+                     "GNU ddrescue mapfile of the image: areas not marked '+' are unrescued");
+}
+
+std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_map& vm,
+                                                            BlockDevicePtr dev,
+                                                            const std::string& image,
+                                                            ddrescue::BadAreaMode mode) {
+  if (!vm.count("mapfile")) return nullptr;
+  ddrescue::Mapfile map = ddrescue::load_mapfile(Env::posix(), vm["mapfile"].as<std::string>());
+  auto rescued = std::make_shared<const ddrescue::RescuedDevice>(dev, map, mode);
+  const auto& areas = rescued->bad_areas();
+  uint64_t total = ddrescue::bad_bytes(areas);
+  std::fprintf(stderr, "vdisk: %s: %zu unrescued area%s in %s, %s\n", image.c_str(), areas.size(),
+               areas.size() == 1 ? "" : "s", map.path.c_str(), human_size(total).c_str());
+  const size_t kShown = 20;
+  for (size_t i = 0; i < areas.size() && i < kShown; ++i) {
+    std::fprintf(stderr, "  %s-%s  %llu bytes  %s\n", hex_offset(areas[i].start).c_str(),
+                 hex_offset(areas[i].start + areas[i].length).c_str(),
+                 static_cast<unsigned long long>(areas[i].length),
+                 ddrescue::status_name(areas[i].status));
+  }
+  if (areas.size() > kShown) {
+    std::fprintf(stderr, "  ... and %zu more (--hash-file lists them all)\n",
+                 areas.size() - kShown);
+  }
+  return rescued;
+}
+
+Json bad_areas_json(const ddrescue::RescuedDevice& dev) {
+  Json j = Json::object();
+  j.set("path", dev.mapfile_path());
+  j.set("bad_area_count", static_cast<uint64_t>(dev.bad_areas().size()));
+  j.set("bad_bytes", ddrescue::bad_bytes(dev.bad_areas()));
+  Json list = Json::array();
+  for (const auto& a : dev.bad_areas()) {
+    Json e = Json::object();
+    e.set("start", a.start);
+    e.set("length", a.length);
+    e.set("end", a.start + a.length);
+    e.set("status", std::string(1, a.status));
+    e.set("status_name", ddrescue::status_name(a.status));
+    list.push(std::move(e));
+  }
+  j.set("bad_areas", std::move(list));
+  return j;
+}
+
+void add_stdin_size_option(po::options_description& desc) {
+  desc.add_options()("size", po::value<uint64_t>(),
+                     "with SRC '-': the byte count of the raw image read from standard input");
+}
+
+BlockDevicePtr open_source(const po::variables_map& vm, const std::string& image_key,
+                           bool* is_stream) {
+  *is_stream = vm[image_key].as<std::string>() == "-";
+  if (!*is_stream) {
+    if (vm.count("size"))
+      throw UsageError("--size applies only to a source read from standard input ('-')");
+    return open_from_args(vm, image_key);
+  }
+  if (!vm.count("size")) throw UsageError("reading standard input ('-') needs --size BYTES");
+  std::string fmt = vm.count("format") ? vm["format"].as<std::string>() : "";
+  if (!fmt.empty() && fmt != "raw")
+    throw UsageError("standard input is read as raw only, not " + fmt);
+  return std::make_shared<const StreamDevice>(0, vm["size"].as<uint64_t>(), "-");
+}
+
+std::string utc_now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Json hashes_json(const std::vector<HashValue>& hashes) {
+  Json j = Json::object();
+  for (const HashValue& h : hashes) j.set(hash_algo_name(h.algo), h.hex);
+  return j;
+}
+
+void check_report_path(const std::string& path, bool overwrite) {
+  if (!overwrite && path != "-" && Env::posix().exists(path)) {
+    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                "report exists (pass --force to replace it)");
+  }
+}
+
+void write_report(const std::string& path, const Json& report, bool overwrite) {
+  std::unique_ptr<OutputFile> out = Env::posix().create_output(path, overwrite);
+  std::string text = report.dump(2) + "\n";
+  try {
+    out->write_at(0, text.data(), text.size());
+    out->commit();
+  } catch (...) {
+    out->discard();
+    throw;
+  }
 }
 
 bool want_json(const po::variables_map& vm) {
@@ -111,32 +253,47 @@ std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "--:--";
   auto t = static_cast<long>(s + 0.5);
   char buf[32];
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
   return buf;
 }
 
 class StderrProgress final : public ProgressSink {
  public:
   StderrProgress(bool tty, bool json) : tty_(tty), json_(json) {}
+  ~StderrProgress() override { stop_ticker(); }
 
   void begin(const std::string& phase, uint64_t total) override {
+    stop_ticker();
     phase_ = phase;
     total_ = total;
     done_ = 0;
     start_ = last_ = std::chrono::steady_clock::now();
     active_ = true;
-    if (tty_ && !json_) draw();
+    if (json_) {
+      json_line("start");
+      // One line a second even while the engine waits on a slow stage.
+      ticking_ = true;
+      ticker_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(tick_mu_);
+        while (!tick_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return !ticking_; })) {
+          json_line("running");
+        }
+      });
+    } else if (tty_) {
+      draw();
+    }
   }
 
   void update(uint64_t done) override {
     done_ = done;
+    if (json_ || !tty_) return;
     auto now = std::chrono::steady_clock::now();
-    double since = std::chrono::duration<double>(now - last_).count();
-    if (json_ ? since >= 1.0 : (tty_ && since >= 0.1)) {
+    if (std::chrono::duration<double>(now - last_).count() >= 0.1) {
       last_ = now;
-      if (json_) json_line("running");
-      else draw();
+      draw();
     }
   }
 
@@ -145,6 +302,7 @@ class StderrProgress final : public ProgressSink {
     active_ = false;
     double secs = elapsed();
     if (json_) {
+      stop_ticker();
       json_line("done");
       return;
     }
@@ -152,7 +310,8 @@ class StderrProgress final : public ProgressSink {
       draw();
       std::fputc('\n', stderr);
     } else {
-      std::fprintf(stderr, "vdisk: %s: %s in %.2f s (%s)\n", phase_.c_str(), human_size(done_).c_str(), secs,
+      std::fprintf(stderr, "vdisk: %s: %s in %.2f s (%s)\n", phase_.c_str(),
+                   human_size(done_).c_str(), secs,
                    format_rate(secs > 0 ? static_cast<double>(done_) / secs : 0).c_str());
     }
   }
@@ -181,19 +340,35 @@ class StderrProgress final : public ProgressSink {
     Json j = Json::object();
     j.set("phase", phase_);
     j.set("state", state);
-    j.set("done", done_);
-    j.set("total", total_);
-    j.set("rate", rate);
-    j.set("eta", eta);
-    j.set("elapsed", secs);
+    j.set("bytes_done", done_.load());
+    j.set("bytes_total", total_);
+    j.set("rate_bytes_per_s", static_cast<uint64_t>(rate));
+    j.set("eta_s",
+          eta < 0 ? Json() : Json(static_cast<double>(static_cast<int64_t>(eta * 10)) / 10));
+    j.set("elapsed_s", static_cast<double>(static_cast<int64_t>(secs * 1000)) / 1000);
     std::fprintf(stderr, "%s\n", j.dump().c_str());
     std::fflush(stderr);
+  }
+
+  void stop_ticker() {
+    if (!ticker_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(tick_mu_);
+      ticking_ = false;
+    }
+    tick_cv_.notify_all();
+    ticker_.join();
   }
 
   bool tty_, json_;
   bool active_ = false;
   std::string phase_;
-  uint64_t total_ = 0, done_ = 0;
+  uint64_t total_ = 0;
+  std::atomic<uint64_t> done_{0};
+  std::thread ticker_;
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool ticking_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };
 

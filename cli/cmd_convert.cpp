@@ -15,46 +15,71 @@ std::string upper(std::string s) {
   return s;
 }
 
+std::vector<ByteRange> unreadable_of(const ddrescue::RescuedDevice* rescued) {
+  std::vector<ByteRange> out;
+  if (rescued) {
+    for (const auto& a : rescued->bad_areas()) out.push_back({a.start, a.length});
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_convert(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_progress_option(desc);
+  add_mapfile_option(desc);
+  add_stdin_size_option(desc);
   desc.add_options()("output-format,O", po::value<std::string>()->default_value("raw"),
                      "output format (see 'vdisk formats')")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
       "output format options key=value[,key=value...] (may repeat)")(
-      "progress,p", "show progress on stderr")(
       "hash", po::value<std::string>()->default_value("sha256"),
       "hashes of the guest content: md5,sha1,sha256 or none")(
+      "hash-file", po::value<std::string>(),
+      "write a JSON report (paths, formats, sizes, hashes, times)")(
       "verify", "re-read the output and fail (exit 1) unless its hash matches")(
-      "force", "replace an existing destination")(
-      "allow-resize", "let the output format round the virtual size up when it cannot keep it exactly")("src", po::value<std::string>()->required(), "source image")(
+      "force", "replace an existing destination (and --hash-file report)")(
+      "allow-resize",
+      "let the output format round the virtual size up when it cannot keep it exactly")(
+      "src", po::value<std::string>()->required(),
+      "source image ('-': raw from standard input, needs --size)")(
       "dst", po::value<std::string>()->required(), "destination ('-' for standard output)");
   po::positional_options_description pos;
   pos.add("src", 1).add("dst", 1);
   po::variables_map vm;
-  if (!parse_args("convert", "[-f FMT] -O FMT [-o key=value,...] [-p] [--hash ALGOS] [--verify] [--force] SRC DST",
+  if (!parse_args("convert",
+                  "[-f FMT] -O FMT [-o key=value,...] [-p|--progress json] [--hash ALGOS] "
+                  "[--hash-file REPORT.json] "
+                  "[--mapfile RESCUE.map] [--size N] [--verify] [--force] SRC DST",
                   desc, pos, args, vm)) {
     return kExitOk;
   }
+  const std::string start_time = utc_now_iso8601();
   const std::string src_path = vm["src"].as<std::string>();
   const std::string dst_path = vm["dst"].as<std::string>();
   const bool to_stdout = dst_path == "-";
   const bool force = vm.count("force") != 0;
+  const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
 
   // Everything the user typed is validated before any file is opened or made.
   const FormatDescriptor& out_fmt = require_format(vm["output-format"].as<std::string>());
   if (!out_fmt.create) throw UsageError("format " + out_fmt.name + " cannot be written");
   std::string opt_text;
   if (vm.count("options")) {
-    for (auto& o : vm["options"].as<std::vector<std::string>>()) opt_text += (opt_text.empty() ? "" : ",") + o;
+    for (auto& o : vm["options"].as<std::vector<std::string>>())
+      opt_text += (opt_text.empty() ? "" : ",") + o;
   }
   Options options = parse_options(opt_text, out_fmt.create_options, out_fmt.name);
   std::vector<HashAlgo> algos = parse_hash_algos(vm["hash"].as<std::string>());
   if (to_stdout && !out_fmt.can_stream) {
     throw UsageError("format " + out_fmt.name + " cannot be written to standard output");
   }
+  if (src_path == "-" && vm.count("mapfile"))
+    throw UsageError("--mapfile needs a source file, not standard input");
+  auto progress = progress_from(vm);
+  if (!report_path.empty()) check_report_path(report_path, force);
 
   if (!to_stdout) {
     struct stat ss, ds;
@@ -64,7 +89,8 @@ int cmd_convert(const std::vector<std::string>& args) {
                     "destination is the source image; refusing to overwrite it");
       }
       if (S_ISDIR(ds.st_mode)) {
-        throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt, "destination is a directory");
+        throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
+                    "destination is a directory");
       }
       if (!force) {
         throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
@@ -73,8 +99,13 @@ int cmd_convert(const std::vector<std::string>& args) {
     }
   }
 
-  BlockDevicePtr src = open_from_args(vm, "src");
+  bool is_stream = false;
+  BlockDevicePtr src = open_source(vm, "src", &is_stream);
+  auto rescued = rescued_from(vm, src, src_path);
   ImageInfo src_info = src->info();
+  // Allocation is metadata only (block status), cheap even for a 2 TiB disk;
+  // a pipe is all data.
+  const uint64_t src_allocated = is_stream ? src->size() : count_allocated_bytes(*src);
 
   CreateRequest req;
   req.path = dst_path;
@@ -87,15 +118,17 @@ int cmd_convert(const std::vector<std::string>& args) {
   req.sector_size = src->sector_size();
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
 
-  auto progress = make_progress(vm.count("progress") != 0, false);
   CopyOptions copts;
   copts.algos = algos;
   copts.progress = progress.get();
   copts.cancel = &cancel_flag();
+  copts.unreadable = unreadable_of(rescued.get());
+  if (is_stream) copts.readers = 1;
+  copts.finish_dst = true;  // the output's fsync overlaps the hashes' tail
   CopyResult r;
   try {
     r = copy_device(*src, writer.get(), copts);
-    writer->finish();
+    if (!r.dst_finished) writer->finish();
   } catch (...) {
     writer->abort();
     throw;
@@ -103,32 +136,96 @@ int cmd_convert(const std::vector<std::string>& args) {
 
   // With the image on standard output, every message goes to stderr.
   FILE* out = to_stdout ? stderr : stdout;
-  for (const std::string& note : writer->notes()) std::fprintf(stderr, "vdisk: note: %s\n", note.c_str());
-  if (writer->virtual_size() != src->size()) {
+  for (const std::string& note : writer->notes())
+    std::fprintf(stderr, "vdisk: note: %s\n", note.c_str());
+  const bool resized = writer->virtual_size() != src->size();
+  if (resized) {
     std::fprintf(stderr, "vdisk: note: virtual size changed from %llu to %llu bytes as requested\n",
                  static_cast<unsigned long long>(src->size()),
                  static_cast<unsigned long long>(writer->virtual_size()));
   }
-  std::fprintf(out, "converted %s (%s) -> %s (%s): %s virtual, %s written, %s left unallocated, %.2f s\n",
-               src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
-               human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
-               human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
+  std::fprintf(
+      out, "converted %s (%s) -> %s (%s): %s virtual, %s written, %s left unallocated, %.2f s\n",
+      src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
+      human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
+      human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
   for (auto& hv : r.hashes) {
-    std::fprintf(out, "%s (guest content) = %s\n", upper(hash_algo_name(hv.algo)).c_str(), hv.hex.c_str());
+    std::fprintf(out, "%s (guest content) = %s\n", upper(hash_algo_name(hv.algo)).c_str(),
+                 hv.hex.c_str());
+  }
+  for (auto& hv : r.hashes_zero_filled) {
+    std::fprintf(out, "%s (unrescued areas as zeros) = %s\n",
+                 upper(hash_algo_name(hv.algo)).c_str(), hv.hex.c_str());
+  }
+  if (rescued && !r.hashes.empty()) {
+    std::fprintf(
+        out,
+        "note: the output leaves the %s unrescued bytes unallocated: it reads as the source with "
+        "those areas as zeros (the second hash)\n",
+        human_size(r.unreadable_bytes).c_str());
+  }
+
+  if (!report_path.empty()) {
+    Json rep = Json::object();
+    rep.set("vdisk_version", VDISK_VERSION);
+    rep.set("command", "convert");
+    rep.set("start_time", start_time);
+    rep.set("end_time", utc_now_iso8601());
+    Json s = Json::object();
+    s.set("path", src_path);
+    s.set("format", src_info.format);
+    if (!src_info.subformat.empty()) s.set("subformat", src_info.subformat);
+    s.set("virtual_size", src->size());
+    s.set("allocated_bytes", src_allocated);
+    rep.set("source", std::move(s));
+    Json d = Json::object();
+    d.set("path", dst_path);
+    d.set("format", out_fmt.name);
+    if (!opt_text.empty()) d.set("options", opt_text);
+    d.set("virtual_size", writer->virtual_size());
+    d.set("allocated_bytes", r.bytes_written);
+    Json files = Json::array();
+    for (auto& f : writer->output_files()) files.push(f);
+    d.set("files", std::move(files));
+    if (!r.output_hashes.empty()) d.set("hashes", hashes_json(r.output_hashes));
+    rep.set("destination", std::move(d));
+    rep.set("virtual_size", src->size());
+    if (resized) {
+      Json c = Json::object();
+      c.set("old", src->size());
+      c.set("new", writer->virtual_size());
+      rep.set("size_changed", std::move(c));
+    }
+    rep.set("hash_scope", "guest content of the source, as stored");
+    rep.set("hashes", hashes_json(r.hashes));
+    if (rescued) {
+      rep.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
+      rep.set("mapfile", bad_areas_json(*rescued));
+    }
+    rep.set("seconds", r.seconds);
+    write_report(report_path, rep, force);
   }
 
   if (vm.count("verify")) {
     if (to_stdout) throw UsageError("--verify cannot re-read standard output");
+    if (is_stream && algos.empty())
+      throw UsageError("--verify of a stream needs a hash taken during the copy");
     std::vector<HashAlgo> valgos = algos.empty() ? std::vector<HashAlgo>{HashAlgo::kSha256} : algos;
-    CopyResult expect = r;
+    std::vector<HashValue> expect = r.output_hashes;
     if (algos.empty()) {
-      // No hash was taken during the copy: hash the source now, then the output.
+      // No hash was taken during the copy: hash the source now (with the
+      // unrescued areas as zeros, as the output holds them), then the output.
       CopyOptions o;
       o.algos = valgos;
       o.cancel = &cancel_flag();
       o.phase = "hashing source";
       o.progress = progress.get();
-      expect = copy_device(*src, nullptr, o);
+      o.unreadable = copts.unreadable;
+      CopyResult s = copy_device(*src, nullptr, o);
+      expect = rescued ? s.hashes_zero_filled : s.hashes;
+      if (writer->virtual_size() > src->size()) {
+        throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
+      }
     }
     BlockDevicePtr written = open_image(dst_path, out_fmt.name, OpenOptions{});
     CopyOptions o;
@@ -137,14 +234,15 @@ int cmd_convert(const std::vector<std::string>& args) {
     o.phase = "verifying";
     o.progress = progress.get();
     CopyResult got = copy_device(*written, nullptr, o);
-    bool ok = got.virtual_size == expect.virtual_size;
-    for (size_t i = 0; i < valgos.size(); ++i) ok = ok && got.hashes[i].hex == expect.hashes[i].hex;
+    bool ok = got.virtual_size == writer->virtual_size();
+    for (size_t i = 0; i < valgos.size(); ++i) ok = ok && got.hashes[i].hex == expect[i].hex;
     if (!ok) {
-      std::fprintf(stderr, "vdisk: %s: verify FAILED: the output's content differs from the source's\n",
+      std::fprintf(stderr,
+                   "vdisk: %s: verify FAILED: the output's content differs from the source's\n",
                    dst_path.c_str());
       for (size_t i = 0; i < valgos.size(); ++i) {
-        std::fprintf(stderr, "  %s source %s, output %s\n", hash_algo_name(valgos[i]),
-                     expect.hashes[i].hex.c_str(), got.hashes[i].hex.c_str());
+        std::fprintf(stderr, "  %s expected %s, output %s\n", hash_algo_name(valgos[i]),
+                     expect[i].hex.c_str(), got.hashes[i].hex.c_str());
       }
       return kExitDifferent;
     }

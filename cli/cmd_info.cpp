@@ -33,7 +33,8 @@ void print_human(const ImageInfo& info, int indent) {
   std::string pad(static_cast<size_t>(indent), ' ');
   std::printf("%simage: %s\n", pad.c_str(), info.path.c_str());
   std::printf("%sformat: %s\n", pad.c_str(), info.format.c_str());
-  if (!info.subformat.empty()) std::printf("%ssubformat: %s\n", pad.c_str(), info.subformat.c_str());
+  if (!info.subformat.empty())
+    std::printf("%ssubformat: %s\n", pad.c_str(), info.subformat.c_str());
   std::printf("%svirtual size: %s\n", pad.c_str(), human_size(info.virtual_size).c_str());
   std::printf("%sdisk size: %s\n", pad.c_str(), human_size(info.actual_size).c_str());
   std::printf("%sallocated: %s\n", pad.c_str(), human_size(info.allocated_bytes).c_str());
@@ -55,12 +56,15 @@ void print_human(const ImageInfo& info, int indent) {
 int cmd_info(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_mapfile_option(desc);
   desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json")(
       "image", po::value<std::string>()->required(), "the image");
   po::positional_options_description pos;
   pos.add("image", 1);
   po::variables_map vm;
-  if (!parse_args("info", "[-f FMT] IMAGE [--output human|json]", desc, pos, args, vm)) return kExitOk;
+  if (!parse_args("info", "[-f FMT] [--mapfile RESCUE.map] IMAGE [--output human|json]", desc, pos,
+                  args, vm))
+    return kExitOk;
   bool json = want_json(vm);
   // A differencing image whose parent is missing still shows its own fields
   // (parent locators, hints, UUIDs): that is what the user needs to find the
@@ -69,6 +73,9 @@ int cmd_info(const std::vector<std::string>& args) {
   std::vector<std::string> missing;
   opts.missing_parents = &missing;
   BlockDevicePtr dev = open_image(vm["image"].as<std::string>(), vm["format"].as<std::string>(), opts);
+  // Through a mapfile, unrescued areas do not count as allocated and the
+  // details name the mapfile and its totals.
+  if (auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>())) dev = rescued;
   ImageInfo info = full_info(*dev);
   if (json) {
     std::printf("%s\n", info_to_json(info).dump(2).c_str());

@@ -4,34 +4,85 @@
 
 namespace vdisk::cli {
 
+namespace {
+
+struct MapRow {
+  uint64_t start = 0;
+  uint64_t length = 0;
+  ExtentType type = ExtentType::kData;
+  char rescue = 0;  // ddrescue status with --mapfile ('+' rescued), else 0
+};
+
+// Every extent, adjacent ones of one type (and one rescue status) merged.
+std::vector<MapRow> map_rows(const BlockDevice& dev, const ddrescue::RescuedDevice* rescued) {
+  std::vector<MapRow> rows;
+  const uint64_t size = dev.size();
+  uint64_t off = 0;
+  while (off < size) {
+    Extent e = dev.block_status(off, size - off);
+    uint64_t len = std::min(std::max<uint64_t>(e.length, 1), size - off);
+    char rescue = 0;
+    if (rescued) {
+      const ddrescue::BadArea* a = rescued->bad_area_at(off);
+      rescue = a ? a->status : '+';
+    }
+    if (!rows.empty() && rows.back().type == e.type && rows.back().rescue == rescue) {
+      rows.back().length += len;
+    } else {
+      rows.push_back({off, len, e.type, rescue});
+    }
+    off += len;
+  }
+  return rows;
+}
+
+}  // namespace
+
 int cmd_map(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_mapfile_option(desc);
   desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json")(
       "image", po::value<std::string>()->required(), "the image");
   po::positional_options_description pos;
   pos.add("image", 1);
   po::variables_map vm;
-  if (!parse_args("map", "[-f FMT] IMAGE [--output human|json]", desc, pos, args, vm)) return kExitOk;
+  if (!parse_args("map", "[-f FMT] [--mapfile RESCUE.map] IMAGE [--output human|json]", desc, pos,
+                  args, vm)) {
+    return kExitOk;
+  }
   bool json = want_json(vm);
   BlockDevicePtr dev = open_from_args(vm, "image");
-  std::vector<MappedExtent> extents = map_extents(*dev);
+  auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>());
+  std::vector<MapRow> rows = map_rows(rescued ? *rescued : *dev, rescued.get());
   if (json) {
     Json list = Json::array();
-    for (auto& e : extents) {
+    for (auto& e : rows) {
       Json j = Json::object();
       j.set("start", e.start);
       j.set("length", e.length);
       j.set("type", extent_type_name(e.type));
+      if (rescued) {
+        j.set("rescued", e.rescue == '+');
+        j.set("ddrescue_status", std::string(1, e.rescue));
+      }
       list.push(std::move(j));
     }
     std::printf("%s\n", list.dump(2).c_str());
     return kExitOk;
   }
-  std::printf("%-20s %-20s %s\n", "Offset", "Length", "Type");
-  for (auto& e : extents) {
-    std::printf("%-20s %-20s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),
-                extent_type_name(e.type));
+  if (!rescued) {
+    std::printf("%-20s %-20s %s\n", "Offset", "Length", "Type");
+    for (auto& e : rows) {
+      std::printf("%-20s %-20s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),
+                  extent_type_name(e.type));
+    }
+    return kExitOk;
+  }
+  std::printf("%-20s %-20s %-12s %s\n", "Offset", "Length", "Type", "Rescue");
+  for (auto& e : rows) {
+    std::printf("%-20s %-20s %-12s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),
+                extent_type_name(e.type), ddrescue::status_name(e.rescue));
   }
   return kExitOk;
 }

@@ -42,7 +42,13 @@ MountFlags parse_mount_flags(const po::variables_map& vm) {
 }
 
 BlockDevicePtr open_mount_device(const po::variables_map& vm) {
-  return open_from_args(vm, "image");
+  BlockDevicePtr dev = open_from_args(vm, "image");
+  // A rescued image seen through its ddrescue mapfile: unrescued areas read
+  // as zeros (default) or fail with EIO, as the analyst chooses.
+  auto mode = ddrescue::parse_bad_area_mode(vm["bad-areas"].as<std::string>());
+  if (auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>(), mode)) return rescued;
+  if (!vm["bad-areas"].defaulted()) throw UsageError("--bad-areas needs --mapfile");
+  return dev;
 }
 
 Timestamp file_mtime(const std::string& path) {
@@ -56,7 +62,10 @@ Timestamp file_mtime(const std::string& path) {
 int cmd_mount(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
+  add_mapfile_option(desc);
   desc.add_options()(
+      "bad-areas", po::value<std::string>()->default_value("zeros"),
+      "with --mapfile: what reads of unrescued areas return, zeros or eio")(
       "mode", po::value<std::string>()->default_value("auto"),
       "auto (a file tree when vdisk reads the image's file system, else block), block "
       "(disk.raw, p1, p2, ..., info.json) or tree")(
@@ -70,7 +79,8 @@ int cmd_mount(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(
           "mount",
-          "[-f FMT] [--mode auto|block|tree] [-o allow_other] IMAGE MOUNTPOINT [--foreground]",
+          "[-f FMT] [--mode auto|block|tree] [-o allow_other] [--mapfile MAP [--bad-areas zeros|eio]] "
+          "IMAGE MOUNTPOINT [--foreground]",
           desc, pos, args, vm)) {
     return kExitOk;
   }

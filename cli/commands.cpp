@@ -10,6 +10,7 @@ int cmd_convert(const std::vector<std::string>& args);
 int cmd_hash(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
+int cmd_verify(const std::vector<std::string>& args);
 int cmd_ls(const std::vector<std::string>& args);
 int cmd_cat(const std::vector<std::string>& args);
 int cmd_extract(const std::vector<std::string>& args);
@@ -25,6 +26,7 @@ const std::vector<Command>& commands() {
       {"hash", "hash the guest-visible content of an image", cmd_hash},
       {"compare", "compare the guest content of two images", cmd_compare},
       {"map", "list an image's extents: data, zero, unallocated", cmd_map},
+      {"verify", "re-hash an image and check it against --expect or a --hash-file report", cmd_verify},
       {"ls", "list files of the file system inside an image (ISO 9660, ...)", cmd_ls},
       {"cat", "write a file of the file system inside an image to stdout", cmd_cat},
       {"extract", "copy files out of an image's file system, keeping modes, times, symlinks", cmd_extract},

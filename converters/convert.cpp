@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -14,13 +15,48 @@ namespace vdisk {
 
 namespace {
 
-// A piece of the guest stream travelling from the reader to the consumers.
+// A piece of the guest stream travelling from the readers to the consumers.
 // Data chunks own a pooled buffer; zero chunks carry only their length.
+// `bad` chunks lie inside CopyOptions::unreadable.
 struct Chunk {
   uint64_t offset = 0;
   uint64_t length = 0;
   bool zero = false;
+  bool bad = false;
   std::vector<uint8_t>* buf = nullptr;
+  bool token = false;  // holds a Limiter slot
+};
+
+// Bounds the chunks in flight (zero chunks own no buffer, so the pool alone
+// would let the reader race through a sparse disk far ahead of the hashers,
+// and progress would say 100% long before the end).
+class Limiter {
+ public:
+  explicit Limiter(size_t max) : max_(max) {}
+  bool acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return used_ < max_ || closed_; });
+    if (closed_) return false;
+    ++used_;
+    return true;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --used_;
+    cv_.notify_one();
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  size_t max_;
+  size_t used_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
 };
 
 // Fixed set of buffers: bounds memory whatever the image size, and makes the
@@ -150,44 +186,84 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   const uint64_t size = src.size();
   result.virtual_size = size;
   const size_t chunk_size = std::max<size_t>(opts.chunk_size, 4096);
-  BufferPool pool(std::max<size_t>(opts.buffers, 2), chunk_size);
+  const size_t readers = std::max<size_t>(opts.readers, 1);
+  BufferPool pool(std::max<size_t>(opts.buffers, readers + 1), chunk_size);
   FirstError error;
 
-  // Consumers: one thread per hash algorithm, one for the writer.
-  std::vector<std::unique_ptr<ChunkQueue>> queues;
-  std::vector<std::thread> threads;
-  std::vector<std::string> digests(opts.algos.size());
-  uint64_t written = 0, zero_bytes = 0;
+  const std::vector<ByteRange>& bad = opts.unreadable;
+  for (size_t i = 0; i < bad.size(); ++i) {
+    if (bad[i].length == 0 || bad[i].start > size || bad[i].length > size - bad[i].start ||
+        (i > 0 && bad[i].start < bad[i - 1].start + bad[i - 1].length)) {
+      throw Error(ErrorKind::kInvalidArgument, "", bad[i].start,
+                  "unreadable ranges must be sorted, non-overlapping and inside the source");
+    }
+    result.unreadable_bytes += bad[i].length;
+  }
+  // The bytes stored in unreadable ranges are read only when a hash of the
+  // source as stored needs them.
+  const bool read_bad = !opts.algos.empty();
 
-  auto deleter = [&pool](Chunk* c) {
+  // Consumers: one thread per hash (per algorithm, twice with unreadable
+  // ranges: as stored and zero-filled), one for the writer.
+  struct HashJob {
+    HashAlgo algo;
+    bool zero_fill;
+    std::unique_ptr<Hasher> hasher;
+  };
+  std::vector<HashJob> jobs;
+  for (HashAlgo a : opts.algos) jobs.push_back({a, false, nullptr});
+  if (!bad.empty()) {
+    for (HashAlgo a : opts.algos) jobs.push_back({a, true, nullptr});
+  }
+  std::vector<std::unique_ptr<ChunkQueue>> queues;
+  std::vector<std::thread> consumers;
+  uint64_t written = 0, zero_bytes = 0;
+  std::atomic<bool> reached_end{false};  // every chunk was planned
+  bool dst_finished = false;
+
+  // Zero chunks are cut at 64 MiB when hashing (hashing zeros costs time:
+  // keeps progress honest), at 1 GiB otherwise (a 2 TiB sparse disk is then
+  // 2048 writer calls).
+  const uint64_t max_zero_chunk = opts.algos.empty() ? uint64_t{1} << 30 : uint64_t{64} << 20;
+  Limiter in_flight(64);
+  auto stop_all = [&] {
+    pool.close();
+    in_flight.close();
+  };
+  auto deleter = [&pool, &in_flight](Chunk* c) {
+    if (c->token) in_flight.release();
     if (c->buf) pool.release(c->buf);
     delete c;
   };
 
-  for (size_t i = 0; i < opts.algos.size(); ++i) {
+  for (HashJob& job : jobs) {
     queues.push_back(std::make_unique<ChunkQueue>());
     ChunkQueue* q = queues.back().get();
-    threads.emplace_back([&, q, i] {
+    consumers.emplace_back([&, q, job = &job] {
       try {
-        Hasher h(opts.algos[i]);
+        auto h = std::make_unique<Hasher>(job->algo);
         while (ChunkPtr c = q->pop()) {
           if (error.failed()) continue;  // drain
-          if (c->zero) h.update_zeros(c->length);
-          else h.update(c->buf->data(), static_cast<size_t>(c->length));
+          if (c->zero || (c->bad && job->zero_fill))
+            h->update_zeros(c->length);
+          else
+            h->update(c->buf->data(), static_cast<size_t>(c->length));
         }
-        digests[i] = h.finish_hex();
+        job->hasher = std::move(h);
       } catch (...) {
         error.set(std::current_exception());
+        stop_all();
       }
     });
   }
   if (dst) {
     queues.push_back(std::make_unique<ChunkQueue>());
     ChunkQueue* q = queues.back().get();
-    threads.emplace_back([&, q] {
+    consumers.emplace_back([&, q] {
       try {
         while (ChunkPtr c = q->pop()) {
           if (error.failed()) continue;
+          if (c->bad) continue;  // left unallocated: never written, reads as zeros
           if (c->zero) {
             dst->write_zeroes(c->offset, c->length);
             zero_bytes += c->length;
@@ -195,57 +271,146 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
             written += write_skipping_zeros(*dst, *c, opts.zero_granularity, zero_bytes);
           }
         }
+        if (opts.finish_dst && reached_end.load() && !error.failed()) {
+          dst->finish();
+          dst_finished = true;
+        }
       } catch (...) {
         error.set(std::current_exception());
-        pool.close();
+        stop_all();
       }
     });
   }
 
-  if (opts.progress) opts.progress->begin(opts.phase, size);
-  try {
-    uint64_t off = 0;
-    while (off < size && !error.failed()) {
-      if (opts.cancel && opts.cancel->load()) {
-        throw Error(ErrorKind::kInterrupted, "", off, "interrupted");
-      }
-      Extent e = src.block_status(off, size - off);
-      if (e.length == 0 || e.length > size - off) e.length = size - off;
-      ChunkPtr c(new Chunk, deleter);
-      c->offset = off;
-      if (e.type == ExtentType::kData) {
-        // Fill the buffer with consecutive data extents, so fragmented status
-        // answers still give large reads.
-        c->buf = pool.acquire();
-        if (!c->buf) break;  // a consumer failed
-        uint64_t len = std::min<uint64_t>(e.length, chunk_size);
-        while (len < chunk_size && off + len < size) {
-          Extent more = src.block_status(off + len, std::min<uint64_t>(size - off - len, chunk_size - len));
-          if (more.type != ExtentType::kData || more.length == 0) break;
-          len += std::min<uint64_t>(more.length, chunk_size - len);
-        }
-        src.read(off, c->buf->data(), static_cast<size_t>(len));
-        c->length = len;
-        result.data_bytes_read += len;
-      } else {
-        c->zero = true;
-        c->length = std::min<uint64_t>(e.length, uint64_t{1} << 30);
-      }
-      off += c->length;
-      for (auto& q : queues) q->push(c);
-      if (opts.progress) opts.progress->update(off);
+  // Readers. Planning (block status, chunk boundaries, buffer) is serialised
+  // and numbers the chunks; the reads run concurrently; chunks are handed to
+  // the consumers strictly in plan order.
+  std::mutex plan_mu;
+  uint64_t plan_off = 0;
+  size_t bad_idx = 0;
+  uint64_t next_seq = 0;
+  std::mutex dispatch_mu;
+  std::condition_variable dispatch_cv;
+  uint64_t dispatch_seq = 0;
+  std::atomic<uint64_t> data_read{0};
+
+  // Plans the next chunk at plan_off; false at the end.
+  auto plan = [&](Chunk& c) -> bool {
+    if (plan_off >= size) {
+      reached_end = true;
+      return false;
     }
-  } catch (...) {
-    error.set(std::current_exception());
+    if (opts.cancel && opts.cancel->load()) {
+      throw Error(ErrorKind::kInterrupted, "", plan_off, "interrupted");
+    }
+    const uint64_t off = plan_off;
+    while (bad_idx < bad.size() && bad[bad_idx].start + bad[bad_idx].length <= off) ++bad_idx;
+    const bool in_bad = bad_idx < bad.size() && bad[bad_idx].start <= off;
+    const uint64_t boundary = in_bad                 ? bad[bad_idx].start + bad[bad_idx].length
+                              : bad_idx < bad.size() ? bad[bad_idx].start
+                                                     : size;
+    const uint64_t room = boundary - off;
+    Extent e = src.block_status(off, room);
+    if (e.length == 0 || e.length > room)
+      e.length = std::min<uint64_t>(room, e.length ? e.length : 1);
+    c.offset = off;
+    c.bad = in_bad;
+    if (e.type == ExtentType::kData && (!in_bad || read_bad)) {
+      // Gather consecutive data extents, so fragmented status answers still
+      // give large reads.
+      uint64_t len = std::min<uint64_t>(e.length, chunk_size);
+      while (len < chunk_size && len < room) {
+        Extent more = src.block_status(off + len, std::min<uint64_t>(room - len, chunk_size - len));
+        if (more.type != ExtentType::kData || more.length == 0) break;
+        len += std::min<uint64_t>(more.length, chunk_size - len);
+      }
+      c.length = len;
+      c.zero = false;
+    } else {
+      c.zero = true;
+      c.length = std::min<uint64_t>(e.length, max_zero_chunk);
+    }
+    plan_off += c.length;
+    return true;
+  };
+
+  auto reader = [&] {
+    try {
+      while (!error.failed()) {
+        ChunkPtr c(new Chunk, deleter);
+        uint64_t seq;
+        {
+          std::lock_guard<std::mutex> lock(plan_mu);
+          if (!plan(*c)) break;
+          if (!in_flight.acquire()) break;  // a consumer failed
+          c->token = true;
+          if (!c->zero) {
+            c->buf = pool.acquire();
+            if (!c->buf) break;  // a consumer failed
+          }
+          seq = next_seq++;
+        }
+        if (!c->zero) {
+          src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));
+          data_read += c->length;
+        }
+        std::unique_lock<std::mutex> lock(dispatch_mu);
+        while (dispatch_seq != seq && !error.failed()) {
+          dispatch_cv.wait_for(lock, std::chrono::milliseconds(50));
+        }
+        if (error.failed()) break;
+        for (auto& q : queues) q->push(c);
+        ++dispatch_seq;
+        if (opts.progress) opts.progress->update(c->offset + c->length);
+        dispatch_cv.notify_all();
+      }
+    } catch (...) {
+      error.set(std::current_exception());
+      stop_all();
+    }
+    std::lock_guard<std::mutex> lock(dispatch_mu);
+    dispatch_cv.notify_all();
+  };
+
+  if (opts.progress) opts.progress->begin(opts.phase, size);
+  {
+    std::vector<std::thread> reader_threads;
+    for (size_t i = 1; i < readers; ++i) reader_threads.emplace_back(reader);
+    reader();
+    for (auto& t : reader_threads) t.join();
   }
   for (auto& q : queues) q->close();
-  for (auto& t : threads) t.join();
+  for (auto& t : consumers) t.join();
   if (opts.progress) opts.progress->end();
+  if (error.failed() && dst_finished) {
+    // Nothing half-done may stay behind: the output was complete, but the
+    // conversion as a whole failed (a hash stage, an interruption).
+    for (const std::string& f : dst->output_files()) {
+      if (f != "-") std::remove(f.c_str());
+    }
+  }
   error.rethrow();
+  result.dst_finished = dst_finished;
 
+  result.data_bytes_read = data_read.load();
   result.bytes_written = written;
   result.zero_bytes = zero_bytes;
-  for (size_t i = 0; i < opts.algos.size(); ++i) result.hashes.push_back({opts.algos[i], digests[i]});
+  // The output's content: zero-filled where unreadable, then the zeros of a
+  // size rounded up by the writer.
+  const uint64_t pad = dst && dst->virtual_size() > size ? dst->virtual_size() - size : 0;
+  const size_t n = opts.algos.size();
+  for (size_t i = 0; i < n; ++i) {
+    Hasher& as_stored = *jobs[i].hasher;
+    Hasher* zero_filled = bad.empty() ? nullptr : jobs[n + i].hasher.get();
+    if (dst) {
+      std::unique_ptr<Hasher> out = (zero_filled ? *zero_filled : as_stored).clone();
+      out->update_zeros(pad);
+      result.output_hashes.push_back({opts.algos[i], out->finish_hex()});
+    }
+    result.hashes.push_back({opts.algos[i], as_stored.finish_hex()});
+    if (zero_filled)
+      result.hashes_zero_filled.push_back({opts.algos[i], zero_filled->finish_hex()});
+  }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

@@ -16,27 +16,59 @@
 
 namespace vdisk {
 
+// A byte range of the source.
+struct ByteRange {
+  uint64_t start = 0;
+  uint64_t length = 0;
+};
+
 struct CopyOptions {
-  std::vector<HashAlgo> algos;          // empty: no hashing
-  ProgressSink* progress = nullptr;     // may be null
+  std::vector<HashAlgo> algos;                // empty: no hashing
+  ProgressSink* progress = nullptr;           // may be null
   const std::atomic<bool>* cancel = nullptr;  // set by a signal handler
-  size_t chunk_size = 4 << 20;          // bytes read per request
-  size_t buffers = 8;                   // chunks in flight (memory = buffers * chunk_size)
-  size_t zero_granularity = 4096;       // all-zero blocks of this size are not written
+  size_t chunk_size = 4 << 20;                // bytes read per request
+  size_t buffers = 8;                         // chunks in flight (memory = buffers * chunk_size)
+  size_t zero_granularity = 4096;             // all-zero blocks of this size are not written
+  // Threads issuing reads. Chunks are read concurrently and handed to the
+  // consumers in offset order, which helps formats whose reads cost CPU
+  // (decompression, many small metadata lookups). A device that must be read
+  // strictly in order (standard input) needs 1.
+  size_t readers = 2;
+  // Ranges whose stored bytes are not trustworthy disk content (the
+  // unrescued areas of a ddrescue mapfile): sorted, non-overlapping, inside
+  // the source. They are never handed to the writer (the output leaves them
+  // unallocated, so they read as zeros), and each algorithm is computed twice:
+  // over the source as stored (CopyResult::hashes) and with these ranges
+  // counted as zeros (CopyResult::hashes_zero_filled).
+  std::vector<ByteRange> unreadable;
+  // The writer thread calls dst->finish() as soon as it has written the last
+  // chunk, so the output's flush and rename overlap the hashing that is still
+  // catching up. If a later stage then fails, the finished output files are
+  // removed before the error is rethrown.
+  bool finish_dst = false;
   std::string phase = "converting";
 };
 
 struct CopyResult {
   uint64_t virtual_size = 0;
-  uint64_t data_bytes_read = 0;     // bytes read from data extents
-  uint64_t bytes_written = 0;       // bytes handed to the writer as data
-  uint64_t zero_bytes = 0;          // guest bytes left as holes or zero ranges
-  std::vector<HashValue> hashes;    // in the order of CopyOptions::algos
+  uint64_t data_bytes_read = 0;   // bytes read from data extents
+  uint64_t bytes_written = 0;     // bytes handed to the writer as data
+  uint64_t zero_bytes = 0;        // guest bytes left as holes or zero ranges
+  uint64_t unreadable_bytes = 0;  // bytes of CopyOptions::unreadable skipped
+  // The source as stored, in the order of CopyOptions::algos.
+  std::vector<HashValue> hashes;
+  // With CopyOptions::unreadable counted as zeros (empty when there are none).
+  std::vector<HashValue> hashes_zero_filled;
+  // The content the output holds: hashes_zero_filled (or hashes), followed by
+  // the zeros a writer that rounded the size up appended. Empty without dst.
+  std::vector<HashValue> output_hashes;
+  bool dst_finished = false;  // CopyOptions::finish_dst was honoured
   double seconds = 0;
 };
 
-// Copies `src` into `dst` (dst may be null: hash only). Does not call
-// dst->finish() or abort(): the caller decides. Throws Error(kInterrupted)
+// Copies `src` into `dst` (dst may be null: hash only). Calls dst->finish()
+// only with CopyOptions::finish_dst (see there), never abort(): the caller
+// decides. Throws Error(kInterrupted)
 // when *cancel becomes true, and rethrows the first error of any stage.
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
 

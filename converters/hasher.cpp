@@ -10,9 +10,12 @@ namespace vdisk {
 
 const char* hash_algo_name(HashAlgo a) {
   switch (a) {
-    case HashAlgo::kMd5: return "md5";
-    case HashAlgo::kSha1: return "sha1";
-    case HashAlgo::kSha256: return "sha256";
+    case HashAlgo::kMd5:
+      return "md5";
+    case HashAlgo::kSha1:
+      return "sha1";
+    case HashAlgo::kSha256:
+      return "sha256";
   }
   return "?";
 }
@@ -23,16 +26,23 @@ std::vector<HashAlgo> parse_hash_algos(const std::string& text) {
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string name = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string name =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? text.size() + 1 : comma + 1;
-    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
     HashAlgo a;
-    if (name == "md5") a = HashAlgo::kMd5;
-    else if (name == "sha1") a = HashAlgo::kSha1;
-    else if (name == "sha256") a = HashAlgo::kSha256;
-    else if (name.empty()) continue;
-    else throw_invalid("", "unknown hash algorithm '" + name + "' (known: md5, sha1, sha256, none)");
+    if (name == "md5")
+      a = HashAlgo::kMd5;
+    else if (name == "sha1")
+      a = HashAlgo::kSha1;
+    else if (name == "sha256")
+      a = HashAlgo::kSha256;
+    else if (name.empty())
+      continue;
+    else
+      throw_invalid("", "unknown hash algorithm '" + name + "' (known: md5, sha1, sha256, none)");
     if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   return out;
@@ -43,16 +53,34 @@ struct Hasher::Impl {
 };
 
 Hasher::Hasher(HashAlgo algo) : algo_(algo), impl_(std::make_unique<Impl>()) {
-  const EVP_MD* md = algo == HashAlgo::kMd5 ? EVP_md5() : algo == HashAlgo::kSha1 ? EVP_sha1() : EVP_sha256();
+  const EVP_MD* md = algo == HashAlgo::kMd5    ? EVP_md5()
+                     : algo == HashAlgo::kSha1 ? EVP_sha1()
+                                               : EVP_sha256();
   impl_->ctx = EVP_MD_CTX_new();
   if (!impl_->ctx || EVP_DigestInit_ex(impl_->ctx, md, nullptr) != 1) {
     throw Error(ErrorKind::kIo, "", std::nullopt, "OpenSSL could not start a hash");
   }
 }
 
-Hasher::~Hasher() { EVP_MD_CTX_free(impl_->ctx); }
+Hasher::Hasher(HashAlgo algo, std::unique_ptr<Impl> impl) : algo_(algo), impl_(std::move(impl)) {}
 
-void Hasher::update(const void* data, size_t len) { EVP_DigestUpdate(impl_->ctx, data, len); }
+Hasher::~Hasher() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
+
+std::unique_ptr<Hasher> Hasher::clone() const {
+  auto impl = std::make_unique<Impl>();
+  impl->ctx = EVP_MD_CTX_new();
+  if (!impl->ctx || EVP_MD_CTX_copy_ex(impl->ctx, impl_->ctx) != 1) {
+    EVP_MD_CTX_free(impl->ctx);
+    throw Error(ErrorKind::kIo, "", std::nullopt, "OpenSSL could not copy a hash state");
+  }
+  return std::unique_ptr<Hasher>(new Hasher(algo_, std::move(impl)));
+}
+
+void Hasher::update(const void* data, size_t len) {
+  EVP_DigestUpdate(impl_->ctx, data, len);
+}
 
 void Hasher::update_zeros(uint64_t len) {
   static const uint8_t zeros[1 << 16] = {};

@@ -27,11 +27,15 @@ class Hasher {
   void update_zeros(uint64_t len);
   // Lower-case hex digest; the hasher cannot be updated afterwards.
   std::string finish_hex();
+  // An independent copy of the running state (to finish one stream and keep
+  // extending another that shares its prefix).
+  std::unique_ptr<Hasher> clone() const;
   HashAlgo algo() const { return algo_; }
 
  private:
-  HashAlgo algo_;
   struct Impl;
+  Hasher(HashAlgo algo, std::unique_ptr<Impl> impl);
+  HashAlgo algo_;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -682,3 +682,59 @@ TEST_CASE("views: block view entries, tree mode without a file system, damaged t
   REQUIRE(warnings.size() == 1);
   CHECK_THAT(warnings[0], Catch::Contains("GPT"));
 }
+
+TEST_CASE("a rescued image mounts through its ddrescue mapfile: bad areas read as zeros or EIO",
+          "[mount][ddrescue]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  TempDir dir;
+  std::string img = dir / "rescued.img", map = dir / "rescue.map", mp = dir / "mnt";
+  const std::vector<uint8_t> content = pattern_bytes(8 << 20, 21);
+  write_file(img, content);
+  // [2 MiB, 3 MiB) was never read (non-tried), [5 MiB, 5 MiB + 4 KiB) is a bad sector.
+  write_file(map, [] {
+    std::string m =
+        "# Mapfile. Created by GNU ddrescue version 1.27\n"
+        "# current_pos  current_status  current_pass\n"
+        "0x00800000     +               1\n"
+        "#      pos        size  status\n"
+        "0x00000000  0x00200000  +\n"
+        "0x00200000  0x00100000  ?\n"
+        "0x00300000  0x00200000  +\n"
+        "0x00500000  0x00001000  -\n"
+        "0x00501000  0x002FF000  +\n";
+    return std::vector<uint8_t>(m.begin(), m.end());
+  }());
+  // The zero-filled image, made independently with dd.
+  std::string zf = dir / "zero-filled.img";
+  run_ok("cp " + sh_quote(img) + " " + sh_quote(zf) +
+         " && dd if=/dev/zero of=" + sh_quote(zf) + " bs=1M seek=2 count=1 conv=notrunc status=none" +
+         " && dd if=/dev/zero of=" + sh_quote(zf) + " bs=4096 seek=1280 count=1 conv=notrunc status=none");
+  fs::create_directory(mp);
+  {
+    MountGuard guard(mp);
+    mount_ok(img, mp, "--mode block --mapfile " + sh_quote(map));
+    CHECK(coreutils_digest("sha256sum", mp + "/disk.raw") == coreutils_digest("sha256sum", zf));
+    unmount_ok(mp);
+  }
+  {
+    MountGuard guard(mp);
+    mount_ok(img, mp, "--mode block --mapfile " + sh_quote(map) + " --bad-areas eio");
+    int fd = ::open((mp + "/disk.raw").c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    std::vector<uint8_t> buf(4096);
+    CHECK(::pread(fd, buf.data(), buf.size(), 0) == 4096);
+    CHECK(std::equal(buf.begin(), buf.end(), content.begin()));
+    errno = 0;
+    CHECK(::pread(fd, buf.data(), buf.size(), (2 << 20) + 8192) == -1);
+    CHECK(errno == EIO);
+    errno = 0;
+    CHECK(::pread(fd, buf.data(), buf.size(), 5 << 20) == -1);
+    CHECK(errno == EIO);
+    CHECK(::pread(fd, buf.data(), buf.size(), (5 << 20) + 4096) == 4096);
+    ::close(fd);
+    unmount_ok(mp);
+  }
+  RunResult bad = run_vdisk("mount --bad-areas eio " + sh_quote(img) + " " + sh_quote(mp));
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--mapfile"));
+}

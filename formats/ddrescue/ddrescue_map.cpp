@@ -1,0 +1,233 @@
+#include "formats/ddrescue/ddrescue_map.h"
+
+#include <memory>
+
+#include "formats/core/error.h"
+
+namespace vdisk::ddrescue {
+
+namespace {
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+// Splits a line into whitespace-separated tokens, dropping the comment: '#'
+// at the start of the line or after whitespace (the manual's rule).
+std::vector<std::string> tokens_of(const std::string& line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && is_space(line[i])) ++i;
+    if (i >= line.size() || line[i] == '#') break;
+    size_t start = i;
+    while (i < line.size() && !is_space(line[i])) ++i;
+    out.push_back(line.substr(start, i - start));
+  }
+  return out;
+}
+
+[[noreturn]] void fail(const std::string& path, int line, const std::string& msg) {
+  throw Error(ErrorKind::kCorrupt, path, std::nullopt, "line " + std::to_string(line) + ": " + msg);
+}
+
+// A non-negative integer in C notation (0x hex, 0 octal, decimal), the whole
+// token, without overflow.
+uint64_t parse_number(const std::string& tok, const std::string& path, int line, const char* what,
+                      bool decimal_only = false) {
+  unsigned base = 10;
+  size_t i = 0;
+  if (decimal_only) {
+    // fall through with base 10
+  } else if (tok.size() > 2 && tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X')) {
+    base = 16;
+    i = 2;
+  } else if (tok.size() > 1 && tok[0] == '0') {
+    base = 8;
+    i = 1;
+  }
+  if (i >= tok.size()) fail(path, line, std::string(what) + " '" + tok + "' is not a number");
+  uint64_t v = 0;
+  for (; i < tok.size(); ++i) {
+    char c = tok[i];
+    unsigned d;
+    if (c >= '0' && c <= '9')
+      d = static_cast<unsigned>(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = static_cast<unsigned>(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = static_cast<unsigned>(c - 'A' + 10);
+    else
+      d = 99;
+    if (d >= base) {
+      fail(path, line,
+           std::string(what) + " '" + tok + "' is not a valid " +
+               (base == 16  ? "hexadecimal"
+                : base == 8 ? "octal"
+                            : "decimal") +
+               " number");
+    }
+    if (v > (UINT64_MAX - d) / base)
+      fail(path, line, std::string(what) + " '" + tok + "' is too large");
+    v = v * base + d;
+  }
+  return v;
+}
+
+bool is_block_status(const std::string& t) {
+  return t.size() == 1 && std::string("?*/-+").find(t[0]) != std::string::npos;
+}
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+const char* status_name(char status) {
+  switch (status) {
+    case '?':
+      return "non-tried";
+    case '*':
+      return "non-trimmed";
+    case '/':
+      return "non-scraped";
+    case '-':
+      return "bad-sector";
+    case '+':
+      return "finished";
+    case 'F':
+      return "filling";
+    case 'G':
+      return "generating";
+  }
+  return "unknown";
+}
+
+Mapfile parse_mapfile(const std::string& text, const std::string& path) {
+  Mapfile map;
+  map.path = path;
+  bool have_status_line = false;
+  int line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
+    ++line_no;
+    if (line.find('\0') != std::string::npos) fail(path, line_no, "NUL byte: not a text mapfile");
+    std::vector<std::string> t = tokens_of(line);
+    if (t.empty()) continue;
+    if (!have_status_line) {
+      // current_pos current_status [current_pass]
+      if (t.size() < 2 || t.size() > 3) {
+        fail(path, line_no,
+             "status line must be 'current_pos current_status [current_pass]', got " +
+                 std::to_string(t.size()) + " fields");
+      }
+      map.current_pos = parse_number(t[0], path, line_no, "current position");
+      if (t[1].size() != 1 || std::string("?*/-FG+").find(t[1][0]) == std::string::npos) {
+        fail(path, line_no, "current status '" + t[1] + "' is not one of ? * / - F G +");
+      }
+      map.current_status = t[1][0];
+      if (t.size() == 3) {
+        // The manual: "a positive decimal integer".
+        uint64_t pass = parse_number(t[2], path, line_no, "current pass", true);
+        if (pass == 0) fail(path, line_no, "current pass must be positive");
+        map.current_pass = pass;
+      }
+      have_status_line = true;
+      continue;
+    }
+    if (t.size() != 3) {
+      fail(path, line_no,
+           "block line must be 'pos size status', got " + std::to_string(t.size()) + " fields");
+    }
+    MapBlock b;
+    b.line = line_no;
+    b.pos = parse_number(t[0], path, line_no, "position");
+    b.size = parse_number(t[1], path, line_no, "size");
+    if (!is_block_status(t[2]))
+      fail(path, line_no, "block status '" + t[2] + "' is not one of ? * / - +");
+    b.status = t[2][0];
+    if (b.size == 0) fail(path, line_no, "block at " + hex(b.pos) + " has size 0");
+    if (b.pos > UINT64_MAX - b.size)
+      fail(path, line_no, "block at " + hex(b.pos) + " runs past 2^64");
+    const uint64_t expect = map.end();
+    if (map.blocks.empty() && b.pos != 0) {
+      fail(path, line_no, "gap: the first block starts at " + hex(b.pos) + ", not 0");
+    }
+    if (!map.blocks.empty()) {
+      const MapBlock& prev = map.blocks.back();
+      if (b.pos < prev.pos) {
+        fail(path, line_no,
+             "blocks are not sorted: " + hex(b.pos) + " comes after " + hex(prev.pos) + " (line " +
+                 std::to_string(prev.line) + ")");
+      }
+      if (b.pos < expect) {
+        fail(path, line_no,
+             "block at " + hex(b.pos) + " overlaps the block of line " + std::to_string(prev.line) +
+                 ", which ends at " + hex(expect));
+      }
+      if (b.pos > expect) {
+        fail(path, line_no,
+             "gap: block starts at " + hex(b.pos) + " but the block of line " +
+                 std::to_string(prev.line) + " ends at " + hex(expect));
+      }
+    }
+    map.blocks.push_back(b);
+  }
+  if (!have_status_line) {
+    throw Error(ErrorKind::kCorrupt, path, std::nullopt,
+                "no status line: not a GNU ddrescue mapfile");
+  }
+  return map;
+}
+
+Mapfile load_mapfile(Env& env, const std::string& path) {
+  std::unique_ptr<File> f = env.open_read(path);
+  constexpr uint64_t kMax = 256ull << 20;
+  if (f->size() > kMax) {
+    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                "mapfile of " + human_size(f->size()) + " is larger than the 256 MiB limit");
+  }
+  std::string text(static_cast<size_t>(f->size()), '\0');
+  if (!text.empty()) f->read_at(0, text.data(), text.size());
+  return parse_mapfile(text, path);
+}
+
+void check_covers(const Mapfile& map, uint64_t disk_size) {
+  if (map.end() < disk_size) {
+    int line = map.blocks.empty() ? 0 : map.blocks.back().line;
+    throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
+                (line ? "line " + std::to_string(line) + ": " : std::string()) +
+                    "the mapfile ends at " + hex(map.end()) + " but the image is " +
+                    std::to_string(disk_size) + " bytes (" + hex(disk_size) +
+                    "): it does not cover the image");
+  }
+}
+
+std::vector<BadArea> bad_areas(const Mapfile& map, uint64_t disk_size) {
+  std::vector<BadArea> out;
+  for (const MapBlock& b : map.blocks) {
+    if (b.status == '+' || b.pos >= disk_size) continue;
+    uint64_t len = std::min(b.size, disk_size - b.pos);
+    if (!out.empty() && out.back().status == b.status &&
+        out.back().start + out.back().length == b.pos) {
+      out.back().length += len;
+    } else {
+      out.push_back(BadArea{b.pos, len, b.status});
+    }
+  }
+  return out;
+}
+
+uint64_t bad_bytes(const std::vector<BadArea>& areas) {
+  uint64_t n = 0;
+  for (const BadArea& a : areas) n += a.length;
+  return n;
+}
+
+}  // namespace vdisk::ddrescue

@@ -1,0 +1,77 @@
+// GNU ddrescue mapfiles (GNU ddrescue manual, chapter "Mapfile structure";
+// called "logfile" before ddrescue 1.20, same format).
+//
+// A mapfile is text: comment lines ('#' at the start of a line or after
+// whitespace, to the end of the line), then the status line
+//   current_pos  current_status  [current_pass]
+// then the list of data blocks, one per line:
+//   pos  size  status
+// Numbers are non-negative integers in C notation: "0x" hexadecimal (what
+// ddrescue writes), a leading "0" octal, otherwise decimal. Block statuses:
+//   '?' non-tried, '*' non-trimmed, '/' non-scraped, '-' bad sector,
+//   '+' finished (rescued).
+// The status line's status may also be 'F' (filling) or 'G' (generating).
+//
+// The parser is strict: the blocks must start at 0 and be contiguous, sorted
+// and non-overlapping (the manual: "must be contiguous and non-overlapping");
+// every error names the mapfile and the 1-based line number.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "formats/core/file.h"
+
+namespace vdisk::ddrescue {
+
+struct MapBlock {
+  uint64_t pos = 0;
+  uint64_t size = 0;
+  char status = '?';
+  int line = 0;  // 1-based line in the mapfile
+};
+
+struct Mapfile {
+  std::string path;
+  uint64_t current_pos = 0;
+  char current_status = '+';
+  std::optional<uint64_t> current_pass;  // absent in mapfiles of old versions
+  std::vector<MapBlock> blocks;          // sorted, contiguous from 0
+  // End of the last block (0 when there are none).
+  uint64_t end() const { return blocks.empty() ? 0 : blocks.back().pos + blocks.back().size; }
+};
+
+// An area of the disk that was not rescued (any status but '+'). Adjacent
+// blocks of one status are merged.
+struct BadArea {
+  uint64_t start = 0;
+  uint64_t length = 0;
+  char status = '?';
+};
+
+// "non-tried", "non-trimmed", "non-scraped", "bad-sector", "finished".
+const char* status_name(char status);
+
+// Parses mapfile text. Throws Error(kCorrupt, path) "line N: ..." on any
+// violation of the structure above.
+Mapfile parse_mapfile(const std::string& text, const std::string& path);
+
+// Reads and parses the mapfile at `path` through `env` (refuses files over
+// 256 MiB: a real mapfile of a damaged 20 TB disk is a few MiB).
+Mapfile load_mapfile(Env& env, const std::string& path);
+
+// Throws Error(kCorrupt) unless the blocks cover [0, disk_size). A mapfile
+// may run past the disk's end (ddrescue maps an input of unknown size up to
+// the largest position): the excess is ignored by bad_areas().
+void check_covers(const Mapfile& map, uint64_t disk_size);
+
+// The non-'+' areas inside [0, disk_size), sorted, adjacent blocks of the
+// same status merged.
+std::vector<BadArea> bad_areas(const Mapfile& map, uint64_t disk_size);
+
+// Sum of the areas' lengths.
+uint64_t bad_bytes(const std::vector<BadArea>& areas);
+
+}  // namespace vdisk::ddrescue
