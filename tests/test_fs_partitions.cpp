@@ -164,6 +164,36 @@ TEST_CASE("FAT and ext partitions of an MBR disk (primary and logical) read by p
   }
 }
 
+TEST_CASE("FAT and ext partitions read the same after the disk is converted to VMDK, VHDX and VHD",
+          "[fat][ext][partition-trees]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string fsrc, esrc;
+  std::string disk = make_mbr_disk(dir, fsrc, esrc);
+  // One image made by qemu-img (an independent writer) and one by vdisk, per format.
+  struct Image {
+    std::string path, how;
+  };
+  std::vector<Image> images = {
+      {dir / "q.vmdk", "qemu-img convert -q -f raw -O vmdk"},
+      {dir / "q.vhdx", "qemu-img convert -q -f raw -O vhdx"},
+      {dir / "v.vmdk", std::string(VDISK_BIN) + " convert --hash none -O vmdk"},
+      {dir / "v.vhdx", std::string(VDISK_BIN) + " convert --hash none -O vhdx -o block_size=1M"},
+      {dir / "v.vhd", std::string(VDISK_BIN) + " convert --hash none -O vhd"},
+  };
+  for (const Image& img : images) {
+    INFO(img.how << " -> " << img.path);
+    run_ok(img.how + " " + sh_quote(disk) + " " + sh_quote(img.path));
+    check_ls(img.path + "@p1:/", fsrc, false);
+    check_ls(img.path + "@p5", esrc, true);
+    check_ls(img.path + "@p6:/", esrc, true);
+    check_cat(img.path + "@p1:/sub/deeper/x.bin", fsrc + "/sub/deeper/x.bin");
+    check_cat(img.path + "@p5:/medium.bin", esrc + "/medium.bin");
+    check_extract(sh_quote(img.path + "@p5"), esrc, img.path + ".out5");
+    check_extract(sh_quote(img.path + "@p1:/"), fsrc, img.path + ".out1");
+  }
+}
+
 TEST_CASE("FAT and ext partitions of a GPT disk read by partition", "[fat][ext][partition-trees]") {
   require_tool("sgdisk");
   TempDir dir;
