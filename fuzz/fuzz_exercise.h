@@ -11,12 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
 #include "formats/core/registry.h"
+#include "formats/partition/partition_table.h"
 
 namespace vdisk::fuzz {
 
@@ -56,8 +58,10 @@ inline void exercise_tree(const FileTree& tree, NodeId dir, int depth, size_t& b
     --budget;
     try {
       NodeStat st = tree.stat(e.stat.id);
-      if (st.type == NodeType::kDirectory) exercise_tree(tree, e.stat.id, depth + 1, budget);
-      else if (st.type == NodeType::kSymlink) (void)tree.readlink(e.stat.id);
+      if (st.type == NodeType::kDirectory)
+        exercise_tree(tree, e.stat.id, depth + 1, budget);
+      else if (st.type == NodeType::kSymlink)
+        (void)tree.readlink(e.stat.id);
       else if (st.type == NodeType::kRegular) {
         (void)tree.read(e.stat.id, 0, buf.data(), buf.size());
         if (st.size > buf.size()) (void)tree.read(e.stat.id, st.size - 1, buf.data(), 1);
@@ -67,13 +71,63 @@ inline void exercise_tree(const FileTree& tree, NodeId dir, int depth, size_t& b
   }
 }
 
-// Runs one input against `target` (a format name, a file system name, or
-// "probe"). Returns normally for accepted and rejected inputs alike; aborts on
+// The partition table of the input read as a raw disk: MBR with its EBR chain,
+// GPT (primary and backup); each partition found is opened as a slice and
+// walked like any device.
+inline void exercise_partitions(const BlockDevicePtr& disk) {
+  partition::PartitionTable t = partition::read_partition_table(*disk, "input");
+  (void)t.to_json().dump();
+  for (const partition::Partition& p : t.partitions) {
+    if (p.offset > disk->size() || p.length > disk->size() - p.offset) std::abort();  // clipped
+    if (!p.has_data()) continue;
+    BlockDevicePtr part = partition::open_partition(disk, p, "input");
+    if (part->size() != p.length) std::abort();
+    exercise_device(*part);
+  }
+}
+
+// Sparse inputs. Formats whose headers sit megabytes apart (VHDX: header
+// section, log, metadata and BAT each 1 MiB-aligned) make huge seeds, and the
+// fuzzer crawls through huge inputs. An input that starts with kPackMagic is
+// therefore a packed image:
+//   "VDFZPACK" (8 bytes), file size (u64 LE, at most kMaxPackedSize),
+//   then records until the end: offset (u64 LE), length (u32 LE), bytes
+// expanded into a zero-filled file; records are clipped to the file size, a
+// truncated last record keeps what is there. Any other input is the image
+// itself. pack_fuzz_input (fuzz/fuzz_pack.cpp) packs seeds this way.
+inline constexpr char kPackMagic[8] = {'V', 'D', 'F', 'Z', 'P', 'A', 'C', 'K'};
+inline constexpr uint64_t kMaxPackedSize = 32ull << 20;
+
+inline uint64_t pack_le(const uint8_t* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+
+inline std::vector<uint8_t> unpack_input(const uint8_t* data, size_t size) {
+  if (size < 16 || std::memcmp(data, kPackMagic, 8) != 0) return {data, data + size};
+  const uint64_t file_size = std::min<uint64_t>(pack_le(data + 8, 8), kMaxPackedSize);
+  std::vector<uint8_t> out(file_size);
+  size_t pos = 16;
+  while (pos + 12 <= size) {
+    const uint64_t off = pack_le(data + pos, 8);
+    uint64_t len = std::min<uint64_t>(pack_le(data + pos + 8, 4), size - pos - 12);
+    pos += 12;
+    if (off < file_size) std::memcpy(out.data() + off, data + pos, std::min(len, file_size - off));
+    pos += len;
+  }
+  return out;
+}
+
+// Runs one input against `target` (a format name, a file system name,
+// "partition", or "probe"). Returns normally for accepted and rejected inputs alike; aborts on
 // a contract violation so the fuzzer reports it.
-inline int run_fuzz_input(const std::string& target, const uint8_t* data, size_t size) {
-  std::vector<uint8_t> bytes(data, data + size);
+inline int run_fuzz_input(const std::string& target, const uint8_t* raw, size_t raw_size) {
+  std::vector<uint8_t> bytes = unpack_input(raw, raw_size);
+  const uint8_t* data = bytes.data();
+  const size_t size = bytes.size();
   MemEnv env;
-  env.add_file("dir/input", bytes);
+  env.add_file("dir/input", std::move(bytes));
   OpenOptions opts;
   opts.env = &env;
   opts.warn = [](const std::string&) {};
@@ -83,6 +137,10 @@ inline int run_fuzz_input(const std::string& target, const uint8_t* data, size_t
       (void)probe_file(*f);
       BlockDevicePtr dev = open_image("dir/input", "", opts);
       exercise_device(*dev);
+      return 0;
+    }
+    if (target == "partition") {
+      exercise_partitions(open_image("dir/input", "raw", opts));
       return 0;
     }
     for (const FileSystemDescriptor* fs : builtin_filesystems()) {
@@ -97,7 +155,8 @@ inline int run_fuzz_input(const std::string& target, const uint8_t* data, size_t
     }
     const FormatDescriptor* fmt = find_format(target);
     if (!fmt) {
-      std::fprintf(stderr, "fuzz target '%s' names no registered format or file system\n", target.c_str());
+      std::fprintf(stderr, "fuzz target '%s' names no registered format or file system\n",
+                   target.c_str());
       std::abort();
     }
     ProbeInput in;

@@ -677,7 +677,9 @@ Superblock parse_superblock(const uint8_t* s, uint64_t dev_size, const std::stri
     bad(kSbBlocksCountLo, "block count " + std::to_string(sb.blocks_count));
   if (sb.blocks_per_group == 0 || sb.blocks_per_group > 8u * sb.block_size)
     bad(kSbBlocksPerGroup, "blocks per group " + std::to_string(sb.blocks_per_group));
-  if (sb.inodes_per_group == 0 || sb.inodes_count == 0)
+  // The inode bitmap of a group is one block, so a group holds at most
+  // 8 * block size inodes (ext4 disk layout, "Block Group Descriptors").
+  if (sb.inodes_per_group == 0 || sb.inodes_count == 0 || sb.inodes_per_group > 8u * sb.block_size)
     bad(kSbInodesPerGroup, "inodes per group " + std::to_string(sb.inodes_per_group));
   if (sb.inode_size < kGoodOldInodeSize || sb.inode_size > sb.block_size ||
       (sb.inode_size & (sb.inode_size - 1)) != 0)

@@ -384,6 +384,26 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
                       std::to_string(e) + ", past the end of the " + std::to_string(fsize) +
                       "-byte file");
     }
+    // A block (its bitmap and data) must not overlap the metadata: the footer
+    // copy at offset 0, the dynamic header, or the BAT (spec "Block
+    // Allocation Table": blocks follow the metadata). Reads would return
+    // metadata as data.
+    const struct {
+      uint64_t offset, length;
+      const char* name;
+    } meta[] = {{0, kSectorSize, "footer copy"},
+                {hoff, kHeaderSize, "dynamic disk header"},
+                {h.table_offset, bat_bytes, "BAT"}};
+    const uint64_t len = bmp + guest_len;
+    for (const auto& r : meta) {
+      const bool overlap = start < r.offset ? r.offset - start < len : start - r.offset < r.length;
+      if (overlap) {
+        throw Error(ErrorKind::kCorrupt, path, h.table_offset + i * 4,
+                    "BAT entry " + std::to_string(i) + " puts block data at sector " +
+                        std::to_string(e) + ", over the " + r.name + " at offset " +
+                        std::to_string(r.offset));
+      }
+    }
   }
 
   BlockDevicePtr parent;

@@ -720,6 +720,29 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
   raw = {};
 
   const uint64_t file_size = src->size();
+  // 2.5.1: payload and sector bitmap blocks hold data only. A BAT entry that
+  // points into the log, the metadata region or the BAT itself would make
+  // reads return (and a writer overwrite) metadata: refused, naming the
+  // region. The header section is excluded by the offset checks below.
+  struct Region {
+    uint64_t offset, length;
+    const char* name;
+  };
+  const Region regions[] = {{m.log_offset, m.log_length, "log"},
+                            {m.metadata_offset, m.metadata_length, "metadata region"},
+                            {m.bat_offset, m.bat_length, "BAT region"}};
+  auto check_not_metadata = [&](uint64_t off, uint64_t len, uint64_t b, uint64_t at) {
+    for (const Region& r : regions) {
+      // Overlap without adding (a clean log's offset and length are only
+      // checked for alignment, so their sum may wrap).
+      const bool overlap = off < r.offset ? r.offset - off < len : off - r.offset < r.length;
+      if (r.length && len && overlap) {
+        throw Error(ErrorKind::kCorrupt, path, at,
+                    "block " + std::to_string(b) + " at file offset " + std::to_string(off) +
+                        " overlaps the " + r.name + " at " + std::to_string(r.offset));
+      }
+    }
+  };
   for (uint64_t b = 0; b < g.data_blocks; ++b) {
     uint64_t idx = g.payload_entry(b);
     uint64_t e = bat[idx];
@@ -747,6 +770,7 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
                           " is partially present but its sector bitmap entry " + hex(se) +
                           " does not point to a 1 MiB block inside the file");
         }
+        check_not_metadata(soff, kSectorBitmapBlockSize, b, m.bat_offset + sidx * 8);
         [[fallthrough]];
       }
       case kPayloadFullyPresent: {
@@ -757,6 +781,7 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
                       "block " + std::to_string(b) + " at file offset " + std::to_string(off) +
                           " lies outside the " + std::to_string(file_size) + "-byte file");
         }
+        check_not_metadata(off, need, b, at);
         break;
       }
       default:
