@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "fuzz/fuzz_exercise.h"
+#include "fuzz/fuzz_text_targets.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk::test;
@@ -34,7 +35,13 @@ TEST_CASE("regression inputs under testdata/regress replay without crashing", "[
       if (name == "README.md") continue;
       INFO("replaying " << target << "/" << name);
       std::vector<uint8_t> bytes = read_file(root + "/" + target + "/" + name);
-      CHECK(vdisk::fuzz::run_fuzz_input(target, bytes.data(), bytes.size()) == 0);
+      if (target == "vmdk_descriptor") {
+        CHECK(vdisk::fuzz::run_vmdk_descriptor_input(bytes.data(), bytes.size()) == 0);
+      } else if (target == "ddrescue_map") {
+        CHECK(vdisk::fuzz::run_ddrescue_map_input(bytes.data(), bytes.size()) == 0);
+      } else {
+        CHECK(vdisk::fuzz::run_fuzz_input(target, bytes.data(), bytes.size()) == 0);
+      }
       ++replayed;
     }
   }
