@@ -41,12 +41,27 @@ uint64_t parse_size(const char* text) {
   char* end = nullptr;
   uint64_t v = std::strtoull(text, &end, 10);
   switch (*end) {
-    case 'T': case 't': v <<= 40; break;
-    case 'G': case 'g': v <<= 30; break;
-    case 'M': case 'm': v <<= 20; break;
-    case 'K': case 'k': v <<= 10; break;
-    case '\0': break;
-    default: std::fprintf(stderr, "bad size '%s'\n", text); std::exit(2);
+    case 'T':
+    case 't':
+      v <<= 40;
+      break;
+    case 'G':
+    case 'g':
+      v <<= 30;
+      break;
+    case 'M':
+    case 'm':
+      v <<= 20;
+      break;
+    case 'K':
+    case 'k':
+      v <<= 10;
+      break;
+    case '\0':
+      break;
+    default:
+      std::fprintf(stderr, "bad size '%s'\n", text);
+      std::exit(2);
   }
   return v;
 }
@@ -82,16 +97,18 @@ void fill_random(Rng& r, uint8_t* p, size_t len) {
 
 // Log-like text: compresses several times with deflate, not to nothing.
 void fill_text(Rng& r, uint8_t* p, size_t len) {
-  static const char* words[] = {"kernel", "disk", "sector", "read", "write", "cache", "block", "error",
-                                "device", "mount", "ext4", "inode", "journal", "commit", "flush", "queue"};
+  static const char* words[] = {"kernel",  "disk",   "sector", "read",  "write", "cache",
+                                "block",   "error",  "device", "mount", "ext4",  "inode",
+                                "journal", "commit", "flush",  "queue"};
   size_t i = 0;
   while (i < len) {
     char line[160];
     uint64_t x = r.next();
-    int n = std::snprintf(line, sizeof line, "[%8llu.%06llu] %s: %s %s %llu %s\n",
-                          static_cast<unsigned long long>(x % 100000), static_cast<unsigned long long>(x >> 44),
-                          words[x & 15], words[(x >> 4) & 15], words[(x >> 8) & 15],
-                          static_cast<unsigned long long>((x >> 12) & 0xFFFF), words[(x >> 28) & 15]);
+    int n = std::snprintf(
+        line, sizeof line, "[%8llu.%06llu] %s: %s %s %llu %s\n",
+        static_cast<unsigned long long>(x % 100000), static_cast<unsigned long long>(x >> 44),
+        words[x & 15], words[(x >> 4) & 15], words[(x >> 8) & 15],
+        static_cast<unsigned long long>((x >> 12) & 0xFFFF), words[(x >> 28) & 15]);
     size_t take = std::min(len - i, static_cast<size_t>(n));
     std::memcpy(p + i, line, take);
     i += take;
@@ -117,19 +134,27 @@ int make_disk(const char* path, uint64_t size) {
     }
     auto* p = buf.data();
     switch (type) {
-      case 0: fill_random(r, p, static_cast<size_t>(len)); break;
-      case 1: fill_text(r, p, static_cast<size_t>(len)); break;
-      case 2: std::memset(p, 0, static_cast<size_t>(len)); break;
-      case 3: break;  // hole
+      case 0:
+        fill_random(r, p, static_cast<size_t>(len));
+        break;
+      case 1:
+        fill_text(r, p, static_cast<size_t>(len));
+        break;
+      case 2:
+        std::memset(p, 0, static_cast<size_t>(len));
+        break;
+      case 3:
+        break;  // hole
     }
     if (type != 3) pwrite_all(fd, p, static_cast<size_t>(len), off);
     by_type[type] += len;
     off += len;
   }
   ::close(fd);
-  std::printf("random %llu, text %llu, zeros %llu, holes %llu bytes\n",
-              static_cast<unsigned long long>(by_type[0]), static_cast<unsigned long long>(by_type[1]),
-              static_cast<unsigned long long>(by_type[2]), static_cast<unsigned long long>(by_type[3]));
+  std::printf(
+      "random %llu, text %llu, zeros %llu, holes %llu bytes\n",
+      static_cast<unsigned long long>(by_type[0]), static_cast<unsigned long long>(by_type[1]),
+      static_cast<unsigned long long>(by_type[2]), static_cast<unsigned long long>(by_type[3]));
   return 0;
 }
 
@@ -169,7 +194,8 @@ int rand_read(const char* path, uint64_t count) {
     }
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("%.0f %.1f\n", static_cast<double>(count) / s, static_cast<double>(count) * 4096 / s / 1e6);
+  std::printf("%.0f %.1f\n", static_cast<double>(count) / s,
+              static_cast<double>(count) * 4096 / s / 1e6);
   return 0;
 }
 
@@ -178,9 +204,11 @@ int rand_read(const char* path, uint64_t count) {
 int main(int argc, char** argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "disk" && argc == 4) return make_disk(argv[2], parse_size(argv[3]));
-  if (cmd == "sparse" && argc == 5) return make_sparse(argv[2], parse_size(argv[3]), parse_size(argv[4]));
+  if (cmd == "sparse" && argc == 5)
+    return make_sparse(argv[2], parse_size(argv[3]), parse_size(argv[4]));
   if (cmd == "randread" && argc == 4) return rand_read(argv[2], parse_size(argv[3]));
-  std::fprintf(stderr,
-               "usage: vdisk_mkbench disk PATH SIZE | sparse PATH SIZE DATA | randread PATH COUNT\n");
+  std::fprintf(
+      stderr,
+      "usage: vdisk_mkbench disk PATH SIZE | sparse PATH SIZE DATA | randread PATH COUNT\n");
   return 2;
 }

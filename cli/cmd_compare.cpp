@@ -10,7 +10,8 @@ int cmd_compare(const std::vector<std::string>& args) {
   add_open_options(desc, "format-a,f");
   desc.add_options()("format-b,F", po::value<std::string>()->default_value(""),
                      "format of the second image (default: probe)")(
-      "progress,p", "show progress on stderr")("a", po::value<std::string>()->required(), "first image")(
+      "progress,p", "show progress on stderr")("a", po::value<std::string>()->required(),
+                                               "first image")(
       "b", po::value<std::string>()->required(), "second image");
   po::positional_options_description pos;
   pos.add("a", 1).add("b", 1);
@@ -21,13 +22,14 @@ int cmd_compare(const std::vector<std::string>& args) {
   auto progress = make_progress(vm.count("progress") != 0, false);
   CompareResult r = compare_devices(*a, *b, progress.get(), &cancel_flag());
   if (r.first_difference) {
-    std::printf("Content mismatch at offset %llu (%s)!\n", static_cast<unsigned long long>(*r.first_difference),
+    std::printf("Content mismatch at offset %llu (%s)!\n",
+                static_cast<unsigned long long>(*r.first_difference),
                 hex_offset(*r.first_difference).c_str());
   }
   if (r.size_differs) {
-    std::printf("Image sizes differ: %s is %llu bytes, %s is %llu bytes\n", vm["a"].as<std::string>().c_str(),
-                static_cast<unsigned long long>(r.size_a), vm["b"].as<std::string>().c_str(),
-                static_cast<unsigned long long>(r.size_b));
+    std::printf("Image sizes differ: %s is %llu bytes, %s is %llu bytes\n",
+                vm["a"].as<std::string>().c_str(), static_cast<unsigned long long>(r.size_a),
+                vm["b"].as<std::string>().c_str(), static_cast<unsigned long long>(r.size_b));
   }
   if (r.identical) {
     std::printf("Images are identical.\n");

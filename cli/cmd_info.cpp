@@ -72,7 +72,8 @@ int cmd_info(const std::vector<std::string>& args) {
   OpenOptions opts = open_options_from(vm);
   std::vector<std::string> missing;
   opts.missing_parents = &missing;
-  BlockDevicePtr dev = open_image(vm["image"].as<std::string>(), vm["format"].as<std::string>(), opts);
+  BlockDevicePtr dev =
+      open_image(vm["image"].as<std::string>(), vm["format"].as<std::string>(), opts);
   // Through a mapfile, unrescued areas do not count as allocated and the
   // details name the mapfile and its totals.
   if (auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>())) dev = rescued;

@@ -63,9 +63,8 @@ int cmd_mount(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
   add_mapfile_option(desc);
-  desc.add_options()(
-      "bad-areas", po::value<std::string>()->default_value("zeros"),
-      "with --mapfile: what reads of unrescued areas return, zeros or eio")(
+  desc.add_options()("bad-areas", po::value<std::string>()->default_value("zeros"),
+                     "with --mapfile: what reads of unrescued areas return, zeros or eio")(
       "mode", po::value<std::string>()->default_value("auto"),
       "auto (a file tree when vdisk reads the image's file system, else block), block "
       "(disk.raw, p1, p2, ..., info.json) or tree")(
@@ -77,11 +76,11 @@ int cmd_mount(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("image", 1).add("mountpoint", 1);
   po::variables_map vm;
-  if (!parse_args(
-          "mount",
-          "[-f FMT] [--mode auto|block|tree] [-o allow_other] [--mapfile MAP [--bad-areas zeros|eio]] "
-          "IMAGE MOUNTPOINT [--foreground]",
-          desc, pos, args, vm)) {
+  if (!parse_args("mount",
+                  "[-f FMT] [--mode auto|block|tree] [-o allow_other] [--mapfile MAP [--bad-areas "
+                  "zeros|eio]] "
+                  "IMAGE MOUNTPOINT [--foreground]",
+                  desc, pos, args, vm)) {
     return kExitOk;
   }
   mount::Mode mode;

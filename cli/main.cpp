@@ -9,7 +9,9 @@
 
 namespace {
 
-void on_signal(int) { vdisk::cli::cancel_flag().store(true); }
+void on_signal(int) {
+  vdisk::cli::cancel_flag().store(true);
+}
 
 void print_usage(FILE* out) {
   std::fprintf(out, "usage: vdisk <command> [options] ...\n\ncommands:\n");

@@ -4,9 +4,15 @@
 
 namespace vdisk {
 
-namespace iso9660 { const FileSystemDescriptor& filesystem(); }
-namespace fat { const FileSystemDescriptor& filesystem(); }
-namespace ext { const FileSystemDescriptor& filesystem(); }
+namespace iso9660 {
+const FileSystemDescriptor& filesystem();
+}
+namespace fat {
+const FileSystemDescriptor& filesystem();
+}
+namespace ext {
+const FileSystemDescriptor& filesystem();
+}
 
 const std::vector<const FileSystemDescriptor*>& builtin_filesystems() {
   static const std::vector<const FileSystemDescriptor*> list = {

@@ -46,7 +46,8 @@ TEST_CASE("hashes equal md5sum, sha1sum and sha256sum", "[cli]") {
   CHECK(parsed.find("hashes")->find("sha1")->as_string() == coreutils_digest("sha1sum", src));
   CHECK(parsed.find("virtual_size")->as_u64() == kDiskSize);
 
-  RunResult c = run_vdisk("convert --hash md5,sha1 " + sh_quote(src) + " " + sh_quote(dir / "c.img"));
+  RunResult c =
+      run_vdisk("convert --hash md5,sha1 " + sh_quote(src) + " " + sh_quote(dir / "c.img"));
   REQUIRE(c.exit_code == 0);
   CHECK(parse_tagged_digest(c.out, "MD5") == coreutils_digest("md5sum", src));
   CHECK(parse_tagged_digest(c.out, "SHA1") == coreutils_digest("sha1sum", src));
@@ -69,7 +70,8 @@ TEST_CASE("compare finds a one-byte difference at its offset", "[cli]") {
     CHECK_THAT(r.out, Catch::Contains("offset " + std::to_string(off)));
   }
   // Different sizes are reported as such.
-  run_ok("cp --sparse=always " + sh_quote(a) + " " + sh_quote(b) + " && truncate -s +512 " + sh_quote(b));
+  run_ok("cp --sparse=always " + sh_quote(a) + " " + sh_quote(b) + " && truncate -s +512 " +
+         sh_quote(b));
   RunResult r = run_vdisk("compare " + sh_quote(a) + " " + sh_quote(b));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.out, Catch::Contains("sizes differ"));
@@ -79,7 +81,8 @@ TEST_CASE("a split raw set reads as one disk through the CLI", "[cli][raw]") {
   TempDir dir;
   std::string whole = dir / "whole.img";
   make_sample_disk(whole, kDiskSize);
-  run_ok("cd " + sh_quote(dir.path()) + " && split -b 10M -a 3 --numeric-suffixes=1 whole.img part.");
+  run_ok("cd " + sh_quote(dir.path()) +
+         " && split -b 10M -a 3 --numeric-suffixes=1 whole.img part.");
   REQUIRE(file_exists(dir / "part.007"));
   RunResult r = run_vdisk("hash " + sh_quote(dir / "part.001"));
   REQUIRE(r.exit_code == 0);
@@ -96,8 +99,8 @@ TEST_CASE("info reports the documented JSON keys", "[cli]") {
   RunResult r = run_vdisk("info --output json " + sh_quote(src));
   REQUIRE(r.exit_code == 0);
   Json j = Json::parse(r.out);
-  for (const char* key : {"format", "subformat", "virtual_size", "actual_size", "allocated_bytes", "parent",
-                          "details"}) {
+  for (const char* key : {"format", "subformat", "virtual_size", "actual_size", "allocated_bytes",
+                          "parent", "details"}) {
     INFO(key);
     CHECK(j.find(key) != nullptr);
   }
@@ -145,7 +148,8 @@ TEST_CASE("convert --verify re-reads the output", "[cli]") {
   TempDir dir;
   std::string src = dir / "src.img";
   make_sample_disk(src, kDiskSize);
-  RunResult r = run_vdisk("convert --verify --hash none " + sh_quote(src) + " " + sh_quote(dir / "v.img"));
+  RunResult r =
+      run_vdisk("convert --verify --hash none " + sh_quote(src) + " " + sh_quote(dir / "v.img"));
   INFO(r.err);
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("verify: OK"));

@@ -3,8 +3,8 @@
 // short and bit-flipped. Every variant must be accepted or rejected with a
 // vdisk::Error in-process, and through the CLI must exit 0 or 2 within 5 s,
 // with a one-line message naming the file when it is 2.
-#include <chrono>
 #include <catch2/catch.hpp>
+#include <chrono>
 
 #include "formats/core/error.h"
 #include "formats/core/registry.h"
@@ -45,11 +45,14 @@ struct Mutation {
   uint8_t value;
   size_t len;
   std::vector<uint8_t> apply(const std::vector<uint8_t>& good) const {
-    if (kind == kTruncate) return std::vector<uint8_t>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(pos));
+    if (kind == kTruncate)
+      return std::vector<uint8_t>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(pos));
     std::vector<uint8_t> m = good;
     for (size_t k = pos; k < pos + len && k < m.size(); ++k) {
-      if (kind == kXor) m[k] ^= value;
-      else m[k] = value;
+      if (kind == kXor)
+        m[k] ^= value;
+      else
+        m[k] = value;
     }
     return m;
   }
@@ -58,9 +61,10 @@ struct Mutation {
 std::vector<Mutation> mutations(const std::vector<uint8_t>& good) {
   std::vector<Mutation> out;
   if (good.size() < 2048) return out;
-  for (size_t cut : {size_t{1}, size_t{511}, size_t{512}, size_t{4096}, good.size() / 2, good.size() - 512,
-                     good.size() - 1}) {
-    if (cut < good.size()) out.push_back({"truncated to " + std::to_string(cut), Mutation::kTruncate, cut, 0, 0});
+  for (size_t cut : {size_t{1}, size_t{511}, size_t{512}, size_t{4096}, good.size() / 2,
+                     good.size() - 512, good.size() - 1}) {
+    if (cut < good.size())
+      out.push_back({"truncated to " + std::to_string(cut), Mutation::kTruncate, cut, 0, 0});
   }
   // Flip bytes in the first 64 KiB (headers, tables) and the last 1 KiB
   // (footers), one at a time.
@@ -73,8 +77,10 @@ std::vector<Mutation> mutations(const std::vector<uint8_t>& good) {
   }
   // Extreme values poked into aligned 4- and 8-byte fields of the first 2 KiB.
   for (size_t pos = 0; pos + 8 <= 2048; pos += 24) {
-    out.push_back({"bytes " + std::to_string(pos) + "..+8 set to 0xff", Mutation::kFill, pos, 0xFF, 8});
-    out.push_back({"byte " + std::to_string(pos + 3) + " set to 0x7f", Mutation::kFill, pos + 3, 0x7F, 1});
+    out.push_back(
+        {"bytes " + std::to_string(pos) + "..+8 set to 0xff", Mutation::kFill, pos, 0xFF, 8});
+    out.push_back(
+        {"byte " + std::to_string(pos + 3) + " set to 0x7f", Mutation::kFill, pos + 3, 0x7F, 1});
   }
   return out;
 }
@@ -115,7 +121,8 @@ TEST_CASE("damaged images exit 2 from the CLI with a one-line message", "[hostil
       write_file(path, mut.apply(good));
       INFO(fmt->name << ": " << mut.what);
       auto t0 = std::chrono::steady_clock::now();
-      RunResult r = run("timeout 5 " + std::string(VDISK_BIN) + " hash -f " + fmt->name + " " + sh_quote(path));
+      RunResult r = run("timeout 5 " + std::string(VDISK_BIN) + " hash -f " + fmt->name + " " +
+                        sh_quote(path));
       CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
       CHECK((r.exit_code == 0 || r.exit_code == 2));
       if (r.exit_code == 2) {

@@ -706,9 +706,9 @@ TEST_CASE("a rescued image mounts through its ddrescue mapfile: bad areas read a
   }());
   // The zero-filled image, made independently with dd.
   std::string zf = dir / "zero-filled.img";
-  run_ok("cp " + sh_quote(img) + " " + sh_quote(zf) +
-         " && dd if=/dev/zero of=" + sh_quote(zf) + " bs=1M seek=2 count=1 conv=notrunc status=none" +
-         " && dd if=/dev/zero of=" + sh_quote(zf) + " bs=4096 seek=1280 count=1 conv=notrunc status=none");
+  run_ok("cp " + sh_quote(img) + " " + sh_quote(zf) + " && dd if=/dev/zero of=" + sh_quote(zf) +
+         " bs=1M seek=2 count=1 conv=notrunc status=none" + " && dd if=/dev/zero of=" +
+         sh_quote(zf) + " bs=4096 seek=1280 count=1 conv=notrunc status=none");
   fs::create_directory(mp);
   {
     MountGuard guard(mp);

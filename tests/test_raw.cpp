@@ -47,7 +47,8 @@ TEST_CASE("split raw sets are found from the first part", "[raw]") {
   env.add_file("d/xab", {1});
   env.add_file("d/disk2024", {1});
   env.add_file("d/disk2025", {1});
-  CHECK(raw::find_split_parts(env, "d/image.001") == std::vector<std::string>{"d/image.002", "d/image.003"});
+  CHECK(raw::find_split_parts(env, "d/image.001") ==
+        std::vector<std::string>{"d/image.002", "d/image.003"});
   CHECK(raw::find_split_parts(env, "d/x00") == std::vector<std::string>{"d/x01"});
   CHECK(raw::find_split_parts(env, "d/xaa") == std::vector<std::string>{"d/xab"});
   // Not a first part: read alone.
@@ -59,7 +60,8 @@ TEST_CASE("a split set reads as one disk across part boundaries", "[raw]") {
   TempDir dir;
   auto whole = pattern_bytes(3 * 100000 + 1234, 4);
   write_file(dir / "whole.bin", whole);
-  run_ok("cd " + sh_quote(dir.path()) + " && split -b 100000 -d -a 3 --numeric-suffixes=1 whole.bin img.");
+  run_ok("cd " + sh_quote(dir.path()) +
+         " && split -b 100000 -d -a 3 --numeric-suffixes=1 whole.bin img.");
   REQUIRE(file_exists(dir / "img.004"));
   BlockDevicePtr dev = open_image(dir / "img.001", "", OpenOptions{});
   REQUIRE(dev->size() == whole.size());

@@ -33,7 +33,9 @@ Fingerprint fingerprint(const std::string& path) {
 }
 
 // No file in `dir` other than `keep` (partial files included).
-std::string listing(const std::string& dir) { return run_ok("ls -A " + sh_quote(dir)); }
+std::string listing(const std::string& dir) {
+  return run_ok("ls -A " + sh_quote(dir));
+}
 
 }  // namespace
 
@@ -46,7 +48,8 @@ TEST_CASE("no command writes to its source image", "[safety]") {
   for (const FormatDescriptor* f : builtin_formats()) {
     if (!f->create || f->name == "raw") continue;
     std::string img = dir / ("src." + f->name);
-    run_ok(std::string(VDISK_BIN) + " convert --hash none -O " + f->name + " " + sh_quote(src) + " " + sh_quote(img));
+    run_ok(std::string(VDISK_BIN) + " convert --hash none -O " + f->name + " " + sh_quote(src) +
+           " " + sh_quote(img));
     images.push_back(img);
   }
   for (const std::string& img : images) {
@@ -60,8 +63,8 @@ TEST_CASE("no command writes to its source image", "[safety]") {
     for (const FormatDescriptor* f : builtin_formats()) {
       if (!f->create) continue;
       std::string out = dir / ("copy." + f->name);
-      run_ok(std::string(VDISK_BIN) + " convert --force --verify -O " + f->name + " " + sh_quote(img) + " " +
-             sh_quote(out));
+      run_ok(std::string(VDISK_BIN) + " convert --force --verify -O " + f->name + " " +
+             sh_quote(img) + " " + sh_quote(out));
     }
     INFO(img);
     CHECK(fingerprint(img) == before);
@@ -74,8 +77,9 @@ TEST_CASE("SIGKILL during convert leaves nothing under the destination name", "[
   write_file(src, pattern_bytes(96 << 20, 7));
   for (int delay_ms : {0, 20, 60, 150, 400}) {
     std::string dst = dir / "dst.img";
-    std::string cmd = std::string(VDISK_BIN) + " convert --hash sha256,md5 " + sh_quote(src) + " " + sh_quote(dst) +
-                      " & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) + "; kill -9 $pid; wait $pid";
+    std::string cmd = std::string(VDISK_BIN) + " convert --hash sha256,md5 " + sh_quote(src) + " " +
+                      sh_quote(dst) + " & pid=$!; sleep " + std::to_string(delay_ms / 1000.0) +
+                      "; kill -9 $pid; wait $pid";
     RunResult r = run(cmd);
     INFO("killed after " << delay_ms << " ms, exit " << r.exit_code);
     if (r.exit_code == 0) {
@@ -90,14 +94,16 @@ TEST_CASE("SIGKILL during convert leaves nothing under the destination name", "[
   }
 }
 
-TEST_CASE("SIGINT and SIGTERM stop convert, remove the partial file and exit non-zero", "[safety]") {
+TEST_CASE("SIGINT and SIGTERM stop convert, remove the partial file and exit non-zero",
+          "[safety]") {
   TempDir dir;
   std::string src = dir / "src.img";
   write_file(src, pattern_bytes(160 << 20, 8));
   for (const char* sig : {"INT", "TERM"}) {
     std::string dst = dir / "dst.img";
-    std::string cmd = std::string(VDISK_BIN) + " convert --hash md5,sha1,sha256 " + sh_quote(src) + " " +
-                      sh_quote(dst) + " & pid=$!; sleep 0.15; kill -" + sig + " $pid; wait $pid";
+    std::string cmd = std::string(VDISK_BIN) + " convert --hash md5,sha1,sha256 " + sh_quote(src) +
+                      " " + sh_quote(dst) + " & pid=$!; sleep 0.15; kill -" + sig +
+                      " $pid; wait $pid";
     RunResult r = run(cmd);
     INFO(sig << ": exit " << r.exit_code << " " << r.err);
     if (r.exit_code == 0) {
@@ -145,7 +151,9 @@ class FaultyEnv final : public Env {
     return Env::posix().create_output(p, o);
   }
   bool exists(const std::string& p) override { return Env::posix().exists(p); }
-  std::vector<DirEntryInfo> list_dir(const std::string& d) override { return Env::posix().list_dir(d); }
+  std::vector<DirEntryInfo> list_dir(const std::string& d) override {
+    return Env::posix().list_dir(d);
+  }
   std::string real_path(const std::string& p) override { return Env::posix().real_path(p); }
 
  private:
@@ -162,7 +170,9 @@ class FaultyEnv final : public Env {
       check(off, len);
       return f_->read_some(off, buf, len);
     }
-    FileRange range_status(uint64_t off, uint64_t len) const override { return f_->range_status(off, len); }
+    FileRange range_status(uint64_t off, uint64_t len) const override {
+      return f_->range_status(off, len);
+    }
 
    private:
     void check(uint64_t off, size_t len) const {
@@ -209,6 +219,7 @@ TEST_CASE("a source that shrinks under us stops with the offset that failed", "[
     FAIL("the short read was not reported");
   } catch (const Error& e) {
     CHECK(e.offset() == uint64_t{3} << 20);
-    CHECK_THAT(std::string(e.what()), Catch::Contains("shrank") || Catch::Contains("unexpected end of file"));
+    CHECK_THAT(std::string(e.what()),
+               Catch::Contains("shrank") || Catch::Contains("unexpected end of file"));
   }
 }

@@ -461,7 +461,8 @@ TEST_CASE("VDI chains of differencing images resolve and loops are refused", "[v
   REQUIRE(j.find("chain") != nullptr);
   CHECK(j.find("chain")->as_array().size() == 2);
   // --parent on an image that has none is reported, not silently dropped.
-  RunResult ignored = run_vdisk("info --parent " + sh_quote(dir / "mid.vdi") + " " + sh_quote(base));
+  RunResult ignored =
+      run_vdisk("info --parent " + sh_quote(dir / "mid.vdi") + " " + sh_quote(base));
   CHECK(ignored.exit_code == 0);
   CHECK_THAT(ignored.err, Catch::Contains("is ignored"));
 

@@ -10,9 +10,12 @@ namespace vdisk {
 
 const char* extent_type_name(ExtentType t) {
   switch (t) {
-    case ExtentType::kData: return "data";
-    case ExtentType::kZero: return "zero";
-    case ExtentType::kUnallocated: return "unallocated";
+    case ExtentType::kData:
+      return "data";
+    case ExtentType::kZero:
+      return "zero";
+    case ExtentType::kUnallocated:
+      return "unallocated";
   }
   return "?";
 }
@@ -103,7 +106,10 @@ ImageInfo SliceDevice::info() const {
 
 FileDevice::FileDevice(std::shared_ptr<const File> file, uint64_t offset, uint64_t length,
                        std::string format_name, bool pad_with_zeros)
-    : file_(std::move(file)), offset_(offset), length_(length), format_name_(std::move(format_name)),
+    : file_(std::move(file)),
+      offset_(offset),
+      length_(length),
+      format_name_(std::move(format_name)),
       pad_(pad_with_zeros) {
   if (!pad_ && (offset_ > file_->size() || length_ > file_->size() - offset_)) {
     throw Error(ErrorKind::kCorrupt, file_->path(), offset_,

@@ -36,8 +36,8 @@ struct ImageInfo {
   std::string format;
   std::string subformat;
   uint64_t virtual_size = 0;
-  uint64_t actual_size = 0;      // bytes the image's files occupy on the host
-  uint64_t allocated_bytes = 0;  // guest bytes of kData extents
+  uint64_t actual_size = 0;           // bytes the image's files occupy on the host
+  uint64_t allocated_bytes = 0;       // guest bytes of kData extents
   std::optional<std::string> parent;  // the parent's path, when there is one
   Json details = Json::object();
   // Parent chain, nearest first, each as `info` of that layer.

@@ -63,7 +63,11 @@ inline void store_be64(void* p, uint64_t v) {
 }
 
 // ECMA-119 "both-byte orders" fields: little-endian copy first, big-endian second.
-inline uint32_t load_both32(const void* p) { return load_le32(p); }
-inline uint16_t load_both16(const void* p) { return load_le16(p); }
+inline uint32_t load_both32(const void* p) {
+  return load_le32(p);
+}
+inline uint16_t load_both16(const void* p) {
+  return load_le16(p);
+}
 
 }  // namespace vdisk

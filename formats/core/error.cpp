@@ -8,14 +8,22 @@ namespace vdisk {
 
 const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kNotThisFormat: return "not-this-format";
-    case ErrorKind::kCorrupt: return "corrupt";
-    case ErrorKind::kUnsupported: return "unsupported";
-    case ErrorKind::kIo: return "io";
-    case ErrorKind::kNotFound: return "not-found";
-    case ErrorKind::kInvalidArgument: return "invalid-argument";
-    case ErrorKind::kInterrupted: return "interrupted";
-    case ErrorKind::kMismatch: return "mismatch";
+    case ErrorKind::kNotThisFormat:
+      return "not-this-format";
+    case ErrorKind::kCorrupt:
+      return "corrupt";
+    case ErrorKind::kUnsupported:
+      return "unsupported";
+    case ErrorKind::kIo:
+      return "io";
+    case ErrorKind::kNotFound:
+      return "not-found";
+    case ErrorKind::kInvalidArgument:
+      return "invalid-argument";
+    case ErrorKind::kInterrupted:
+      return "interrupted";
+    case ErrorKind::kMismatch:
+      return "mismatch";
   }
   return "unknown";
 }
@@ -38,11 +46,16 @@ Error::Error(ErrorKind kind, std::string file, std::optional<uint64_t> offset, s
 
 int Error::to_errno() const {
   switch (kind_) {
-    case ErrorKind::kNotFound: return ENOENT;
-    case ErrorKind::kInvalidArgument: return EINVAL;
-    case ErrorKind::kUnsupported: return EOPNOTSUPP;
-    case ErrorKind::kInterrupted: return EINTR;
-    default: return EIO;
+    case ErrorKind::kNotFound:
+      return ENOENT;
+    case ErrorKind::kInvalidArgument:
+      return EINVAL;
+    case ErrorKind::kUnsupported:
+      return EOPNOTSUPP;
+    case ErrorKind::kInterrupted:
+      return EINTR;
+    default:
+      return EIO;
   }
 }
 

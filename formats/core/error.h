@@ -66,8 +66,12 @@ uint64_t checked_add(uint64_t a, uint64_t b, const std::string& file, uint64_t o
                      const std::string& what);
 
 // Rounding helpers (alignment must be non-zero).
-inline uint64_t div_round_up(uint64_t v, uint64_t a) { return v / a + (v % a != 0); }
-inline uint64_t align_down(uint64_t v, uint64_t a) { return v - v % a; }
+inline uint64_t div_round_up(uint64_t v, uint64_t a) {
+  return v / a + (v % a != 0);
+}
+inline uint64_t align_down(uint64_t v, uint64_t a) {
+  return v - v % a;
+}
 
 // "1.5 GiB (1610612736 bytes)"-style rendering used in messages.
 std::string human_size(uint64_t bytes);

@@ -42,7 +42,8 @@ std::string path_extension(const std::string& path) {
   auto pos = base.find_last_of('.');
   if (pos == std::string::npos || pos == 0) return "";
   std::string ext = base.substr(pos + 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext;
 }
 
@@ -51,8 +52,12 @@ namespace {
 class PosixFile final : public File {
  public:
   PosixFile(std::string path, int fd, const struct stat& st)
-      : path_(std::move(path)), fd_(fd), size_(static_cast<uint64_t>(st.st_size)),
-        blocks_(static_cast<uint64_t>(st.st_blocks) * 512), dev_(st.st_dev), ino_(st.st_ino) {}
+      : path_(std::move(path)),
+        fd_(fd),
+        size_(static_cast<uint64_t>(st.st_size)),
+        blocks_(static_cast<uint64_t>(st.st_blocks) * 512),
+        dev_(st.st_dev),
+        ino_(st.st_ino) {}
   ~PosixFile() override { ::close(fd_); }
 
   const std::string& path() const override { return path_; }
@@ -95,9 +100,10 @@ class PosixFile final : public File {
         // reporting its vanished tail as a hole would hash zeros as if real.
         struct stat st;
         if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_) {
-          throw Error(ErrorKind::kIo, path_, std::max<uint64_t>(offset, static_cast<uint64_t>(st.st_size)),
-                      "file shrank from " + std::to_string(size_) + " to " + std::to_string(st.st_size) +
-                          " bytes while being read");
+          throw Error(ErrorKind::kIo, path_,
+                      std::max<uint64_t>(offset, static_cast<uint64_t>(st.st_size)),
+                      "file shrank from " + std::to_string(size_) + " to " +
+                          std::to_string(st.st_size) + " bytes while being read");
         }
         return FileRange{end - offset, true};
       }
@@ -121,7 +127,8 @@ class PosixFile final : public File {
 
 class PosixOutputFile final : public OutputFile {
  public:
-  PosixOutputFile(std::string path, bool overwrite) : path_(std::move(path)), overwrite_(overwrite) {
+  PosixOutputFile(std::string path, bool overwrite)
+      : path_(std::move(path)), overwrite_(overwrite) {
     std::string dir = path_dirname(path_);
     std::string base = path_basename(path_);
     tmp_ = path_join(dir, "." + base + ".vdisk-partial-" + std::to_string(::getpid()));
@@ -216,15 +223,17 @@ class StdoutOutputFile final : public OutputFile {
 
   void write_at(uint64_t offset, const void* buf, size_t len) override {
     if (offset < pos_) {
-      throw Error(ErrorKind::kInvalidArgument, "<stdout>", offset,
-                  "cannot seek back on a stream (already wrote " + std::to_string(pos_) + " bytes)");
+      throw Error(
+          ErrorKind::kInvalidArgument, "<stdout>", offset,
+          "cannot seek back on a stream (already wrote " + std::to_string(pos_) + " bytes)");
     }
     pad_to(offset);
     write_all(buf, len);
   }
 
   void set_size(uint64_t size) override {
-    if (size < pos_) throw Error(ErrorKind::kInvalidArgument, "<stdout>", size, "cannot shrink a stream");
+    if (size < pos_)
+      throw Error(ErrorKind::kInvalidArgument, "<stdout>", size, "cannot shrink a stream");
     pad_to(size);
   }
 
@@ -234,7 +243,8 @@ class StdoutOutputFile final : public OutputFile {
  private:
   void pad_to(uint64_t offset) {
     static const uint8_t zeros[65536] = {};
-    while (pos_ < offset) write_all(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, offset - pos_)));
+    while (pos_ < offset)
+      write_all(zeros, static_cast<size_t>(std::min<uint64_t>(sizeof zeros, offset - pos_)));
   }
   void write_all(const void* buf, size_t len) {
     const auto* p = static_cast<const uint8_t*>(buf);
@@ -270,7 +280,8 @@ class PosixEnv final : public Env {
     }
     if (S_ISDIR(st.st_mode)) {
       ::close(fd);
-      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "is a directory, not a disk image");
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  "is a directory, not a disk image");
     }
     if (S_ISBLK(st.st_mode)) {
       // Block devices report size 0 in st_size; ask the device.
@@ -346,8 +357,8 @@ class MemoryFile final : public File {
 }  // namespace
 
 std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> bytes) {
-  return std::make_unique<MemoryFile>(std::move(path),
-                                      std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
+  return std::make_unique<MemoryFile>(
+      std::move(path), std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
 }
 
 Env& Env::posix() {
@@ -400,7 +411,8 @@ const std::vector<uint8_t>* MemEnv::contents(const std::string& path) const {
 std::unique_ptr<File> MemEnv::open_read(const std::string& path) {
   std::lock_guard<std::mutex> lock(state_->mu);
   auto it = state_->files.find(path);
-  if (it == state_->files.end()) throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
+  if (it == state_->files.end())
+    throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
   return std::make_unique<MemoryFile>(path, it->second);
 }
 

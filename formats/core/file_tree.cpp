@@ -17,7 +17,8 @@ NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const st
   size_t start = 0;
   while (start < path.size()) {
     size_t slash = path.find('/', start);
-    std::string comp = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string comp =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     start = slash == std::string::npos ? path.size() : slash + 1;
     if (comp.empty() || comp == ".") continue;
     if (tree.stat(node).type != NodeType::kDirectory) {
@@ -28,7 +29,8 @@ NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const st
       node = tree.lookup(node, comp);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kNotFound) throw;
-      throw Error(ErrorKind::kNotFound, image, std::nullopt, "no such file in the image: " + walked);
+      throw Error(ErrorKind::kNotFound, image, std::nullopt,
+                  "no such file in the image: " + walked);
     }
   }
   return node;

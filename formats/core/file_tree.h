@@ -15,7 +15,15 @@ namespace vdisk {
 
 using NodeId = uint64_t;
 
-enum class NodeType : uint8_t { kRegular, kDirectory, kSymlink, kCharDevice, kBlockDevice, kFifo, kSocket };
+enum class NodeType : uint8_t {
+  kRegular,
+  kDirectory,
+  kSymlink,
+  kCharDevice,
+  kBlockDevice,
+  kFifo,
+  kSocket
+};
 
 struct Timestamp {
   int64_t seconds = 0;  // since the Unix epoch, UTC

@@ -53,7 +53,9 @@ uint64_t Json::as_u64() const {
   throw Error(ErrorKind::kInvalidArgument, "", std::nullopt, "JSON value is not a number");
 }
 
-int64_t Json::as_i64() const { return static_cast<int64_t>(as_u64()); }
+int64_t Json::as_i64() const {
+  return static_cast<int64_t>(as_u64());
+}
 
 double Json::as_double() const {
   if (auto* d = std::get_if<double>(&v_)) return *d;
@@ -66,11 +68,21 @@ std::string json_escape(const std::string& s) {
   out.reserve(s.size() + 2);
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -164,7 +176,9 @@ class Parser {
     throw Error(ErrorKind::kInvalidArgument, "", pos_, "invalid JSON: " + what);
   }
   void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t')) ++pos_;
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\r' || s_[pos_] == '\t'))
+      ++pos_;
   }
   bool consume(const char* lit) {
     size_t n = std::char_traits<char>::length(lit);
@@ -247,14 +261,25 @@ class Parser {
       if (pos_ >= s_.size()) fail("bad escape");
       char e = s_[pos_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
         case 'u': {
           if (pos_ + 4 > s_.size()) fail("bad \\u escape");
-          unsigned cp = static_cast<unsigned>(std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16));
+          unsigned cp =
+              static_cast<unsigned>(std::strtoul(s_.substr(pos_, 4).c_str(), nullptr, 16));
           pos_ += 4;
           if (cp < 0x80) {
             out += static_cast<char>(cp);
@@ -268,7 +293,8 @@ class Parser {
           }
           break;
         }
-        default: out += e;
+        default:
+          out += e;
       }
     }
     if (pos_ >= s_.size()) fail("unterminated string");
@@ -282,8 +308,9 @@ class Parser {
       neg = true;
       ++pos_;
     }
-    while (pos_ < s_.size() && (isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' ||
-                                s_[pos_] == 'e' || s_[pos_] == 'E' || s_[pos_] == '+' || s_[pos_] == '-')) {
+    while (pos_ < s_.size() &&
+           (isdigit(static_cast<unsigned char>(s_[pos_])) || s_[pos_] == '.' || s_[pos_] == 'e' ||
+            s_[pos_] == 'E' || s_[pos_] == '+' || s_[pos_] == '-')) {
       if (!isdigit(static_cast<unsigned char>(s_[pos_]))) frac = true;
       ++pos_;
     }
@@ -300,6 +327,8 @@ class Parser {
 
 }  // namespace
 
-Json Json::parse(const std::string& text) { return Parser(text).parse_document(); }
+Json Json::parse(const std::string& text) {
+  return Parser(text).parse_document();
+}
 
 }  // namespace vdisk

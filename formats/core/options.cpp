@@ -9,11 +9,16 @@ namespace vdisk {
 
 const char* option_type_name(OptionType t) {
   switch (t) {
-    case OptionType::kString: return "string";
-    case OptionType::kBool: return "bool";
-    case OptionType::kSize: return "size";
-    case OptionType::kInt: return "int";
-    case OptionType::kEnum: return "enum";
+    case OptionType::kString:
+      return "string";
+    case OptionType::kBool:
+      return "bool";
+    case OptionType::kSize:
+      return "size";
+    case OptionType::kInt:
+      return "int";
+    case OptionType::kEnum:
+      return "enum";
   }
   return "?";
 }
@@ -30,15 +35,23 @@ uint64_t parse_size(const std::string& text, const std::string& what) {
   }
   if (i == 0) throw_invalid("", what + ": '" + text + "' is not a size");
   std::string suffix = text.substr(i);
-  std::transform(suffix.begin(), suffix.end(), suffix.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(suffix.begin(), suffix.end(), suffix.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   uint64_t mult = 1;
-  if (suffix.empty() || suffix == "b") mult = 1;
-  else if (suffix == "k" || suffix == "kib" || suffix == "kb") mult = 1ull << 10;
-  else if (suffix == "m" || suffix == "mib" || suffix == "mb") mult = 1ull << 20;
-  else if (suffix == "g" || suffix == "gib" || suffix == "gb") mult = 1ull << 30;
-  else if (suffix == "t" || suffix == "tib" || suffix == "tb") mult = 1ull << 40;
-  else if (suffix == "s") mult = 512;  // sectors
-  else throw_invalid("", what + ": unknown size suffix '" + suffix + "' in '" + text + "'");
+  if (suffix.empty() || suffix == "b")
+    mult = 1;
+  else if (suffix == "k" || suffix == "kib" || suffix == "kb")
+    mult = 1ull << 10;
+  else if (suffix == "m" || suffix == "mib" || suffix == "mb")
+    mult = 1ull << 20;
+  else if (suffix == "g" || suffix == "gib" || suffix == "gb")
+    mult = 1ull << 30;
+  else if (suffix == "t" || suffix == "tib" || suffix == "tb")
+    mult = 1ull << 40;
+  else if (suffix == "s")
+    mult = 512;  // sectors
+  else
+    throw_invalid("", what + ": unknown size suffix '" + suffix + "' in '" + text + "'");
   if (v > UINT64_MAX / mult) throw_invalid("", what + ": size '" + text + "' is too large");
   return v * mult;
 }
@@ -58,10 +71,13 @@ const OptionSpec& Options::spec(const std::string& name) const {
   for (auto& s : specs_) {
     if (s.name == name) return s;
   }
-  throw Error(ErrorKind::kInvalidArgument, "", std::nullopt, "internal: option '" + name + "' is not declared");
+  throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
+              "internal: option '" + name + "' is not declared");
 }
 
-bool Options::is_set(const std::string& name) const { return values_.count(name) != 0; }
+bool Options::is_set(const std::string& name) const {
+  return values_.count(name) != 0;
+}
 
 std::string Options::get_string(const std::string& name) const {
   auto it = values_.find(name);
@@ -98,7 +114,8 @@ Options parse_options(const std::string& text, const std::vector<OptionSpec>& sp
   size_t start = 0;
   while (start <= text.size() && !text.empty()) {
     size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    std::string item =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? text.size() + 1 : comma + 1;
     if (item.empty()) continue;
     auto eq = item.find('=');
@@ -116,8 +133,12 @@ Options parse_options(const std::string& text, const std::vector<OptionSpec>& sp
     }
     std::string what = "option " + key + " of format " + format_name;
     switch (spec->type) {
-      case OptionType::kBool: parse_bool(value, what); break;
-      case OptionType::kSize: parse_size(value, what); break;
+      case OptionType::kBool:
+        parse_bool(value, what);
+        break;
+      case OptionType::kSize:
+        parse_size(value, what);
+        break;
       case OptionType::kInt: {
         Options probe({*spec}, {{key, value}});
         probe.get_int(key);
@@ -130,7 +151,8 @@ Options parse_options(const std::string& text, const std::vector<OptionSpec>& sp
           throw_invalid("", what + ": '" + value + "' is not one of " + choices);
         }
         break;
-      case OptionType::kString: break;
+      case OptionType::kString:
+        break;
     }
     values[key] = value;
   }

@@ -7,7 +7,9 @@
 
 namespace vdisk {
 
-Env& OpenOptions::environment() const { return env ? *env : Env::posix(); }
+Env& OpenOptions::environment() const {
+  return env ? *env : Env::posix();
+}
 
 void default_warning(const std::string& message) {
   std::fprintf(stderr, "vdisk: warning: %s\n", message.c_str());
@@ -34,7 +36,8 @@ const FormatDescriptor* find_format(const std::string& name) {
 const FormatDescriptor& require_format(const std::string& name) {
   if (const FormatDescriptor* f = find_format(name)) return *f;
   std::string known;
-  for (const FormatDescriptor* f : builtin_formats()) known += (known.empty() ? "" : ", ") + f->name;
+  for (const FormatDescriptor* f : builtin_formats())
+    known += (known.empty() ? "" : ", ") + f->name;
   throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
               "unknown format '" + name + "' (known: " + known + ")");
 }
@@ -63,7 +66,8 @@ ProbeResult probe_file(const File& file) {
   return result;
 }
 
-BlockDevicePtr open_image(const std::string& path, const std::string& format, const OpenOptions& opts) {
+BlockDevicePtr open_image(const std::string& path, const std::string& format,
+                          const OpenOptions& opts) {
   if (opts.depth > 64) {
     throw Error(ErrorKind::kCorrupt, path, std::nullopt, "parent chain is deeper than 64 images");
   }
@@ -93,15 +97,16 @@ BlockDevicePtr open_image(const std::string& path, const std::string& format, co
         if (f == fmt) continue;
         if (std::find(f->extensions.begin(), f->extensions.end(), ext) != f->extensions.end()) {
           opts.warn(path + ": extension ." + ext + " suggests " + f->name +
-                    " but the contents carry no " + f->name + " signature; reading as " + fmt->name +
-                    " (pass -f " + f->name + " to insist)");
+                    " but the contents carry no " + f->name + " signature; reading as " +
+                    fmt->name + " (pass -f " + f->name + " to insist)");
           break;
         }
       }
     }
   }
   if (!fmt->open) {
-    throw Error(ErrorKind::kUnsupported, path, std::nullopt, "format " + fmt->name + " cannot be read");
+    throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                "format " + fmt->name + " cannot be read");
   }
   OpenOptions child = opts;
   if (id != std::pair<uint64_t, uint64_t>{0, 0}) child.ancestors.push_back(id);
@@ -140,7 +145,8 @@ BlockDevicePtr make_missing_parent(uint64_t size, const Error& why) {
 std::string windows_path_to_posix(const std::string& path) {
   std::string p = path;
   std::replace(p.begin(), p.end(), '\\', '/');
-  if (p.size() >= 2 && std::isalpha(static_cast<unsigned char>(p[0])) && p[1] == ':') p = p.substr(2);
+  if (p.size() >= 2 && std::isalpha(static_cast<unsigned char>(p[0])) && p[1] == ':')
+    p = p.substr(2);
   return p;
 }
 
@@ -156,12 +162,14 @@ std::string resolve_sibling(const OpenOptions& opts, const std::string& referenc
   const std::string hint = " (pass --allow-outside-paths to allow it)";
   if (name[0] == '/') {
     throw Error(ErrorKind::kInvalidArgument, referencing_file, std::nullopt,
-                what + " '" + name + "' is an absolute path; refusing to read outside the image's folder" + hint);
+                what + " '" + name +
+                    "' is an absolute path; refusing to read outside the image's folder" + hint);
   }
   size_t start = 0;
   while (start <= name.size()) {
     size_t slash = name.find('/', start);
-    std::string comp = name.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string comp =
+        name.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (comp == "..") {
       throw Error(ErrorKind::kInvalidArgument, referencing_file, std::nullopt,
                   what + " '" + name + "' climbs out of the image's folder with '..'" + hint);
@@ -174,8 +182,9 @@ std::string resolve_sibling(const OpenOptions& opts, const std::string& referenc
     std::string real_dir = env.real_path(dir);
     std::string real = env.real_path(candidate);
     if (real.compare(0, real_dir.size() + 1, real_dir + "/") != 0 && real != real_dir) {
-      throw Error(ErrorKind::kInvalidArgument, referencing_file, std::nullopt,
-                  what + " '" + name + "' is a symlink to " + real + ", outside the image's folder" + hint);
+      throw Error(
+          ErrorKind::kInvalidArgument, referencing_file, std::nullopt,
+          what + " '" + name + "' is a symlink to " + real + ", outside the image's folder" + hint);
     }
   }
   return candidate;

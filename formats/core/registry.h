@@ -119,7 +119,8 @@ std::string resolve_sibling(const OpenOptions& opts, const std::string& referenc
 std::string windows_path_to_posix(const std::string& path);
 
 template <typename OpenFn>
-BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size, OpenFn&& open_fn) {
+BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size,
+                                          OpenFn&& open_fn) {
   try {
     return open_fn();
   } catch (const Error& e) {

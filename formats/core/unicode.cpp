@@ -26,7 +26,8 @@ std::string utf16_to_utf8(const std::u16string& units) {
   std::string out;
   for (size_t i = 0; i < units.size(); ++i) {
     uint32_t u = units[i];
-    if (u >= 0xD800 && u < 0xDC00 && i + 1 < units.size() && units[i + 1] >= 0xDC00 && units[i + 1] < 0xE000) {
+    if (u >= 0xD800 && u < 0xDC00 && i + 1 < units.size() && units[i + 1] >= 0xDC00 &&
+        units[i + 1] < 0xE000) {
       append_utf8(out, 0x10000 + ((u - 0xD800) << 10) + (units[i + 1] - 0xDC00u));
       ++i;
     } else if (u >= 0xD800 && u < 0xE000) {
@@ -43,7 +44,8 @@ std::string utf16_to_utf8(const uint8_t* p, size_t bytes, ByteOrder order, bool 
   units.reserve(bytes / 2);
   size_t i = 0;
   for (; i + 1 < bytes; i += 2) {
-    char16_t u = static_cast<char16_t>(order == ByteOrder::kBig ? load_be16(p + i) : load_le16(p + i));
+    char16_t u =
+        static_cast<char16_t>(order == ByteOrder::kBig ? load_be16(p + i) : load_le16(p + i));
     if (u == 0 && stop_at_nul) return utf16_to_utf8(units);
     units += u;
   }
@@ -61,7 +63,8 @@ std::u16string utf8_to_utf16(const std::string& s) {
     uint32_t cp = c;
     size_t n = 1;
     if (c >= 0xF0 && c < 0xF5 && cont(i + 1) && cont(i + 2) && cont(i + 3)) {
-      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
+      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
+           (s[i + 3] & 0x3Fu);
       n = 4;
     } else if (c >= 0xE0 && c < 0xF0 && cont(i + 1) && cont(i + 2)) {
       cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);

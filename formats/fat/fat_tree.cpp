@@ -6,9 +6,9 @@
 #include <mutex>
 #include <vector>
 
-#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/unicode.h"
 #include "formats/fat/fat_layout.h"
 
 namespace vdisk::fat {

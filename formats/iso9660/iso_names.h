@@ -3,14 +3,13 @@
 // encodings ISO 9660 uses, and descriptor string fields.
 #pragma once
 
-#include "formats/core/unicode.h"
-
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "formats/core/file_tree.h"
+#include "formats/core/unicode.h"
 
 namespace vdisk::iso9660 {
 

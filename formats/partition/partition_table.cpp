@@ -8,9 +8,9 @@
 #include <optional>
 #include <set>
 
-#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/unicode.h"
 #include "formats/partition/partition_layout.h"
 
 namespace vdisk::partition {

@@ -6,7 +6,9 @@ namespace vdisk::raw {
 
 namespace {
 // Anything can be read as raw; every other format outranks it.
-int probe(const ProbeInput&) { return kProbeFallback; }
+int probe(const ProbeInput&) {
+  return kProbeFallback;
+}
 }  // namespace
 
 const FormatDescriptor& descriptor() {

@@ -96,7 +96,8 @@ std::vector<std::string> find_split_parts(Env& env, const std::string& path) {
   return parts;
 }
 
-ConcatDevice::ConcatDevice(std::vector<std::shared_ptr<const File>> parts) : parts_(std::move(parts)) {
+ConcatDevice::ConcatDevice(std::vector<std::shared_ptr<const File>> parts)
+    : parts_(std::move(parts)) {
   for (auto& p : parts_) {
     starts_.push_back(size_);
     size_ = checked_add(size_, p->size(), p->path(), 0, "split set size");

@@ -17,7 +17,8 @@ class RawWriter final : public ImageWriter {
 
   void write(uint64_t offset, const void* buf, size_t len) override {
     if (offset + len > size_) {
-      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset, "write past the end of the disk");
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset,
+                  "write past the end of the disk");
     }
     out_->write_at(offset, buf, len);
   }

@@ -482,7 +482,8 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
         parent = open_image(parent_path, "vdi", popts);
       }
       if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-        if (!uuid_is_null(h.uuid_parent_modify) && pv->header().uuid_modify != h.uuid_parent_modify) {
+        if (!uuid_is_null(h.uuid_parent_modify) &&
+            pv->header().uuid_modify != h.uuid_parent_modify) {
           opts.warn(path + ": parent " + parent_path +
                     " was modified after this differencing image was made "
                     "(modification UUID " +

@@ -4,9 +4,9 @@
 #include <cstring>
 #include <optional>
 
-#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/unicode.h"
 
 namespace vdisk::vhd {
 

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <random>
 
-#include "formats/core/unicode.h"
 #include "formats/core/endian.h"
+#include "formats/core/unicode.h"
 
 namespace vdisk::vhdx {
 

@@ -16,8 +16,10 @@ namespace vdisk::test {
 std::string sh_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -42,7 +44,9 @@ RunResult run(const std::string& cmdline) {
   return r;
 }
 
-RunResult run_vdisk(const std::string& args) { return run(std::string(VDISK_BIN) + " " + args); }
+RunResult run_vdisk(const std::string& args) {
+  return run(std::string(VDISK_BIN) + " " + args);
+}
 
 std::string run_ok(const std::string& cmdline) {
   RunResult r = run(cmdline);
@@ -86,7 +90,8 @@ std::string parse_tagged_digest(const std::string& output, const std::string& ta
 
 void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   REQUIRE(out.good());
 }
 
@@ -135,8 +140,10 @@ std::vector<uint8_t> pattern_bytes(size_t len, uint32_t seed) {
 void make_sample_disk(const std::string& path, uint64_t size) {
   require_tool("sfdisk");
   run_ok("truncate -s " + std::to_string(size) + " " + sh_quote(path));
-  run_ok("printf 'label: dos\\nstart=2048, size=16384, type=83\\nstart=18432, type=83\\n' | sfdisk -q " +
-         sh_quote(path));
+  run_ok(
+      "printf 'label: dos\\nstart=2048, size=16384, type=83\\nstart=18432, type=83\\n' | sfdisk "
+      "-q " +
+      sh_quote(path));
   // Data in the first partition, a run of written zeros, data near the end.
   write_at(path, 1 << 20, pattern_bytes(300 * 1024 + 17, 1));
   write_at(path, (1 << 20) + 512 * 1024, std::vector<uint8_t>(256 * 1024, 0));
