@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -17,13 +18,16 @@ namespace {
 
 // A piece of the guest stream travelling from the readers to the consumers.
 // Data chunks own a pooled buffer; zero chunks carry only their length.
-// `bad` chunks lie inside CopyOptions::unreadable.
+// `bad` chunks lie inside CopyOptions::unreadable. `errors` are the ranges of
+// a data chunk that failed to read (OnReadError::kContinue), zero-filled in
+// the buffer.
 struct Chunk {
   uint64_t offset = 0;
   uint64_t length = 0;
   bool zero = false;
   bool bad = false;
   std::vector<uint8_t>* buf = nullptr;
+  std::vector<ByteRange> errors;
   bool token = false;  // holds a Limiter slot
 };
 
@@ -143,10 +147,11 @@ class FirstError {
   std::atomic<bool> failed_{false};
 };
 
-// Writes a data chunk, leaving all-zero blocks of `gran` bytes unwritten.
-// Blocks are aligned to guest offsets so the writer sees aligned ranges.
-uint64_t write_skipping_zeros(ImageWriter& dst, const Chunk& c, size_t gran, uint64_t& zero_bytes) {
-  const uint8_t* p = c.buf->data();
+// Writes guest bytes [offset, offset + length) from p, leaving all-zero blocks
+// of `gran` bytes unwritten. Blocks are aligned to guest offsets so the writer
+// sees aligned ranges.
+uint64_t write_skipping_zeros(ImageWriter& dst, uint64_t offset, const uint8_t* p, uint64_t length,
+                              size_t gran, uint64_t& zero_bytes) {
   uint64_t written = 0;
   uint64_t pos = 0;
   uint64_t run_start = 0;
@@ -155,16 +160,16 @@ uint64_t write_skipping_zeros(ImageWriter& dst, const Chunk& c, size_t gran, uin
   auto flush = [&](uint64_t end) {
     if (!have_run || end == run_start) return;
     if (run_data) {
-      dst.write(c.offset + run_start, p + run_start, static_cast<size_t>(end - run_start));
+      dst.write(offset + run_start, p + run_start, static_cast<size_t>(end - run_start));
       written += end - run_start;
     } else {
-      dst.write_zeroes(c.offset + run_start, end - run_start);
+      dst.write_zeroes(offset + run_start, end - run_start);
       zero_bytes += end - run_start;
     }
   };
-  while (pos < c.length) {
-    uint64_t guest = c.offset + pos;
-    uint64_t next = std::min<uint64_t>(c.length, pos + (gran - guest % gran));
+  while (pos < length) {
+    uint64_t guest = offset + pos;
+    uint64_t next = std::min<uint64_t>(length, pos + (gran - guest % gran));
     bool data = !is_zero(p + pos, static_cast<size_t>(next - pos));
     if (!have_run || data != run_data) {
       flush(pos);
@@ -174,9 +179,115 @@ uint64_t write_skipping_zeros(ImageWriter& dst, const Chunk& c, size_t gran, uin
     }
     pos = next;
   }
-  flush(c.length);
+  flush(length);
   return written;
 }
+
+// Writes a data chunk, skipping its read errors: they stay unallocated.
+uint64_t write_chunk(ImageWriter& dst, const Chunk& c, size_t gran, uint64_t& zero_bytes) {
+  const uint8_t* p = c.buf->data();
+  uint64_t written = 0;
+  uint64_t pos = c.offset;
+  const uint64_t end = c.offset + c.length;
+  for (size_t i = 0; i <= c.errors.size(); ++i) {
+    const uint64_t stop = i < c.errors.size() ? c.errors[i].start : end;
+    if (stop > pos)
+      written += write_skipping_zeros(dst, pos, p + (pos - c.offset), stop - pos, gran, zero_bytes);
+    if (i < c.errors.size()) pos = c.errors[i].start + c.errors[i].length;
+  }
+  return written;
+}
+
+// Reads data chunks under OnReadError::kContinue. A chunk is first read
+// whole (the fast path, one request). When that fails with Error(kIo), it is
+// read again in 64 KiB pieces, and each piece that fails in 4 KiB pieces;
+// a 4 KiB piece that fails is a bad range. 4 KiB is the floor because the
+// Linux page cache reads a regular file a page (4 KiB) at a time, so a
+// smaller read of a failing page fails too, and it is the physical sector of
+// Advanced Format disks; 64 KiB first keeps a clean stretch of a damaged
+// chunk to a few requests. Pieces are aligned to guest offsets.
+//
+// The bound: a dying disk can take seconds per failed read, and isolating
+// every 4 KiB of a dead multi-GiB source would take days. After
+// kMaxConsecutiveFailures failed reads with no successful read in between
+// (counted across chunks and reader threads), splitting stops: the rest of
+// the chunk is marked bad unread, and each further chunk gets one read,
+// marked bad whole when it fails, until a read succeeds again. A fully dead
+// source then costs one read per chunk; the price is that a long bad stretch
+// may hide some readable bytes in the chunks it touches (GNU ddrescue, fed
+// our --error-map, can scrape those finer).
+class ReadRescuer {
+ public:
+  static constexpr uint32_t kMaxConsecutiveFailures = 64;
+
+  ReadRescuer(const BlockDevice& src, std::atomic<uint32_t>& failures,
+              const std::atomic<bool>* cancel)
+      : src_(src), failures_(failures), cancel_(cancel) {}
+
+  // Reads [off, off + len) into p; ranges that cannot be read are zero-filled
+  // and appended to `bad` (absolute, sorted, adjacent ones merged).
+  void read(uint64_t off, uint8_t* p, uint64_t len, std::vector<ByteRange>& bad) {
+    bad_ = &bad;
+    gave_up_ = false;
+    if (try_read(off, p, len)) return;
+    size_t level = 0;
+    while (level + 1 < std::size(kPieces) && kPieces[level] >= len) ++level;
+    if (gave_up_ || kPieces[level] >= len)
+      mark(off, p, len);
+    else
+      split(off, p, len, level);
+  }
+
+ private:
+  static constexpr uint64_t kPieces[] = {64 << 10, 4 << 10};
+
+  bool try_read(uint64_t off, uint8_t* p, uint64_t len) {
+    if (cancel_ && cancel_->load()) throw Error(ErrorKind::kInterrupted, "", off, "interrupted");
+    try {
+      src_.read(off, p, static_cast<size_t>(len));
+      failures_ = 0;
+      return true;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kIo) throw;
+    }
+    if (++failures_ >= kMaxConsecutiveFailures) gave_up_ = true;
+    return false;
+  }
+
+  void split(uint64_t off, uint8_t* p, uint64_t len, size_t level) {
+    const uint64_t piece = kPieces[level];
+    const uint64_t end = off + len;
+    for (uint64_t pos = off; pos < end;) {
+      if (gave_up_) {
+        mark(pos, p + (pos - off), end - pos);
+        return;
+      }
+      const uint64_t next = std::min(end, (pos / piece + 1) * piece);
+      uint8_t* q = p + (pos - off);
+      if (!try_read(pos, q, next - pos)) {
+        if (level + 1 < std::size(kPieces) && !gave_up_)
+          split(pos, q, next - pos, level + 1);
+        else
+          mark(pos, q, next - pos);
+      }
+      pos = next;
+    }
+  }
+
+  void mark(uint64_t off, uint8_t* p, uint64_t len) {
+    std::memset(p, 0, static_cast<size_t>(len));
+    if (!bad_->empty() && bad_->back().start + bad_->back().length == off)
+      bad_->back().length += len;
+    else
+      bad_->push_back({off, len});
+  }
+
+  const BlockDevice& src_;
+  std::atomic<uint32_t>& failures_;
+  const std::atomic<bool>* cancel_;
+  std::vector<ByteRange>* bad_ = nullptr;
+  bool gave_up_ = false;
+};
 
 }  // namespace
 
@@ -202,6 +313,9 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   // The bytes stored in unreadable ranges are read only when a hash of the
   // source as stored needs them.
   const bool read_bad = !opts.algos.empty();
+  const bool rescue = opts.on_read_error == OnReadError::kContinue;
+  std::atomic<uint32_t> consecutive_failures{0};
+  std::vector<ByteRange> read_errors;  // in offset order (appended at dispatch)
 
   // Consumers: one thread per hash (per algorithm, twice with unreadable
   // ranges: as stored and zero-filled), one for the writer.
@@ -268,7 +382,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
             dst->write_zeroes(c->offset, c->length);
             zero_bytes += c->length;
           } else {
-            written += write_skipping_zeros(*dst, *c, opts.zero_granularity, zero_bytes);
+            written += write_chunk(*dst, *c, opts.zero_granularity, zero_bytes);
           }
         }
         if (opts.finish_dst && reached_end.load() && !error.failed()) {
@@ -294,6 +408,19 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   uint64_t dispatch_seq = 0;
   std::atomic<uint64_t> data_read{0};
 
+  // Block status. Sparse formats read metadata to answer it; when that read
+  // fails and the user asked to continue, the range is planned as data, so
+  // the data read fails in turn and the rescuer maps the bad ranges.
+  auto status = [&](uint64_t off, uint64_t len) -> Extent {
+    if (!rescue) return src.block_status(off, len);
+    try {
+      return src.block_status(off, len);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kIo) throw;
+      return Extent{std::min<uint64_t>(len, chunk_size), ExtentType::kData};
+    }
+  };
+
   // Plans the next chunk at plan_off; false at the end.
   auto plan = [&](Chunk& c) -> bool {
     if (plan_off >= size) {
@@ -310,7 +437,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
                               : bad_idx < bad.size() ? bad[bad_idx].start
                                                      : size;
     const uint64_t room = boundary - off;
-    Extent e = src.block_status(off, room);
+    Extent e = status(off, room);
     if (e.length == 0 || e.length > room)
       e.length = std::min<uint64_t>(room, e.length ? e.length : 1);
     c.offset = off;
@@ -320,7 +447,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
       // give large reads.
       uint64_t len = std::min<uint64_t>(e.length, chunk_size);
       while (len < chunk_size && len < room) {
-        Extent more = src.block_status(off + len, std::min<uint64_t>(room - len, chunk_size - len));
+        Extent more = status(off + len, std::min<uint64_t>(room - len, chunk_size - len));
         if (more.type != ExtentType::kData || more.length == 0) break;
         len += std::min<uint64_t>(more.length, chunk_size - len);
       }
@@ -351,7 +478,12 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
           seq = next_seq++;
         }
         if (!c->zero) {
-          src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));
+          if (rescue) {
+            ReadRescuer(src, consecutive_failures, opts.cancel)
+                .read(c->offset, c->buf->data(), c->length, c->errors);
+          } else {
+            src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));
+          }
           data_read += c->length;
         }
         std::unique_lock<std::mutex> lock(dispatch_mu);
@@ -359,6 +491,14 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
           dispatch_cv.wait_for(lock, std::chrono::milliseconds(50));
         }
         if (error.failed()) break;
+        for (const ByteRange& b : c->errors) {
+          if (!read_errors.empty() &&
+              read_errors.back().start + read_errors.back().length == b.start) {
+            read_errors.back().length += b.length;
+          } else {
+            read_errors.push_back(b);
+          }
+        }
         for (auto& q : queues) q->push(c);
         ++dispatch_seq;
         if (opts.progress) opts.progress->update(c->offset + c->length);
@@ -395,6 +535,13 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   result.data_bytes_read = data_read.load();
   result.bytes_written = written;
   result.zero_bytes = zero_bytes;
+  result.read_errors = std::move(read_errors);
+  for (const ByteRange& b : result.read_errors) result.read_error_bytes += b.length;
+  // The hashers fed the rescuer's zeros for read errors: the "as stored"
+  // jobs then hold the source with those ranges as zeros (its stored bytes
+  // are unknown), which is a zero-filled hash when there are no unreadable
+  // ranges to zero-fill besides.
+  const bool lost = !result.read_errors.empty();
   // The output's content: zero-filled where unreadable, then the zeros of a
   // size rounded up by the writer.
   const uint64_t pad = dst && dst->virtual_size() > size ? dst->virtual_size() - size : 0;
@@ -407,9 +554,11 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
       out->update_zeros(pad);
       result.output_hashes.push_back({opts.algos[i], out->finish_hex()});
     }
-    result.hashes.push_back({opts.algos[i], as_stored.finish_hex()});
+    if (!lost) result.hashes.push_back({opts.algos[i], as_stored.finish_hex()});
     if (zero_filled)
       result.hashes_zero_filled.push_back({opts.algos[i], zero_filled->finish_hex()});
+    else if (lost)
+      result.hashes_zero_filled.push_back({opts.algos[i], as_stored.finish_hex()});
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;

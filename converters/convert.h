@@ -22,6 +22,8 @@ struct ByteRange {
   uint64_t length = 0;
 };
 
+enum class OnReadError { kStop, kContinue };
+
 struct CopyOptions {
   std::vector<HashAlgo> algos;                // empty: no hashing
   ProgressSink* progress = nullptr;           // may be null
@@ -41,6 +43,16 @@ struct CopyOptions {
   // over the source as stored (CopyResult::hashes) and with these ranges
   // counted as zeros (CopyResult::hashes_zero_filled).
   std::vector<ByteRange> unreadable;
+  // What a failed read of the source does. Only Error(kIo) from the source's
+  // read (EIO, a file that shrank under us) counts: corrupt metadata,
+  // interruptions and write errors always stop.
+  //  - kStop: the error is rethrown, naming the offset that failed.
+  //  - kContinue: the failed chunk is read again in smaller pieces to isolate
+  //    the bad ranges (the rule and its bound are in convert.cpp, ReadRescuer).
+  //    Those ranges become unreadable ranges discovered during the copy: never
+  //    written (the output leaves them unallocated, reading as zeros), hashed
+  //    as zeros, listed in CopyResult::read_errors.
+  OnReadError on_read_error = OnReadError::kStop;
   // The writer thread calls dst->finish() as soon as it has written the last
   // chunk, so the output's flush and rename overlap the hashing that is still
   // catching up. If a later stage then fails, the finished output files are
@@ -55,9 +67,16 @@ struct CopyResult {
   uint64_t bytes_written = 0;     // bytes handed to the writer as data
   uint64_t zero_bytes = 0;        // guest bytes left as holes or zero ranges
   uint64_t unreadable_bytes = 0;  // bytes of CopyOptions::unreadable skipped
-  // The source as stored, in the order of CopyOptions::algos.
+  // Ranges that failed to read under OnReadError::kContinue: sorted, adjacent
+  // ranges merged. They may overlap CopyOptions::unreadable (whose stored
+  // bytes are read for the as-stored hash).
+  std::vector<ByteRange> read_errors;
+  uint64_t read_error_bytes = 0;
+  // The source as stored, in the order of CopyOptions::algos. Empty when
+  // read_errors is not: the stored bytes of those ranges are unknown.
   std::vector<HashValue> hashes;
-  // With CopyOptions::unreadable counted as zeros (empty when there are none).
+  // With CopyOptions::unreadable and read_errors counted as zeros (empty when
+  // there are neither).
   std::vector<HashValue> hashes_zero_filled;
   // The content the output holds: hashes_zero_filled (or hashes), followed by
   // the zeros a writer that rounded the size up appended. Empty without dst.

@@ -67,6 +67,14 @@ class PosixFile final : public File {
 
   void read_at(uint64_t offset, void* buf, size_t len) const override {
     size_t got = read_some(offset, buf, len);
+    if (got != len && offset + got < size_) {
+      // The bytes were there when the file was opened: it shrank under us.
+      // An I/O failure of the source, not a format that points past its end.
+      throw Error(ErrorKind::kIo, path_, offset + got,
+                  "file shrank while being read: no bytes at offset " +
+                      std::to_string(offset + got) + " of a file that was " +
+                      std::to_string(size_) + " bytes");
+    }
     if (got != len) {
       throw Error(ErrorKind::kCorrupt, path_, offset + got,
                   "unexpected end of file: needed " + std::to_string(len) + " bytes at offset " +
