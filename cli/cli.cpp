@@ -143,6 +143,174 @@ Json bad_areas_json(const ddrescue::RescuedDevice& dev) {
   return j;
 }
 
+void add_read_error_options(po::options_description& desc) {
+  desc.add_options()("on-read-error", po::value<std::string>()->default_value("stop"),
+                     "stop: a read error in the source stops the command naming the offset; "
+                     "continue: isolate the unreadable ranges (64 KiB, then 4 KiB pieces), "
+                     "list them, treat them as zeros (never written), exit 3")(
+      "error-map", po::value<std::string>(),
+      "with --on-read-error continue: write the unreadable ranges as a GNU ddrescue mapfile");
+}
+
+OnReadError read_error_policy_from(const po::variables_map& vm, bool source_is_stdin, bool force) {
+  const std::string v = vm.count("on-read-error") ? vm["on-read-error"].as<std::string>() : "stop";
+  OnReadError policy;
+  if (v == "stop") {
+    policy = OnReadError::kStop;
+  } else if (v == "continue") {
+    policy = OnReadError::kContinue;
+  } else {
+    throw UsageError("--on-read-error must be stop or continue, not '" + v + "'");
+  }
+  if (policy == OnReadError::kContinue && source_is_stdin) {
+    throw UsageError(
+        "--on-read-error continue needs a source file: standard input cannot be read again in "
+        "pieces");
+  }
+  if (vm.count("error-map")) {
+    if (policy != OnReadError::kContinue)
+      throw UsageError("--error-map needs --on-read-error continue");
+    check_report_path(vm["error-map"].as<std::string>(), force);
+  }
+  return policy;
+}
+
+Json read_errors_json(const CopyResult& r) {
+  Json list = Json::array();
+  for (const ByteRange& b : r.read_errors) {
+    Json e = Json::object();
+    e.set("offset", b.start);
+    e.set("length", b.length);
+    list.push(std::move(e));
+  }
+  return list;
+}
+
+std::string zero_filled_scope(const CopyResult& r) {
+  if (r.unreadable_bytes && !r.read_errors.empty())
+    return "unrescued areas and read errors as zeros";
+  return r.read_errors.empty() ? "unrescued areas as zeros" : "read errors as zeros";
+}
+
+namespace {
+
+// The read errors outside `rescued`'s unrescued areas, as non-trimmed ('*')
+// areas merged with those areas: what --error-map writes.
+std::vector<ddrescue::BadArea> error_map_areas(const CopyResult& r,
+                                               const ddrescue::RescuedDevice* rescued) {
+  std::vector<ddrescue::BadArea> known;
+  if (rescued) known = rescued->bad_areas();
+  std::vector<ddrescue::BadArea> out;
+  size_t k = 0;
+  for (const ByteRange& e : r.read_errors) {
+    uint64_t pos = e.start;
+    const uint64_t end = e.start + e.length;
+    while (pos < end) {
+      while (k < known.size() && known[k].start + known[k].length <= pos) out.push_back(known[k++]);
+      if (k < known.size() && known[k].start <= pos) {
+        pos = std::min(end, known[k].start + known[k].length);  // already unrescued
+        continue;
+      }
+      const uint64_t stop = k < known.size() ? std::min(end, known[k].start) : end;
+      if (!out.empty() && out.back().status == '*' && out.back().start + out.back().length == pos) {
+        out.back().length += stop - pos;
+      } else {
+        out.push_back({pos, stop - pos, '*'});
+      }
+      pos = stop;
+    }
+  }
+  while (k < known.size()) out.push_back(known[k++]);
+  return out;
+}
+
+}  // namespace
+
+int finish_read_errors(const po::variables_map& vm, const std::string& label, const CopyResult& r,
+                       const char* what, const ddrescue::RescuedDevice* rescued, bool force) {
+  const auto& errs = r.read_errors;
+  const size_t kShown = 20;
+  for (size_t i = 0; i < errs.size() && i < kShown; ++i) {
+    std::fprintf(stderr, "vdisk: %s: read error at offset %s (%llu), %llu bytes %s\n",
+                 label.c_str(), hex_offset(errs[i].start).c_str(),
+                 static_cast<unsigned long long>(errs[i].start),
+                 static_cast<unsigned long long>(errs[i].length), what);
+  }
+  if (errs.size() > kShown) {
+    std::fprintf(stderr, "vdisk: %s: ... and %zu more read errors (--hash-file lists them all)\n",
+                 label.c_str(), errs.size() - kShown);
+  }
+  if (!errs.empty()) {
+    std::fprintf(stderr,
+                 "vdisk: %s: %zu unreadable range%s, %s lost: they count as zeros; the hashes "
+                 "cover the source with zeros there, not the source as stored\n",
+                 label.c_str(), errs.size(), errs.size() == 1 ? "" : "s",
+                 human_size(r.read_error_bytes).c_str());
+  }
+  if (vm.count("error-map")) {
+    const std::string path = vm["error-map"].as<std::string>();
+    std::string text = ddrescue::format_mapfile(
+        r.virtual_size, error_map_areas(r, rescued),
+        {"Mapfile. Written by vdisk " VDISK_VERSION " (not GNU ddrescue)", "Source: " + label,
+         "'*' (non-trimmed): ranges vdisk could not read, in 4 KiB pieces at best"});
+    std::unique_ptr<OutputFile> out = Env::posix().create_output(path, force);
+    try {
+      out->write_at(0, text.data(), text.size());
+      out->commit();
+    } catch (...) {
+      out->discard();
+      throw;
+    }
+  }
+  return errs.empty() ? kExitOk : kExitDataLost;
+}
+
+Json make_report(const std::string& command, const std::string& start_time,
+                 const ReportSource& source, const CopyResult& r,
+                 const ddrescue::RescuedDevice* rescued, OnReadError policy, Json extra) {
+  Json rep = Json::object();
+  rep.set("vdisk_version", VDISK_VERSION);
+  rep.set("command", command);
+  rep.set("start_time", start_time);
+  rep.set("end_time", utc_now_iso8601());
+  Json s = Json::object();
+  s.set("path", source.path);
+  s.set("format", source.info->format);
+  if (!source.info->subformat.empty()) s.set("subformat", source.info->subformat);
+  s.set("virtual_size", source.virtual_size);
+  s.set("allocated_bytes", source.allocated_bytes);
+  rep.set("source", std::move(s));
+  if (extra.is_object()) {
+    for (auto& [k, v] : extra.as_object()) rep.set(k, v);
+  }
+  rep.set("virtual_size", source.virtual_size);
+  if (r.read_errors.empty()) {
+    rep.set("hash_scope", "guest content of the source, as stored");
+    rep.set("hashes", hashes_json(r.hashes));
+  } else {
+    // The bytes stored in the read errors are unknown: no hash of the source
+    // as stored exists, only of the source with zeros there (what the output
+    // of a conversion holds).
+    rep.set("hash_scope",
+            "no hash of the source as stored: " + human_size(r.read_error_bytes) +
+                " could not be read (read_errors); hashes_zero_filled covers the source with "
+                "zeros there");
+  }
+  if (!r.hashes_zero_filled.empty()) {
+    rep.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
+    rep.set("hashes_zero_filled_scope", "the source with its " + zero_filled_scope(r));
+  }
+  if (rescued) rep.set("mapfile", bad_areas_json(*rescued));
+  if (policy == OnReadError::kContinue) {
+    rep.set("on_read_error", "continue");
+    rep.set("read_errors", read_errors_json(r));
+    rep.set("read_error_count", static_cast<uint64_t>(r.read_errors.size()));
+    rep.set("read_error_bytes", r.read_error_bytes);
+  }
+  rep.set("seconds", r.seconds);
+  return rep;
+}
+
 void add_stdin_size_option(po::options_description& desc) {
   desc.add_options()("size", po::value<uint64_t>(),
                      "with SRC '-': the byte count of the raw image read from standard input");
@@ -209,6 +377,11 @@ std::string hex_offset(uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
   return buf;
+}
+
+std::string upper_case(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
 }
 
 ImageInfo full_info(const BlockDevice& dev) {

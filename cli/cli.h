@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "converters/convert.h"
 #include "converters/hasher.h"
 #include "converters/progress.h"
 #include "formats/core/block_device.h"
@@ -18,10 +19,13 @@ namespace vdisk::cli {
 
 namespace po = boost::program_options;
 
-// Exit codes: 0 success, 1 "different"/"mismatch", 2 any error, 130 interrupted.
+// Exit codes: 0 success, 1 "different"/"mismatch", 2 any error, 3 completed
+// but source bytes could not be read (--on-read-error continue: the output or
+// hash is there, with zeros where the read errors were), 130 interrupted.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitDifferent = 1;
 inline constexpr int kExitError = 2;
+inline constexpr int kExitDataLost = 3;
 inline constexpr int kExitInterrupted = 130;
 
 struct Command {
@@ -77,6 +81,44 @@ std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(
 // "bad_areas": [{"start", "length", "end", "status", "status_name"}]}.
 Json bad_areas_json(const ddrescue::RescuedDevice& dev);
 
+// Adds --on-read-error stop|continue and --error-map OUT.map (convert, hash,
+// verify: every command that reads a whole source through copy_device).
+void add_read_error_options(po::options_description& desc);
+// The policy --on-read-error asks for. Throws UsageError for another value,
+// for continue on standard input (a pipe cannot be read again in pieces) and
+// for --error-map without continue. Checks the --error-map path like
+// check_report_path.
+OnReadError read_error_policy_from(const po::variables_map& vm, bool source_is_stdin, bool force);
+// After a copy with read errors: one stderr line per merged range
+// ("vdisk: LABEL: read error at offset X, N bytes WHAT"; at most 20, then
+// "... and K more"), a total, and the --error-map file (a GNU ddrescue
+// mapfile: '+' where the copy read the source, '*' non-trimmed at each read
+// error, and `rescued`'s own unrescued areas with their statuses). Returns
+// kExitDataLost when there were read errors, kExitOk otherwise.
+int finish_read_errors(const po::variables_map& vm, const std::string& label, const CopyResult& r,
+                       const char* what, const ddrescue::RescuedDevice* rescued, bool force);
+// [{"offset", "length"}...] of CopyResult::read_errors.
+Json read_errors_json(const CopyResult& r);
+// What CopyResult::hashes_zero_filled holds, for labels: "unrescued areas as
+// zeros", "read errors as zeros" or both.
+std::string zero_filled_scope(const CopyResult& r);
+
+// The --hash-file report of convert and hash, keys in this order:
+// vdisk_version, command, start_time, end_time, source {path, format,
+// [subformat], virtual_size, allocated_bytes}, the members of `extra` (the
+// destination of a conversion), virtual_size, hash_scope, [hashes],
+// [hashes_zero_filled], [mapfile], [on_read_error, read_errors,
+// read_error_bytes], seconds.
+struct ReportSource {
+  std::string path;
+  const ImageInfo* info = nullptr;
+  uint64_t virtual_size = 0;
+  uint64_t allocated_bytes = 0;
+};
+Json make_report(const std::string& command, const std::string& start_time,
+                 const ReportSource& source, const CopyResult& r,
+                 const ddrescue::RescuedDevice* rescued, OnReadError policy, Json extra);
+
 // Adds --size (the byte count of a raw image read from standard input, '-').
 void add_stdin_size_option(po::options_description& desc);
 // Opens IMAGE like open_from_args, or standard input as a raw stream when
@@ -107,5 +149,7 @@ ImageInfo full_info(const BlockDevice& dev);
 Json info_to_json(const ImageInfo& info);
 
 std::string hex_offset(uint64_t v);
+// "SHA256" for "sha256": the hash names in human output.
+std::string upper_case(std::string s);
 
 }  // namespace vdisk::cli

@@ -10,11 +10,6 @@ namespace vdisk::cli {
 
 namespace {
 
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::vector<ByteRange> unreadable_of(const ddrescue::RescuedDevice* rescued) {
   std::vector<ByteRange> out;
   if (rescued) {
@@ -31,6 +26,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   add_progress_option(desc);
   add_mapfile_option(desc);
   add_stdin_size_option(desc);
+  add_read_error_options(desc);
   desc.add_options()("output-format,O", po::value<std::string>()->default_value("raw"),
                      "output format (see 'vdisk formats')")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
@@ -52,7 +48,8 @@ int cmd_convert(const std::vector<std::string>& args) {
   if (!parse_args("convert",
                   "[-f FMT] -O FMT [-o key=value,...] [-p|--progress json] [--hash ALGOS] "
                   "[--hash-file REPORT.json] "
-                  "[--mapfile RESCUE.map] [--size N] [--verify] [--force] SRC DST",
+                  "[--mapfile RESCUE.map] [--on-read-error stop|continue [--error-map OUT.map]] "
+                  "[--size N] [--verify] [--force] SRC DST",
                   desc, pos, args, vm)) {
     return kExitOk;
   }
@@ -80,6 +77,7 @@ int cmd_convert(const std::vector<std::string>& args) {
     throw UsageError("--mapfile needs a source file, not standard input");
   auto progress = progress_from(vm);
   if (!report_path.empty()) check_report_path(report_path, force);
+  const OnReadError on_read_error = read_error_policy_from(vm, src_path == "-", force);
 
   if (!to_stdout) {
     struct stat ss, ds;
@@ -123,6 +121,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   copts.progress = progress.get();
   copts.cancel = &cancel_flag();
   copts.unreadable = unreadable_of(rescued.get());
+  copts.on_read_error = on_read_error;
   if (is_stream) copts.readers = 1;
   copts.finish_dst = true;  // the output's fsync overlaps the hashes' tail
   CopyResult r;
@@ -150,34 +149,28 @@ int cmd_convert(const std::vector<std::string>& args) {
       human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
       human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
   for (auto& hv : r.hashes) {
-    std::fprintf(out, "%s (guest content) = %s\n", upper(hash_algo_name(hv.algo)).c_str(),
+    std::fprintf(out, "%s (guest content) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
                  hv.hex.c_str());
   }
+  const std::string zf_scope = zero_filled_scope(r);
   for (auto& hv : r.hashes_zero_filled) {
-    std::fprintf(out, "%s (unrescued areas as zeros) = %s\n",
-                 upper(hash_algo_name(hv.algo)).c_str(), hv.hex.c_str());
+    std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                 zf_scope.c_str(), hv.hex.c_str());
   }
-  if (rescued && !r.hashes.empty()) {
-    std::fprintf(
-        out,
-        "note: the output leaves the %s unrescued bytes unallocated: it reads as the source with "
-        "those areas as zeros (the second hash)\n",
-        human_size(r.unreadable_bytes).c_str());
+  if (!r.hashes_zero_filled.empty()) {
+    std::fprintf(out,
+                 "note: the output leaves the %s of %s unallocated: it reads as the source with "
+                 "zeros there (the %s hash)\n",
+                 human_size(r.unreadable_bytes + r.read_error_bytes).c_str(),
+                 r.read_errors.empty()     ? "unrescued areas"
+                 : r.unreadable_bytes == 0 ? "read errors"
+                                           : "unrescued areas and read errors",
+                 r.hashes.empty() ? "only" : "second");
   }
+  const int read_status = finish_read_errors(vm, src_path, r, "left unallocated (reads as zeros)",
+                                             rescued.get(), force);
 
   if (!report_path.empty()) {
-    Json rep = Json::object();
-    rep.set("vdisk_version", VDISK_VERSION);
-    rep.set("command", "convert");
-    rep.set("start_time", start_time);
-    rep.set("end_time", utc_now_iso8601());
-    Json s = Json::object();
-    s.set("path", src_path);
-    s.set("format", src_info.format);
-    if (!src_info.subformat.empty()) s.set("subformat", src_info.subformat);
-    s.set("virtual_size", src->size());
-    s.set("allocated_bytes", src_allocated);
-    rep.set("source", std::move(s));
     Json d = Json::object();
     d.set("path", dst_path);
     d.set("format", out_fmt.name);
@@ -188,22 +181,19 @@ int cmd_convert(const std::vector<std::string>& args) {
     for (auto& f : writer->output_files()) files.push(f);
     d.set("files", std::move(files));
     if (!r.output_hashes.empty()) d.set("hashes", hashes_json(r.output_hashes));
-    rep.set("destination", std::move(d));
-    rep.set("virtual_size", src->size());
+    Json extra = Json::object();
+    extra.set("destination", std::move(d));
     if (resized) {
       Json c = Json::object();
       c.set("old", src->size());
       c.set("new", writer->virtual_size());
-      rep.set("size_changed", std::move(c));
+      extra.set("size_changed", std::move(c));
     }
-    rep.set("hash_scope", "guest content of the source, as stored");
-    rep.set("hashes", hashes_json(r.hashes));
-    if (rescued) {
-      rep.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
-      rep.set("mapfile", bad_areas_json(*rescued));
-    }
-    rep.set("seconds", r.seconds);
-    write_report(report_path, rep, force);
+    write_report(
+        report_path,
+        make_report("convert", start_time, {src_path, &src_info, src->size(), src_allocated}, r,
+                    rescued.get(), on_read_error, std::move(extra)),
+        force);
   }
 
   if (vm.count("verify")) {
@@ -221,8 +211,9 @@ int cmd_convert(const std::vector<std::string>& args) {
       o.phase = "hashing source";
       o.progress = progress.get();
       o.unreadable = copts.unreadable;
+      o.on_read_error = on_read_error;
       CopyResult s = copy_device(*src, nullptr, o);
-      expect = rescued ? s.hashes_zero_filled : s.hashes;
+      expect = s.hashes_zero_filled.empty() ? s.hashes : s.hashes_zero_filled;
       if (writer->virtual_size() > src->size()) {
         throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
       }
@@ -248,7 +239,7 @@ int cmd_convert(const std::vector<std::string>& args) {
     }
     std::fprintf(out, "verify: OK (%s of the output matches)\n", hash_algo_name(valgos.back()));
   }
-  return kExitOk;
+  return read_status;
 }
 
 }  // namespace vdisk::cli

@@ -5,19 +5,13 @@
 
 namespace vdisk::cli {
 
-namespace {
-std::string upper(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-}  // namespace
-
 int cmd_hash(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
   add_progress_option(desc);
   add_mapfile_option(desc);
   add_stdin_size_option(desc);
+  add_read_error_options(desc);
   desc.add_options()("algo", po::value<std::string>()->default_value("sha256"),
                      "md5,sha1,sha256 (any, comma-separated)")(
       "output", po::value<std::string>()->default_value("human"), "human or json")(
@@ -32,7 +26,8 @@ int cmd_hash(const std::vector<std::string>& args) {
   if (!parse_args(
           "hash",
           "[-f FMT] [--algo md5,sha1,sha256] [--mapfile RESCUE.map] [--hash-file REPORT.json] "
-          "[-p|--progress json] [--size N] IMAGE [--output human|json]",
+          "[--on-read-error stop|continue [--error-map OUT.map]] [-p|--progress json] [--size N] "
+          "IMAGE [--output human|json]",
           desc, pos, args, vm)) {
     return kExitOk;
   }
@@ -46,70 +41,68 @@ int cmd_hash(const std::vector<std::string>& args) {
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
   const bool force = vm.count("force") != 0;
   if (!report_path.empty()) check_report_path(report_path, force);
+  const OnReadError on_read_error = read_error_policy_from(vm, image == "-", force);
   auto progress = progress_from(vm);
 
   bool is_stream = false;
   BlockDevicePtr dev = open_source(vm, "image", &is_stream);
   auto rescued = rescued_from(vm, dev, image);
   ImageInfo info = dev->info();
+  // Before the copy, like convert: metadata only, and a source that shrinks
+  // during the copy cannot fail the report afterwards.
+  const uint64_t allocated = report_path.empty() ? 0
+                             : is_stream         ? dev->size()
+                                                 : count_allocated_bytes(*dev);
 
   CopyOptions opts;
   opts.algos = algos;
   opts.progress = progress.get();
   opts.cancel = &cancel_flag();
   opts.phase = "hashing";
+  opts.on_read_error = on_read_error;
   if (is_stream) opts.readers = 1;
   if (rescued) {
     for (const auto& a : rescued->bad_areas()) opts.unreadable.push_back({a.start, a.length});
   }
   CopyResult r = copy_device(*dev, nullptr, opts);
 
+  const std::string zf_scope = zero_filled_scope(r);
   if (json) {
     Json j = Json::object();
     j.set("image", image);
     j.set("format", info.format);
     j.set("virtual_size", r.virtual_size);
+    // Without the source as stored (read errors) "hashes" is empty.
     j.set("hashes", hashes_json(r.hashes));
-    if (rescued) {
+    if (!r.hashes_zero_filled.empty()) {
       j.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
-      j.set("mapfile", bad_areas_json(*rescued));
+      j.set("hashes_zero_filled_scope", "the source with its " + zf_scope);
+    }
+    if (rescued) j.set("mapfile", bad_areas_json(*rescued));
+    if (on_read_error == OnReadError::kContinue) {
+      j.set("read_errors", read_errors_json(r));
+      j.set("read_error_bytes", r.read_error_bytes);
     }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     for (auto& hv : r.hashes) {
-      std::printf("%s (%s) = %s\n", upper(hash_algo_name(hv.algo)).c_str(), image.c_str(),
+      std::printf("%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(), image.c_str(),
                   hv.hex.c_str());
     }
     for (auto& hv : r.hashes_zero_filled) {
-      std::printf("%s (%s, unrescued areas as zeros) = %s\n",
-                  upper(hash_algo_name(hv.algo)).c_str(), image.c_str(), hv.hex.c_str());
+      std::printf("%s (%s, %s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(), image.c_str(),
+                  zf_scope.c_str(), hv.hex.c_str());
     }
   }
+  const int status = finish_read_errors(vm, image, r, "hashed as zeros", rescued.get(), force);
 
   if (!report_path.empty()) {
-    Json rep = Json::object();
-    rep.set("vdisk_version", VDISK_VERSION);
-    rep.set("command", "hash");
-    rep.set("start_time", start_time);
-    rep.set("end_time", utc_now_iso8601());
-    Json s = Json::object();
-    s.set("path", image);
-    s.set("format", info.format);
-    if (!info.subformat.empty()) s.set("subformat", info.subformat);
-    s.set("virtual_size", r.virtual_size);
-    s.set("allocated_bytes", is_stream ? r.virtual_size : count_allocated_bytes(*dev));
-    rep.set("source", std::move(s));
-    rep.set("virtual_size", r.virtual_size);
-    rep.set("hash_scope", "guest content of the source, as stored");
-    rep.set("hashes", hashes_json(r.hashes));
-    if (rescued) {
-      rep.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
-      rep.set("mapfile", bad_areas_json(*rescued));
-    }
-    rep.set("seconds", r.seconds);
-    write_report(report_path, rep, force);
+    write_report(report_path,
+                 make_report("hash", start_time, {image, &info, r.virtual_size, allocated}, r,
+                             rescued.get(), on_read_error, Json()),
+                 force);
   }
-  return kExitOk;
+  return status;
 }
 
 }  // namespace vdisk::cli

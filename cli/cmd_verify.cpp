@@ -85,7 +85,9 @@ std::vector<Expectation> expectations_of_report(const std::string& path) {
   std::optional<uint64_t> src_size = size_of(&rep);
   Expectation src{"the source as stored", hashes_of(rep.find("hashes"), path), src_size};
   if (!src.hashes.empty()) out.push_back(src);
-  Expectation zero{"the source with its unrescued areas as zeros",
+  const Json* scope = rep.find("hashes_zero_filled_scope");
+  Expectation zero{scope && scope->is_string() ? scope->as_string()
+                                               : "the source with its unrescued areas as zeros",
                    hashes_of(rep.find("hashes_zero_filled"), path), src_size};
   if (!zero.hashes.empty()) out.push_back(zero);
   if (const Json* d = rep.find("destination"); d && d->is_object()) {
@@ -103,6 +105,7 @@ int cmd_verify(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
   add_progress_option(desc);
+  add_read_error_options(desc);
   desc.add_options()("expect", po::value<std::vector<std::string>>()->composing(),
                      "ALGO:HEX the image must hash to (may repeat)")(
       "hash-file", po::value<std::string>(),
@@ -113,7 +116,8 @@ int cmd_verify(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(
           "verify",
-          "[-f FMT] IMAGE (--expect ALGO:HEX ... | --hash-file REPORT.json) [-p|--progress json]",
+          "[-f FMT] IMAGE (--expect ALGO:HEX ... | --hash-file REPORT.json) [-p|--progress json] "
+          "[--on-read-error stop|continue [--error-map OUT.map]]",
           desc, pos, args, vm)) {
     return kExitOk;
   }
@@ -140,6 +144,7 @@ int cmd_verify(const std::vector<std::string>& args) {
     }
   }
   auto progress = progress_from(vm);
+  const OnReadError on_read_error = read_error_policy_from(vm, false, false);
   const std::string image = vm["image"].as<std::string>();
   BlockDevicePtr dev = open_from_args(vm, "image");
   CopyOptions o;
@@ -147,9 +152,17 @@ int cmd_verify(const std::vector<std::string>& args) {
   o.cancel = &cancel_flag();
   o.phase = "verifying";
   o.progress = progress.get();
+  o.on_read_error = on_read_error;
   CopyResult r = copy_device(*dev, nullptr, o);
+  // With read errors only the image with zeros there was hashed: it can
+  // match a report's hashes_zero_filled (the same ranges lost when the report
+  // was made) or a conversion's destination, never the image as stored, and
+  // the exit status says data was lost whatever matched.
+  const int read_status =
+      finish_read_errors(vm, image, r, "hashed as zeros", nullptr, /*force=*/false);
+  const std::vector<HashValue>& computed = r.hashes.empty() ? r.hashes_zero_filled : r.hashes;
   auto got = [&](HashAlgo a) -> const std::string& {
-    for (auto& h : r.hashes) {
+    for (auto& h : computed) {
       if (h.algo == a) return h.hex;
     }
     throw std::logic_error("hash missing");
@@ -163,8 +176,8 @@ int cmd_verify(const std::vector<std::string>& args) {
         std::printf("%s%s %s", i ? ", " : "", hash_algo_name(c.hashes[i].algo),
                     c.hashes[i].hex.c_str());
       }
-      std::printf(")\n");
-      return kExitOk;
+      std::printf(")%s\n", r.read_errors.empty() ? "" : ", with its read errors as zeros");
+      return read_status;
     }
   }
   std::printf("verify: FAILED: %s (%llu bytes) matches none of the expected contents\n",

@@ -208,34 +208,52 @@ uint64_t write_chunk(ImageWriter& dst, const Chunk& c, size_t gran, uint64_t& ze
 // chunk to a few requests. Pieces are aligned to guest offsets.
 //
 // The bound: a dying disk can take seconds per failed read, and isolating
-// every 4 KiB of a dead multi-GiB source would take days. After
-// kMaxConsecutiveFailures failed reads with no successful read in between
-// (counted across chunks and reader threads), splitting stops: the rest of
-// the chunk is marked bad unread, and each further chunk gets one read,
-// marked bad whole when it fails, until a read succeeds again. A fully dead
-// source then costs one read per chunk; the price is that a long bad stretch
-// may hide some readable bytes in the chunks it touches (GNU ddrescue, fed
-// our --error-map, can scrape those finer).
+// every 4 KiB of a dead multi-GiB source would take days. So:
+//  - after kSplitStreak failed reads in a row within a chunk, failed 64 KiB
+//    pieces are marked bad whole instead of being split, until a read
+//    succeeds again (a long bad stretch costs one read per 64 KiB);
+//  - after kDeadStreak failed reads in a row overall (across chunks and
+//    reader threads) the source is presumed dead: a chunk whose whole read
+//    fails is then probed at its first and last 64 KiB only, and marked bad
+//    whole when both fail too. Any successful read ends the presumption.
+// A fully dead source then costs three reads per 4 MiB chunk. The price: a
+// bad stretch may hide readable bytes (up to 60 KiB at its ends, or a
+// readable middle of a chunk whose ends fail while the source looks dead);
+// GNU ddrescue, fed our --error-map, trims and scrapes those finer.
 class ReadRescuer {
  public:
-  static constexpr uint32_t kMaxConsecutiveFailures = 64;
+  static constexpr uint32_t kSplitStreak = 32;
+  static constexpr uint32_t kDeadStreak = 64;
 
-  ReadRescuer(const BlockDevice& src, std::atomic<uint32_t>& failures,
+  ReadRescuer(const BlockDevice& src, std::atomic<uint32_t>& streak,
               const std::atomic<bool>* cancel)
-      : src_(src), failures_(failures), cancel_(cancel) {}
+      : src_(src), streak_(streak), cancel_(cancel) {}
 
   // Reads [off, off + len) into p; ranges that cannot be read are zero-filled
   // and appended to `bad` (absolute, sorted, adjacent ones merged).
   void read(uint64_t off, uint8_t* p, uint64_t len, std::vector<ByteRange>& bad) {
     bad_ = &bad;
-    gave_up_ = false;
+    local_streak_ = 0;
+    const bool presumed_dead = streak_.load() >= kDeadStreak;
     if (try_read(off, p, len)) return;
     size_t level = 0;
     while (level + 1 < std::size(kPieces) && kPieces[level] >= len) ++level;
-    if (gave_up_ || kPieces[level] >= len)
+    if (kPieces[level] >= len) {
       mark(off, p, len);
-    else
-      split(off, p, len, level);
+      return;
+    }
+    if (presumed_dead) {
+      const uint64_t end = off + len, piece = kPieces[0];
+      const uint64_t head_end = std::min(end, (off / piece + 1) * piece);
+      const uint64_t tail = std::max(off, (end - 1) / piece * piece);
+      bool alive = try_read(off, p, head_end - off);
+      if (!alive && tail >= head_end) alive = try_read(tail, p + (tail - off), end - tail);
+      if (!alive) {
+        mark(off, p, len);
+        return;
+      }
+    }
+    split(off, p, len, level);
   }
 
  private:
@@ -245,12 +263,14 @@ class ReadRescuer {
     if (cancel_ && cancel_->load()) throw Error(ErrorKind::kInterrupted, "", off, "interrupted");
     try {
       src_.read(off, p, static_cast<size_t>(len));
-      failures_ = 0;
+      streak_ = 0;
+      local_streak_ = 0;
       return true;
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kIo) throw;
     }
-    if (++failures_ >= kMaxConsecutiveFailures) gave_up_ = true;
+    ++streak_;
+    ++local_streak_;
     return false;
   }
 
@@ -258,14 +278,14 @@ class ReadRescuer {
     const uint64_t piece = kPieces[level];
     const uint64_t end = off + len;
     for (uint64_t pos = off; pos < end;) {
-      if (gave_up_) {
-        mark(pos, p + (pos - off), end - pos);
+      if (level > 0 && local_streak_ >= kSplitStreak) {
+        mark(pos, p + (pos - off), end - pos);  // the rest of a failed piece
         return;
       }
       const uint64_t next = std::min(end, (pos / piece + 1) * piece);
       uint8_t* q = p + (pos - off);
       if (!try_read(pos, q, next - pos)) {
-        if (level + 1 < std::size(kPieces) && !gave_up_)
+        if (level + 1 < std::size(kPieces) && local_streak_ < kSplitStreak)
           split(pos, q, next - pos, level + 1);
         else
           mark(pos, q, next - pos);
@@ -283,12 +303,11 @@ class ReadRescuer {
   }
 
   const BlockDevice& src_;
-  std::atomic<uint32_t>& failures_;
+  std::atomic<uint32_t>& streak_;  // failed reads in a row, all chunks
   const std::atomic<bool>* cancel_;
   std::vector<ByteRange>* bad_ = nullptr;
-  bool gave_up_ = false;
+  uint32_t local_streak_ = 0;  // failed reads in a row, this chunk
 };
-
 }  // namespace
 
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts) {
@@ -314,7 +333,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   // source as stored needs them.
   const bool read_bad = !opts.algos.empty();
   const bool rescue = opts.on_read_error == OnReadError::kContinue;
-  std::atomic<uint32_t> consecutive_failures{0};
+  std::atomic<uint32_t> failure_streak{0};
   std::vector<ByteRange> read_errors;  // in offset order (appended at dispatch)
 
   // Consumers: one thread per hash (per algorithm, twice with unreadable
@@ -479,7 +498,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
         }
         if (!c->zero) {
           if (rescue) {
-            ReadRescuer(src, consecutive_failures, opts.cancel)
+            ReadRescuer(src, failure_streak, opts.cancel)
                 .read(c->offset, c->buf->data(), c->length, c->errors);
           } else {
             src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));

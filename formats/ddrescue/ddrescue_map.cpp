@@ -231,3 +231,34 @@ uint64_t bad_bytes(const std::vector<BadArea>& areas) {
 }
 
 }  // namespace vdisk::ddrescue
+
+namespace vdisk::ddrescue {
+
+std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
+                           const std::vector<std::string>& comments) {
+  std::string out;
+  for (const std::string& c : comments) out += "# " + c + "\n";
+  // The run is over: position 0, status '+' (finished), pass 1, the way
+  // ddrescue leaves the status line of a finished run.
+  out += "# current_pos  current_status  current_pass\n0x00000000     +               1\n";
+  out += "#      pos        size  status\n";
+  auto block = [&](uint64_t pos, uint64_t size, char status) {
+    if (size == 0) return;
+    out += hex(pos) + "  " + hex(size) + "  " + status + "\n";
+  };
+  uint64_t pos = 0;
+  for (const BadArea& a : areas) {
+    if (a.start < pos || a.length == 0 || a.start > disk_size || a.length > disk_size - a.start ||
+        a.status == '+' || !is_block_status(std::string(1, a.status))) {
+      throw Error(ErrorKind::kInvalidArgument, "", a.start,
+                  "mapfile areas must be sorted, non-overlapping, inside the disk and not '+'");
+    }
+    block(pos, a.start - pos, '+');
+    block(a.start, a.length, a.status);
+    pos = a.start + a.length;
+  }
+  block(pos, disk_size - pos, '+');
+  return out;
+}
+
+}  // namespace vdisk::ddrescue

@@ -74,4 +74,12 @@ std::vector<BadArea> bad_areas(const Mapfile& map, uint64_t disk_size);
 // Sum of the areas' lengths.
 uint64_t bad_bytes(const std::vector<BadArea>& areas);
 
+// The text of a mapfile for a finished run over a disk of `disk_size` bytes:
+// `areas` (sorted, non-overlapping, inside the disk, none '+') with their
+// statuses, '+' everywhere else; `comments` become '#' lines at the top.
+// Numbers are written in hexadecimal, as ddrescue writes them; parse_mapfile
+// reads the result back. Throws Error(kInvalidArgument) for bad areas.
+std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
+                           const std::vector<std::string>& comments);
+
 }  // namespace vdisk::ddrescue
