@@ -289,3 +289,63 @@ TEST_CASE("VHD and VHDX BAT entries pointing into metadata are refused", "[hosti
       dir.path(), "vhdx", vhdx, vhdx_cases,
       [](const std::string& p) { (void)open_image(p, "vhdx", OpenOptions{}); }, "", "info");
 }
+
+TEST_CASE("VMDK grain directory and grain table entries pointing into metadata are refused",
+          "[hostile][vmdk]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string raw = dir / "src.raw";
+  make_sample_disk(raw, 16ull << 20);
+  // VMware Virtual Disk Format 1.1, "Hosted Sparse Extent Header" (all
+  // little-endian): descriptorOffset at 28, descriptorSize at 36 (sectors),
+  // numGTEsPerGT at 44 (4 bytes), rgdOffset at 48, gdOffset at 56 (sectors).
+  // Directory and table entries are 4-byte sector numbers; 0 is unallocated
+  // and 1 a zeroed grain.
+  run_ok("qemu-img convert -f raw -O vmdk " + sh_quote(raw) + " " + sh_quote(dir / "d.vmdk"));
+  const std::vector<uint8_t> vmdk = read_file(dir / "d.vmdk");
+  const uint64_t desc_sector = load_le64(vmdk.data() + 28);
+  const uint64_t desc_sectors = load_le64(vmdk.data() + 36);
+  const uint64_t rgd = load_le64(vmdk.data() + 48), gd = load_le64(vmdk.data() + 56);
+  REQUIRE(desc_sector != 0);
+  REQUIRE(desc_sectors > 1);
+  REQUIRE(rgd != 0);
+  REQUIRE(gd != 0);
+  // qemu-img keeps a redundant directory: every poke goes to both copies, so
+  // the reader cannot fall back to an intact one.
+  const uint32_t gt = load_le32(vmdk.data() + gd * 512), rgt = load_le32(vmdk.data() + rgd * 512);
+  REQUIRE(gt != 0);
+  REQUIRE(rgt != 0);
+  // The first allocated grain's entry (the sample disk has data at its start).
+  size_t k = 0;
+  while (load_le32(vmdk.data() + uint64_t{gt} * 512 + 4 * k) < 2) ++k;
+  auto grain_to = [=](uint64_t sector, uint64_t redundant_sector = 0) {
+    return [=](std::vector<uint8_t>& b) {
+      store_le32(b.data() + uint64_t{gt} * 512 + 4 * k, static_cast<uint32_t>(sector));
+      store_le32(b.data() + uint64_t{rgt} * 512 + 4 * k,
+                 static_cast<uint32_t>(redundant_sector ? redundant_sector : sector));
+    };
+  };
+  auto table_to = [=](uint64_t primary, uint64_t redundant) {
+    return [=](std::vector<uint8_t>& b) {
+      store_le32(b.data() + gd * 512, static_cast<uint32_t>(primary));
+      store_le32(b.data() + rgd * 512, static_cast<uint32_t>(redundant));
+    };
+  };
+  std::vector<Case> cases = {
+      {"grain -> embedded descriptor", grain_to(desc_sector + 1), ErrorKind::kCorrupt,
+       "inside the embedded descriptor"},
+      {"grain -> grain directory", grain_to(gd), ErrorKind::kCorrupt,
+       "inside the grain directory at sector " + std::to_string(gd)},
+      {"grain -> redundant grain directory", grain_to(rgd), ErrorKind::kCorrupt,
+       "inside the grain directory at sector " + std::to_string(rgd)},
+      {"grain -> its own grain table", grain_to(gt, rgt), ErrorKind::kCorrupt,
+       "inside grain table 0"},
+      {"grain table -> its grain directory", table_to(gd, rgd), ErrorKind::kCorrupt,
+       "grain table 0 (bytes"},
+      {"grain table -> embedded descriptor", table_to(desc_sector, desc_sector),
+       ErrorKind::kCorrupt, "overlaps the embedded descriptor"},
+  };
+  run_cases(
+      dir.path(), "vmdk", vmdk, cases,
+      [](const std::string& p) { (void)open_image(p, "vmdk", OpenOptions{}); }, "", "info");
+}

@@ -256,8 +256,10 @@ TEST_CASE("hand-written descriptors: mixed extents, offsets, CRLF, comments, quo
           "[vmdk]") {
   require_tool("qemu-img");
   TempDir dir;
-  // Flat file with a 2-sector prefix that the extent skips.
-  auto flat = pattern_bytes(1024 + 64 * 1024, 7);
+  // Flat file with a 2-sector prefix that the FLAT extent skips, and 16
+  // sectors after it that the VMFS extent maps (extents of one file may not
+  // overlap).
+  auto flat = pattern_bytes(1024 + 64 * 1024 + 16 * 512, 7);
   write_file(dir / "my disk-flat.bin", flat);
   // A sparse extent made by qemu-img from a raw piece.
   auto piece = pattern_bytes(128 * 1024, 8);
@@ -277,14 +279,16 @@ TEST_CASE("hand-written descriptors: mixed extents, offsets, CRLF, comments, quo
       "RW 128 FLAT \"my disk-flat.bin\" 2\r\n"
       "RW 64 ZERO\r\n"
       "RDONLY 256 SPARSE \"p-s001.vmdk\"\r\n"
-      "RW 16 VMFS \"my disk-flat.bin\"\r\n"
+      "RW 16 VMFS \"my disk-flat.bin\" 130\r\n"
       "ddb.geometry.heads = \"255\"\r\n";
   std::string dpath = dir / "mixed.vmdk";
   write_file(dpath, std::vector<uint8_t>(desc.begin(), desc.end()));
-  std::vector<uint8_t> expect(flat.begin() + 1024, flat.end());
-  expect.resize(expect.size() + 64 * 512, 0);
-  expect.insert(expect.end(), piece.begin(), piece.end());
-  expect.insert(expect.end(), flat.begin(), flat.begin() + 16 * 512);
+  // FLAT: sectors 2-129 of the file; ZERO: 64 sectors; SPARSE: the piece;
+  // VMFS: sectors 130-145 of the file.
+  std::vector<uint8_t> expect((128 + 64 + 256 + 16) * 512, 0);
+  std::copy_n(flat.begin() + 2 * 512, 128 * 512, expect.begin());
+  std::copy_n(piece.begin(), piece.size(), expect.begin() + (128 + 64) * 512);
+  std::copy_n(flat.begin() + 130 * 512, 16 * 512, expect.begin() + (128 + 64 + 256) * 512);
   write_file(dir / "expect.raw", expect);
   CHECK(vdisk_sha256(dpath) == coreutils_digest("sha256sum", dir / "expect.raw"));
   RunResult m = run_vdisk("map " + sh_quote(dpath));
@@ -674,4 +678,89 @@ TEST_CASE("a streamOptimized device answers many threads at once", "[vmdk]") {
   }
   for (auto& t : threads) t.join();
   CHECK(bad == 0);
+}
+
+TEST_CASE("descriptors whose extents overlap or name the descriptor itself are refused",
+          "[vmdk][hostile]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  // 64 sectors of flat data, and a sparse extent qemu-img makes.
+  write_file(dir / "a.bin", pattern_bytes(64 * 512, 41));
+  run_ok("ln " + sh_quote(dir / "a.bin") + " " + sh_quote(dir / "hard.bin"));
+  run_ok("ln -s a.bin " + sh_quote(dir / "soft.bin"));
+  write_file(dir / "piece.raw", pattern_bytes(128 * 1024, 42));
+  run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " +
+         sh_quote(dir / "piece.raw") + " " + sh_quote(dir / "p.vmdk"));
+  auto desc = [&](const std::string& name, const std::vector<std::string>& extents,
+                  const std::string& type = "custom") {
+    std::string d =
+        "# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\n"
+        "createType=\"" +
+        type + "\"\n\n# Extent description\n";
+    for (const std::string& e : extents) d += e + "\n";
+    std::string path = dir / name;
+    write_file(path, std::vector<uint8_t>(d.begin(), d.end()));
+    return path;
+  };
+  struct Row {
+    std::string what;
+    std::vector<std::string> extents;
+    std::string message;  // pieces of the expected message
+  };
+  const std::vector<Row> rows = {
+      {"two FLAT ranges of one file overlap",
+       {"RW 32 FLAT \"a.bin\" 0", "RW 32 FLAT \"a.bin\" 16"},
+       "overlap: both use bytes 8192-16384 of"},
+      {"the same FLAT range twice",
+       {"RW 16 FLAT \"a.bin\" 8", "RW 16 FLAT \"a.bin\" 8"},
+       "extent lines 'RW 16 FLAT \"a.bin\" 8' and 'RW 16 FLAT \"a.bin\" 8' overlap"},
+      {"a hard link to the same file",
+       {"RW 32 FLAT \"a.bin\" 0", "RW 32 FLAT \"hard.bin\" 31"},
+       "both use bytes 15872-16384 of"},
+      {"a symlink to the same file",
+       {"RW 32 FLAT \"soft.bin\" 0", "RW 8 VMFS \"a.bin\" 0"},
+       "both use bytes 0-4096 of"},
+      {"the same sparse extent twice",
+       {"RW 256 SPARSE \"p-s001.vmdk\"", "RW 256 SPARSE \"p-s001.vmdk\""},
+       "both use all of"},
+      {"a FLAT range inside a sparse extent",
+       {"RW 256 SPARSE \"p-s001.vmdk\"", "RW 1 FLAT \"p-s001.vmdk\" 0"},
+       "both use bytes 0-512 of"},
+      {"a FLAT extent that is the descriptor",
+       {"RW 1 FLAT \"self.vmdk\" 0"},
+       "names the descriptor file itself"},
+  };
+  for (const Row& row : rows) {
+    INFO(row.what);
+    std::string path = desc("self.vmdk", row.extents);
+    try {
+      (void)open_image(path, "vmdk", OpenOptions{});
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::kCorrupt);
+      CHECK_THAT(e.what(), Catch::Contains(path));
+      CHECK_THAT(e.what(), Catch::Contains(row.message));
+    }
+    RunResult r = run_vdisk("info " + sh_quote(path));
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(row.message));
+  }
+  // The descriptor reached through a symlink in its folder is still itself.
+  run_ok("ln -s self.vmdk " + sh_quote(dir / "me.vmdk"));
+  std::string self = desc("self.vmdk", {"RW 1 FLAT \"me.vmdk\" 0"});
+  CHECK_THROWS_WITH(open_image(self, "vmdk", OpenOptions{}),
+                    Catch::Contains("names the descriptor file itself"));
+  // Distinct ranges of one file are legitimate (a partitionedDevice maps
+  // several ranges of one disk) and read as the ranges they name, out of
+  // order and through a hard link.
+  std::string ok =
+      desc("ok.vmdk",
+           {"RW 16 FLAT \"a.bin\" 48", "RW 16 FLAT \"hard.bin\" 0", "RW 32 FLAT \"a.bin\" 16"},
+           "twoGbMaxExtentFlat");  // a type qemu-img opens
+  run_ok("( dd if=" + sh_quote(dir / "a.bin") +
+         " bs=512 skip=48 count=16 status=none; dd if=" + sh_quote(dir / "a.bin") +
+         " bs=512 count=16 status=none; dd if=" + sh_quote(dir / "a.bin") +
+         " bs=512 skip=16 count=32 status=none ) > " + sh_quote(dir / "ok.expect"));
+  CHECK(vdisk_sha256(ok) == coreutils_digest("sha256sum", dir / "ok.expect"));
+  CHECK(qemu_sha256(dir, ok) == coreutils_digest("sha256sum", dir / "ok.expect"));
 }

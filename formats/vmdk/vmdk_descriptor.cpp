@@ -170,6 +170,7 @@ Descriptor parse_descriptor(const std::string& raw_text, const std::string& file
         if (words.size() > 6) bad("too many fields");
       }
       d.extents.push_back(std::move(e));
+      d.extent_lines.emplace_back(line_offset, line.substr(0, 120));
       continue;
     }
     size_t eq = line.find('=');

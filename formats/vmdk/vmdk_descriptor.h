@@ -33,6 +33,10 @@ struct Descriptor {
   std::string create_type;
   std::string parent_hint;  // parentFileNameHint, empty when none
   std::vector<ExtentLine> extents;
+  // For each entry of `extents` parsed from text: the byte offset of its
+  // line in the descriptor's file and the line (at most 120 characters), for
+  // errors that name the extent. Empty for a descriptor the reader made up.
+  std::vector<std::pair<uint64_t, std::string>> extent_lines;
   std::vector<std::pair<std::string, std::string>> ddb;  // in file order
 
   // A ddb value by key (case-sensitive as VMware writes them), or nullopt.

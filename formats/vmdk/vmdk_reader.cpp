@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "formats/core/endian.h"
@@ -153,6 +155,92 @@ BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descri
   return open_parent_or_placeholder(opts, d.total_sectors() * 512,
                                     [&] { return open_parent_strict(file, d, opts); });
 }
+
+// The bytes of host files the extents of one descriptor use. VDF 1.1 section
+// "Extent Descriptions": each extent line maps the next sectors of the disk to
+// its own storage; two lines whose storage overlaps would make one guest
+// write appear at two guest offsets, so a descriptor that does it is damaged
+// (or crafted). Several FLAT extents of one file with distinct offsets are
+// legitimate (a partitionedDevice maps ranges of one physical disk) and are
+// kept. A file is identified by (device, inode) so that symlinks and hard
+// links to it count as the same file; by its resolved path in an Env
+// without inodes.
+class ExtentClaims {
+ public:
+  ExtentClaims(const File& descriptor, const Descriptor& d, Env& env)
+      : path_(descriptor.path()), d_(d), env_(env) {
+    // The descriptor's own bytes are never extent data.
+    add(descriptor, 0, kWhole, kDescriptorItself);
+  }
+
+  // Extent `index` uses [start, end) of `f` (kWhole: the whole file, a sparse
+  // extent's header and tables included). Throws kCorrupt on an overlap.
+  void add(const File& f, uint64_t start, uint64_t end, size_t index) {
+    auto& claims = by_file_[key(f)];
+    auto next = claims.lower_bound(start);
+    if (next != claims.end() && next->first < end) fail(f, start, end, next->second, index);
+    if (next != claims.begin()) {
+      auto prev = std::prev(next);
+      if (prev->second.end > start) fail(f, start, end, prev->second, index);
+    }
+    claims.emplace(start, Claim{start, end, index});
+  }
+
+  static constexpr uint64_t kWhole = ~uint64_t{0};
+
+ private:
+  static constexpr size_t kDescriptorItself = ~size_t{0};
+  struct Claim {
+    uint64_t start, end;
+    size_t index;
+  };
+
+  std::string key(const File& f) const {
+    auto id = f.identity();
+    if (id != std::pair<uint64_t, uint64_t>{0, 0})
+      return "inode " + std::to_string(id.first) + ":" + std::to_string(id.second);
+    try {
+      return "path " + env_.real_path(f.path());
+    } catch (const Error&) {
+      return "path " + f.path();
+    }
+  }
+
+  std::string line(size_t index) const {
+    if (index < d_.extent_lines.size()) return "'" + d_.extent_lines[index].second + "'";
+    return "extent " + std::to_string(index + 1);
+  }
+  uint64_t line_offset(size_t index) const {
+    return index < d_.extent_lines.size() ? d_.extent_lines[index].first : 0;
+  }
+
+  std::string range(uint64_t start, uint64_t end) const {
+    return end == kWhole ? "all of"
+                         : "bytes " + std::to_string(start) + "-" + std::to_string(end) + " of";
+  }
+
+  [[noreturn]] void fail(const File& f, uint64_t start, uint64_t end, const Claim& other,
+                         size_t index) const {
+    if (other.index == kDescriptorItself) {
+      throw_corrupt(
+          path_, line_offset(index),
+          "extent line " + line(index) + " names the descriptor file itself (" + f.path() + ")");
+    }
+    const uint64_t lo = std::max(start, other.start), hi = std::min(end, other.end);
+    throw_corrupt(path_, line_offset(index),
+                  "extent lines " + line(other.index) + " and " + line(index) +
+                      " overlap: both use " +
+                      (lo == 0 && hi == kWhole ? std::string("all of")
+                       : hi == kWhole          ? "the bytes from " + std::to_string(lo) + " of"
+                                               : range(lo, hi)) +
+                      " " + f.path());
+  }
+
+  const std::string& path_;
+  const Descriptor& d_;
+  Env& env_;
+  std::map<std::string, std::map<uint64_t, Claim>> by_file_;
+};
 
 std::string read_text(const File& f, uint64_t offset, uint64_t len) {
   std::string s(static_cast<size_t>(len), '\0');
@@ -369,7 +457,11 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
   if (d.extents.empty()) throw_corrupt(path, 0, "VMDK descriptor lists no extents");
   BlockDevicePtr parent_probe;  // opened after the extents, see below
   const bool has_parent = d.parent_cid != kNoParentCid || !d.parent_hint.empty();
-  for (const ExtentLine& e : d.extents) {
+  // Checked as each extent file is opened, before its tables are read: a
+  // descriptor naming one big sparse file thousands of times fails at once.
+  ExtentClaims claims(*file, d, opts.environment());
+  for (size_t i = 0; i < d.extents.size(); ++i) {
+    const ExtentLine& e = d.extents[i];
     std::unique_ptr<ExtentReader> r;
     switch (e.kind) {
       case ExtentKind::kFlat:
@@ -377,6 +469,7 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
         auto f = open_extent_file(opts, *file, e);
         uint64_t off = checked_mul(e.offset, kSector, path, 0, "extent offset");
         uint64_t len = e.sectors * kSector;
+        claims.add(*f, off, checked_add(off, len, path, 0, "extent end"), i);
         if (off > f->size() || len > f->size() - off) {
           throw_corrupt(f->path(), f->size(),
                         "flat extent needs " + std::to_string(len) + " bytes from offset " +
@@ -389,16 +482,16 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
       }
       case ExtentKind::kSparse: {
         auto f = open_extent_file(opts, *file, e);
-        if (f->identity() == file->identity() &&
-            f->identity() != std::pair<uint64_t, uint64_t>{0, 0}) {
-          throw_corrupt(path, 0, "extent '" + e.file + "' is the descriptor file itself");
-        }
+        claims.add(*f, 0, ExtentClaims::kWhole, i);
         r = open_sparse_file(f, opts);
         break;
       }
-      case ExtentKind::kSeSparse:
-        r = open_sesparse(open_extent_file(opts, *file, e), opts);
+      case ExtentKind::kSeSparse: {
+        auto f = open_extent_file(opts, *file, e);
+        claims.add(*f, 0, ExtentClaims::kWhole, i);
+        r = open_sesparse(f, opts);
         break;
+      }
       case ExtentKind::kZero:
         r = std::make_unique<ZeroExtent>(e.sectors * kSector);
         break;

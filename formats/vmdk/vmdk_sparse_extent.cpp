@@ -269,8 +269,34 @@ class SparseExtent final : public ExtentReader {
   mutable GrainCache cache_;
 };
 
+// A byte range of an extent file holding metadata (header, embedded
+// descriptor, grain directories, grain tables).
+struct MetaRange {
+  uint64_t start, end;
+  std::string what;
+  bool table;
+};
+
+// Sorted by start, overlapping ranges merged (the first one's name kept):
+// what grain entries are checked against.
+std::vector<MetaRange> merge_meta(std::vector<MetaRange> v) {
+  std::sort(v.begin(), v.end(),
+            [](const MetaRange& a, const MetaRange& b) { return a.start < b.start; });
+  std::vector<MetaRange> out;
+  for (MetaRange& m : v) {
+    if (!out.empty() && m.start < out.back().end)
+      out.back().end = std::max(out.back().end, m.end);
+    else
+      out.push_back(std::move(m));
+  }
+  return out;
+}
+
 // Reads and validates a hosted grain directory at `gd_sector` with its
-// tables into `ext`. Throws kCorrupt with the first problem found.
+// tables into `ext`. Throws kCorrupt with the first problem found, including
+// a grain table or a grain that lies in the extent's own metadata (issue 10:
+// "grain tables pointing into metadata"): such an entry would hand out header
+// or table bytes as guest data, and a table inside another would alias it.
 void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sector,
                         SparseExtent& ext, std::vector<uint32_t>* gd_out) {
   const std::string& path = file.path();
@@ -306,6 +332,51 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
   // is damaged (and must not make us allocate more than the file holds).
   if (used > fsize)
     throw_corrupt(path, gd_pos, "grain directory claims more tables than the file holds");
+
+  // The metadata of this file (VDF "Hosted Sparse Extent Header": the header
+  // sector, the embedded descriptor, the grain directory and its redundant
+  // copy, the grain tables). Grain tables may not overlap any of it nor each
+  // other; the header-declared regions among themselves are left alone (odd
+  // but readable files exist, and nothing of ours reads the descriptor from
+  // the tables).
+  std::vector<MetaRange> meta;
+  meta.push_back({0, kSector, "the header", false});
+  if (h.descriptor_offset != 0 && h.descriptor_size != 0 && h.descriptor_offset < fsize / kSector) {
+    const uint64_t s = h.descriptor_offset * kSector;
+    const uint64_t n = std::min(h.descriptor_size, (fsize - s) / kSector) * kSector;
+    if (n) meta.push_back({s, s + n, "the embedded descriptor", false});
+  }
+  meta.push_back({gd_pos, gd_pos + gd_bytes,
+                  "the grain directory at sector " + std::to_string(gd_sector), false});
+  for (uint64_t other : {h.gd_offset, h.rgd_offset}) {
+    if (other == gd_sector || other == 0 || other == kGdAtEnd || other >= fsize / kSector) continue;
+    const uint64_t s = other * kSector;
+    meta.push_back({s, s + std::min(gd_bytes, fsize - s),
+                    "the grain directory at sector " + std::to_string(other), false});
+  }
+  for (size_t i = 0; i < ntables; ++i) {
+    if (gd[i] == 0) continue;
+    const uint64_t s = uint64_t{gd[i]} * kSector;
+    meta.push_back({s, s + gt_bytes, "grain table " + std::to_string(i), true});
+  }
+  {
+    std::vector<const MetaRange*> order;
+    for (const MetaRange& m : meta) order.push_back(&m);
+    std::sort(order.begin(), order.end(),
+              [](const MetaRange* a, const MetaRange* b) { return a->start < b->start; });
+    const MetaRange* reach = nullptr;  // the range ending furthest so far
+    for (const MetaRange* m : order) {
+      if (reach && m->start < reach->end && (m->table || reach->table)) {
+        throw_corrupt(path, gd_pos,
+                      (m->table ? m->what : reach->what) + " (bytes " + std::to_string(m->start) +
+                          "-" + std::to_string(m->end) + ") overlaps " +
+                          (m->table ? reach->what : m->what) + " (bytes " +
+                          std::to_string(reach->start) + "-" + std::to_string(reach->end) + ")");
+      }
+      if (!reach || m->end > reach->end) reach = m;
+    }
+  }
+  const std::vector<MetaRange> merged = merge_meta(std::move(meta));
 
   const bool compressed = h.flags & kFlagCompressed;
   std::vector<uint8_t> buf;
@@ -346,6 +417,14 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
           throw_corrupt(path, uint64_t{gd[t]} * kSector + 4 * k,
                         "grain table entry for grain " + std::to_string(g) + " points to sector " +
                             std::to_string(v) + ", past the end of the file");
+        }
+        auto hit = std::upper_bound(merged.begin(), merged.end(), pos,
+                                    [](uint64_t p, const MetaRange& m) { return p < m.end; });
+        if (hit != merged.end() && hit->start < pos + need) {
+          throw_corrupt(path, uint64_t{gd[t]} * kSector + 4 * k,
+                        "grain table entry for grain " + std::to_string(g) + " points to sector " +
+                            std::to_string(v) + ", inside " + hit->what + " (bytes " +
+                            std::to_string(hit->start) + "-" + std::to_string(hit->end) + ")");
         }
         out[k] = pos;
       }
