@@ -253,14 +253,7 @@ int finish_read_errors(const po::variables_map& vm, const std::string& label, co
         r.virtual_size, error_map_areas(r, rescued),
         {"Mapfile. Written by vdisk " VDISK_VERSION " (not GNU ddrescue)", "Source: " + label,
          "'*' (non-trimmed): ranges vdisk could not read, in 4 KiB pieces at best"});
-    std::unique_ptr<OutputFile> out = Env::posix().create_output(path, force);
-    try {
-      out->write_at(0, text.data(), text.size());
-      out->commit();
-    } catch (...) {
-      out->discard();
-      throw;
-    }
+    write_text_output(path, text, force);
   }
   return errs.empty() ? kExitOk : kExitDataLost;
 }
@@ -354,8 +347,11 @@ void check_report_path(const std::string& path, bool overwrite) {
 }
 
 void write_report(const std::string& path, const Json& report, bool overwrite) {
+  write_text_output(path, report.dump(2) + "\n", overwrite);
+}
+
+void write_text_output(const std::string& path, const std::string& text, bool overwrite) {
   std::unique_ptr<OutputFile> out = Env::posix().create_output(path, overwrite);
-  std::string text = report.dump(2) + "\n";
   try {
     out->write_at(0, text.data(), text.size());
     out->commit();

@@ -133,6 +133,8 @@ Json hashes_json(const std::vector<HashValue>& hashes);
 // Writes a report through Env::create_output (temporary file, renamed into
 // place). Refuses an existing file unless `overwrite`.
 void write_report(const std::string& path, const Json& report, bool overwrite);
+// Writes `text` the same way (the --error-map mapfile).
+void write_text_output(const std::string& path, const std::string& text, bool overwrite);
 // Throws Error(kInvalidArgument) when `path` exists and !overwrite (checked
 // before long work starts).
 void check_report_path(const std::string& path, bool overwrite);

@@ -1,5 +1,6 @@
 // Read errors in the source (issue 10, "Faults and data safety"): by default
-// a failed read stops the command naming the offset; with
+// a failed read stops the command naming the offset (engine: test_safety.cpp;
+// CLI: the FUSE case below); with
 // `--on-read-error continue` the bad ranges are isolated, left unallocated in
 // the output, hashed as zeros and listed. Faults come from a fault-injecting
 // Env (engine level) and from `vdisk mount --mapfile MAP --bad-areas eio`, a
@@ -18,6 +19,7 @@
 #include "formats/core/json.h"
 #include "formats/core/registry.h"
 #include "formats/core/writer.h"
+#include "tests/support/fault_support.h"
 #include "tests/support/mount_support.h"
 #include "tests/support/test_support.h"
 
@@ -27,76 +29,6 @@ using namespace vdisk::test;
 namespace {
 
 const uint64_t kKiB = 1024, kMiB = 1024 * 1024;
-
-struct Range {
-  uint64_t start, end;  // [start, end)
-  bool operator==(const Range&) const = default;
-};
-
-std::ostream& operator<<(std::ostream& os, const Range& r) {
-  return os << "[" << r.start << ", " << r.end << ")";
-}
-
-// An Env whose files fail reads that overlap any of `faults` (file offsets)
-// with EIO, or with `kind` when another kind is asked for; counts reads.
-class FaultyEnv final : public Env {
- public:
-  FaultyEnv(std::vector<Range> faults, ErrorKind kind = ErrorKind::kIo)
-      : faults_(std::move(faults)), kind_(kind) {}
-  std::unique_ptr<File> open_read(const std::string& path) override {
-    return std::make_unique<FaultyFile>(Env::posix().open_read(path), this);
-  }
-  std::unique_ptr<OutputFile> create_output(const std::string& p, bool o) override {
-    return Env::posix().create_output(p, o);
-  }
-  bool exists(const std::string& p) override { return Env::posix().exists(p); }
-  std::vector<DirEntryInfo> list_dir(const std::string& d) override {
-    return Env::posix().list_dir(d);
-  }
-  std::string real_path(const std::string& p) override { return Env::posix().real_path(p); }
-  // Faults apply only once armed (opening an image reads its metadata).
-  void arm() { armed_ = true; }
-  uint64_t reads() const { return reads_.load(); }
-
- private:
-  class FaultyFile final : public File {
-   public:
-    FaultyFile(std::unique_ptr<File> f, FaultyEnv* env) : f_(std::move(f)), env_(env) {}
-    const std::string& path() const override { return f_->path(); }
-    uint64_t size() const override { return f_->size(); }
-    void read_at(uint64_t off, void* buf, size_t len) const override {
-      check(off, len);
-      f_->read_at(off, buf, len);
-    }
-    size_t read_some(uint64_t off, void* buf, size_t len) const override {
-      check(off, len);
-      return f_->read_some(off, buf, len);
-    }
-    FileRange range_status(uint64_t off, uint64_t len) const override {
-      return f_->range_status(off, len);
-    }
-    std::pair<uint64_t, uint64_t> identity() const override { return f_->identity(); }
-
-   private:
-    void check(uint64_t off, size_t len) const {
-      if (!env_->armed_) return;
-      ++env_->reads_;
-      for (const Range& r : env_->faults_) {
-        if (off < r.end && r.start < off + len) {
-          uint64_t at = std::max(off, r.start);
-          if (env_->kind_ == ErrorKind::kIo) throw_errno(f_->path(), at, "read failed", EIO);
-          throw Error(env_->kind_, f_->path(), at, "injected fault");
-        }
-      }
-    }
-    std::unique_ptr<File> f_;
-    FaultyEnv* env_;
-  };
-  std::vector<Range> faults_;
-  ErrorKind kind_;
-  std::atomic<bool> armed_{false};
-  mutable std::atomic<uint64_t> reads_{0};
-};
 
 // The 4 KiB-aligned guest ranges that cover `faults`, merged: where the
 // engine's finest retry (4 KiB pieces aligned to guest offsets) must put the
@@ -160,34 +92,20 @@ bool overlaps_any(const Range& r, const std::vector<Range>& set) {
   return false;
 }
 
+// SHA-256, continuing past read errors.
+CopyOptions continue_options() {
+  CopyOptions o;
+  o.algos = {HashAlgo::kSha256};
+  o.on_read_error = OnReadError::kContinue;
+  return o;
+}
+
 std::string read_text(const std::string& path) {
   auto b = read_file(path);
   return std::string(b.begin(), b.end());
 }
 
 }  // namespace
-
-TEST_CASE("read errors: the default still stops, naming the offset that failed", "[read_errors]") {
-  TempDir dir;
-  std::string src = dir / "src.img";
-  write_file(src, pattern_bytes(8 * kMiB, 31));
-  const uint64_t first = 1 * kMiB + 100;
-  FaultyEnv env({{first, first + 1}, {5 * kMiB, 5 * kMiB + 4096}});
-  OpenOptions opts;
-  opts.env = &env;
-  BlockDevicePtr dev = open_image(src, "raw", opts);
-  env.arm();
-  CopyOptions copts;
-  copts.algos = {HashAlgo::kSha256};
-  copts.readers = 1;  // the first fault in offset order is the one reported
-  try {
-    copy_device(*dev, nullptr, copts);
-    FAIL("the read error was not reported");
-  } catch (const Error& e) {
-    CHECK(e.kind() == ErrorKind::kIo);
-    CHECK(e.offset() == first);
-  }
-}
 
 TEST_CASE("read errors: continue isolates 4 KiB ranges of a raw source, writes holes there",
           "[read_errors]") {
@@ -207,11 +125,8 @@ TEST_CASE("read errors: continue isolates 4 KiB ranges of a raw source, writes h
   std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.start < b.start; });
   const std::vector<Range> expected = page_cover(sorted);
   REQUIRE(expected.size() == 4);  // the two 6 MiB faults: pages 0x600000 and 0x601000, merged
-  FaultyEnv env(faults);
-  OpenOptions opts;
-  opts.env = &env;
-  BlockDevicePtr dev = open_image(src, "raw", opts);
-  env.arm();
+  FaultyEnv env(faults, ErrorKind::kIo, false);
+  BlockDevicePtr dev = open_faulty(src, "raw", env);
   for (size_t readers : {1, 2}) {
     INFO("readers " << readers);
     ::unlink(out.c_str());
@@ -266,20 +181,15 @@ TEST_CASE("read errors: a sparse VMDK whose data file fails at one grain", "[rea
     }
   }
   REQUIRE(found);
-  FaultyEnv env({{file_off, file_off + 64 * kKiB}});
-  OpenOptions opts;
-  opts.env = &env;
-  BlockDevicePtr dev = open_image(src, "vmdk", opts);
-  env.arm();
+  FaultyEnv env({{file_off, file_off + 64 * kKiB}}, ErrorKind::kIo, false);
+  BlockDevicePtr dev = open_faulty(src, "vmdk", env);
 
   CopyOptions stop;
   stop.algos = {HashAlgo::kSha256};
   CHECK_THROWS_AS(copy_device(*dev, nullptr, stop), Error);
 
   auto w = make_writer("vmdk", out, content.size());
-  CopyOptions copts;
-  copts.algos = {HashAlgo::kSha256};
-  copts.on_read_error = OnReadError::kContinue;
+  CopyOptions copts = continue_options();
   CopyResult r = copy_device(*dev, w.get(), copts);
   w->finish();
   const std::vector<Range> expected = {{g, g + 64 * kKiB}};
@@ -302,14 +212,9 @@ TEST_CASE("read errors: a fully unreadable source finishes quickly as one range"
   std::string src = dir / "dead.img", zeros = dir / "zeros.img";
   const uint64_t size = 16 * kMiB;
   write_file(src, pattern_bytes(size, 34));
-  FaultyEnv env({{0, size}});
-  OpenOptions opts;
-  opts.env = &env;
-  BlockDevicePtr dev = open_image(src, "raw", opts);
-  env.arm();
-  CopyOptions copts;
-  copts.algos = {HashAlgo::kSha256};
-  copts.on_read_error = OnReadError::kContinue;
+  FaultyEnv env({{0, size}}, ErrorKind::kIo, false);
+  BlockDevicePtr dev = open_faulty(src, "raw", env);
+  CopyOptions copts = continue_options();
   auto t0 = std::chrono::steady_clock::now();
   CopyResult r = copy_device(*dev, nullptr, copts);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -334,9 +239,7 @@ TEST_CASE("read errors: a source that shrinks under us loses its vanished tail",
   BlockDevicePtr dev = open_image(src, "raw", OpenOptions{});
   const uint64_t cut = 3 * kMiB + 1000;
   REQUIRE(::truncate(src.c_str(), static_cast<off_t>(cut)) == 0);
-  CopyOptions copts;
-  copts.algos = {HashAlgo::kSha256};
-  copts.on_read_error = OnReadError::kContinue;
+  CopyOptions copts = continue_options();
   CopyResult r = copy_device(*dev, nullptr, copts);
   // The page holding the cut is short, so it is lost whole.
   const std::vector<Range> expected = {{3 * kMiB, 8 * kMiB}};
@@ -350,16 +253,11 @@ TEST_CASE("read errors: continue never skips corrupt data, an interruption or a 
   TempDir dir;
   std::string src = dir / "src.img";
   write_file(src, pattern_bytes(8 * kMiB, 36));
-  CopyOptions copts;
-  copts.algos = {HashAlgo::kSha256};
-  copts.on_read_error = OnReadError::kContinue;
+  CopyOptions copts = continue_options();
   {
     // A format's "this is corrupt" surfacing during the copy.
-    FaultyEnv env({{2 * kMiB, 2 * kMiB + 1}}, ErrorKind::kCorrupt);
-    OpenOptions opts;
-    opts.env = &env;
-    BlockDevicePtr dev = open_image(src, "raw", opts);
-    env.arm();
+    FaultyEnv env({{2 * kMiB, 2 * kMiB + 1}}, ErrorKind::kCorrupt, false);
+    BlockDevicePtr dev = open_faulty(src, "raw", env);
     try {
       copy_device(*dev, nullptr, copts);
       FAIL("corruption was skipped");

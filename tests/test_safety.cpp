@@ -11,6 +11,7 @@
 #include "converters/convert.h"
 #include "formats/core/error.h"
 #include "formats/core/registry.h"
+#include "tests/support/fault_support.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -139,61 +140,13 @@ TEST_CASE("a full disk gives a clear error and removes the partial file", "[safe
   CHECK(listing(small).empty());
 }
 
-namespace {
-// An Env whose files fail reads overlapping [fail_at, fail_at + 1) with EIO.
-class FaultyEnv final : public Env {
- public:
-  explicit FaultyEnv(uint64_t fail_at) : fail_at_(fail_at) {}
-  std::unique_ptr<File> open_read(const std::string& path) override {
-    return std::make_unique<FaultyFile>(Env::posix().open_read(path), fail_at_);
-  }
-  std::unique_ptr<OutputFile> create_output(const std::string& p, bool o) override {
-    return Env::posix().create_output(p, o);
-  }
-  bool exists(const std::string& p) override { return Env::posix().exists(p); }
-  std::vector<DirEntryInfo> list_dir(const std::string& d) override {
-    return Env::posix().list_dir(d);
-  }
-  std::string real_path(const std::string& p) override { return Env::posix().real_path(p); }
-
- private:
-  class FaultyFile final : public File {
-   public:
-    FaultyFile(std::unique_ptr<File> f, uint64_t at) : f_(std::move(f)), at_(at) {}
-    const std::string& path() const override { return f_->path(); }
-    uint64_t size() const override { return f_->size(); }
-    void read_at(uint64_t off, void* buf, size_t len) const override {
-      check(off, len);
-      f_->read_at(off, buf, len);
-    }
-    size_t read_some(uint64_t off, void* buf, size_t len) const override {
-      check(off, len);
-      return f_->read_some(off, buf, len);
-    }
-    FileRange range_status(uint64_t off, uint64_t len) const override {
-      return f_->range_status(off, len);
-    }
-
-   private:
-    void check(uint64_t off, size_t len) const {
-      if (off <= at_ && at_ < off + len) throw_errno(f_->path(), at_, "read failed", EIO);
-    }
-    std::unique_ptr<File> f_;
-    uint64_t at_;
-  };
-  uint64_t fail_at_;
-};
-}  // namespace
-
 TEST_CASE("a read error in the source stops the copy naming the offset", "[safety]") {
   TempDir dir;
   std::string src = dir / "src.img";
   write_file(src, pattern_bytes(8 << 20, 10));
   const uint64_t bad = (5 << 20) + 4096;
-  FaultyEnv env(bad);
-  OpenOptions opts;
-  opts.env = &env;
-  BlockDevicePtr dev = open_image(src, "raw", opts);
+  FaultyEnv env({{bad, bad + 1}});
+  BlockDevicePtr dev = open_faulty(src, "raw", env);
   CopyOptions copts;
   copts.algos = {HashAlgo::kSha256};
   try {

@@ -1,0 +1,56 @@
+// Fault injection for the read-error tests (LevelDB-style Env wrapper): files
+// opened through a FaultyEnv fail reads that touch given byte ranges.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/core/registry.h"
+
+namespace vdisk::test {
+
+// A byte range [start, end).
+struct Range {
+  uint64_t start = 0, end = 0;
+  bool operator==(const Range&) const = default;
+};
+inline std::ostream& operator<<(std::ostream& os, const Range& r) {
+  return os << "[" << r.start << ", " << r.end << ")";
+}
+
+// An Env over the POSIX one whose files fail every read (read_at, read_some)
+// that overlaps one of `faults` (file offsets): with EIO (Error kIo, as
+// PosixFile reports it) by default, or with Error(`kind`). The error names
+// the first faulty byte the read touches. Reads are counted while armed.
+class FaultyEnv final : public Env {
+ public:
+  explicit FaultyEnv(std::vector<Range> faults, ErrorKind kind = ErrorKind::kIo, bool armed = true);
+  // Faults apply (and reads count) only while armed: disarmed at
+  // construction, an image can be opened (its metadata read) first.
+  void arm() { armed_ = true; }
+  uint64_t reads() const { return reads_.load(); }
+
+  std::unique_ptr<File> open_read(const std::string& path) override;
+  std::unique_ptr<OutputFile> create_output(const std::string& p, bool overwrite) override;
+  bool exists(const std::string& p) override;
+  std::vector<DirEntryInfo> list_dir(const std::string& d) override;
+  std::string real_path(const std::string& p) override;
+
+ private:
+  friend class FaultyFile;
+  std::vector<Range> faults_;
+  ErrorKind kind_;
+  std::atomic<bool> armed_;
+  std::atomic<uint64_t> reads_{0};
+};
+
+// Opens `path` as `format` through `env`, then arms it.
+BlockDevicePtr open_faulty(const std::string& path, const std::string& format, FaultyEnv& env);
+
+}  // namespace vdisk::test
