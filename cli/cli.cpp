@@ -175,6 +175,11 @@ OnReadError read_error_policy_from(const po::variables_map& vm, bool source_is_s
   return policy;
 }
 
+std::string read_error_hint(OnReadError policy, bool source_is_stdin) {
+  if (policy != OnReadError::kStop || source_is_stdin) return "";
+  return " (--on-read-error continue copies around unreadable ranges and lists them)";
+}
+
 Json read_errors_json(const CopyResult& r) {
   Json list = Json::array();
   for (const ByteRange& b : r.read_errors) {

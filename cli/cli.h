@@ -89,6 +89,9 @@ void add_read_error_options(po::options_description& desc);
 // for --error-map without continue. Checks the --error-map path like
 // check_report_path.
 OnReadError read_error_policy_from(const po::variables_map& vm, bool source_is_stdin, bool force);
+// For CopyOptions::read_error_hint: how to continue past a read error, or
+// empty when the policy already continues or the source is standard input.
+std::string read_error_hint(OnReadError policy, bool source_is_stdin);
 // After a copy with read errors: one stderr line per merged range
 // ("vdisk: LABEL: read error at offset X, N bytes WHAT"; at most 20, then
 // "... and K more"), a total, and the --error-map file (a GNU ddrescue

@@ -122,6 +122,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   copts.cancel = &cancel_flag();
   copts.unreadable = unreadable_of(rescued.get());
   copts.on_read_error = on_read_error;
+  copts.read_error_hint = read_error_hint(on_read_error, src_path == "-");
   if (is_stream) copts.readers = 1;
   copts.finish_dst = true;  // the output's fsync overlaps the hashes' tail
   CopyResult r;

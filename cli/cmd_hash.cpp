@@ -60,6 +60,7 @@ int cmd_hash(const std::vector<std::string>& args) {
   opts.cancel = &cancel_flag();
   opts.phase = "hashing";
   opts.on_read_error = on_read_error;
+  opts.read_error_hint = read_error_hint(on_read_error, image == "-");
   if (is_stream) opts.readers = 1;
   if (rescued) {
     for (const auto& a : rescued->bad_areas()) opts.unreadable.push_back({a.start, a.length});

@@ -153,6 +153,7 @@ int cmd_verify(const std::vector<std::string>& args) {
   o.phase = "verifying";
   o.progress = progress.get();
   o.on_read_error = on_read_error;
+  o.read_error_hint = read_error_hint(on_read_error, false);
   CopyResult r = copy_device(*dev, nullptr, o);
   // With read errors only the image with zeros there was hashed: it can
   // match a report's hashes_zero_filled (the same ranges lost when the report

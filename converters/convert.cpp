@@ -501,7 +501,12 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
             ReadRescuer(src, failure_streak, opts.cancel)
                 .read(c->offset, c->buf->data(), c->length, c->errors);
           } else {
-            src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));
+            try {
+              src.read(c->offset, c->buf->data(), static_cast<size_t>(c->length));
+            } catch (const Error& e) {
+              if (e.kind() != ErrorKind::kIo || opts.read_error_hint.empty()) throw;
+              throw Error(e.kind(), e.file(), e.offset(), e.message() + opts.read_error_hint);
+            }
           }
           data_read += c->length;
         }

@@ -53,6 +53,9 @@ struct CopyOptions {
   //    written (the output leaves them unallocated, reading as zeros), hashed
   //    as zeros, listed in CopyResult::read_errors.
   OnReadError on_read_error = OnReadError::kStop;
+  // Under kStop: appended to the message of a source read error (the CLI
+  // names its option to continue here). Empty: the error as the source gave it.
+  std::string read_error_hint;
   // The writer thread calls dst->finish() as soon as it has written the last
   // chunk, so the output's flush and rename overlap the hashing that is still
   // catching up. If a later stage then fails, the finished output files are

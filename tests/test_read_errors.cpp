@@ -400,6 +400,7 @@ TEST_CASE("read errors: convert and hash on a file that fails with EIO (FUSE)",
   INFO(stop.err);
   CHECK(stop.exit_code == 2);
   CHECK_THAT(stop.err, Catch::Contains("Input/output error"));
+  CHECK_THAT(stop.err, Catch::Contains("--on-read-error continue"));
   CHECK_FALSE(file_exists(out));
 
   // Continue: exit 3, every range listed, the output as the source with
