@@ -159,6 +159,33 @@ TEST_CASE("read errors: continue isolates 4 KiB ranges of a raw source, writes h
   }
 }
 
+TEST_CASE("read errors: with mapfile areas too, both are zeros in the hash and the output",
+          "[read_errors]") {
+  TempDir dir;
+  std::string src = dir / "src.img", out = dir / "out.img", expect = dir / "expect.img";
+  const std::vector<uint8_t> content = pattern_bytes(8 * kMiB, 38);
+  write_file(src, content);
+  // A read error inside an unrescued area (read only for the as-stored hash)
+  // and one outside.
+  FaultyEnv env({{1 * kMiB + 8 * kKiB, 1 * kMiB + 8 * kKiB + 1}, {3 * kMiB, 3 * kMiB + 4 * kKiB}},
+                ErrorKind::kIo, false);
+  BlockDevicePtr dev = open_faulty(src, "raw", env);
+  auto w = make_writer("raw", out, content.size());
+  CopyOptions copts = continue_options();
+  copts.unreadable = {{1 * kMiB, 64 * kKiB}};
+  CopyResult r = copy_device(*dev, w.get(), copts);
+  w->finish();
+  CHECK(ranges_of(r) == std::vector<Range>{{1 * kMiB + 8 * kKiB, 1 * kMiB + 12 * kKiB},
+                                           {3 * kMiB, 3 * kMiB + 4 * kKiB}});
+  CHECK(r.unreadable_bytes == 64 * kKiB);
+  CHECK(r.hashes.empty());
+  write_zero_filled(expect, content,
+                    {{1 * kMiB, 1 * kMiB + 64 * kKiB}, {3 * kMiB, 3 * kMiB + 4 * kKiB}});
+  CHECK(r.hashes_zero_filled.at(0).hex == coreutils_digest("sha256sum", expect));
+  CHECK(r.output_hashes.at(0).hex == coreutils_digest("sha256sum", expect));
+  run_ok("cmp " + sh_quote(out) + " " + sh_quote(expect));
+}
+
 TEST_CASE("read errors: a sparse VMDK whose data file fails at one grain", "[read_errors]") {
   require_tool("qemu-img");
   TempDir dir;
@@ -452,6 +479,41 @@ TEST_CASE("read errors: convert and hash on a file that fails with EIO (FUSE)",
   INFO(v.out << v.err);
   CHECK(v.exit_code == 3);
   CHECK_THAT(v.out, Catch::Contains("verify: OK"));
+  // With a mapfile of the failing file too: its unrescued areas keep their
+  // status in the error map, read errors outside them become '*', inside
+  // them they add nothing. [1 MiB, +64 KiB) is non-tried; the bad sector at
+  // 5 MiB + 64 KiB lies inside the read error at 5 MiB.
+  const std::string map2 = dir / "known.map", emap2 = dir / "errors2.map";
+  const std::string m2 =
+      "0x0 + 1\n0x0 0x100000 +\n0x100000 0x10000 ?\n0x110000 0x400000 +\n"
+      "0x510000 0x1000 -\n0x511000 0x2EF000 +\n";
+  write_file(map2, std::vector<uint8_t>(m2.begin(), m2.end()));
+  RunResult hm =
+      run_vdisk("hash --mapfile " + sh_quote(map2) + " --on-read-error continue --error-map " +
+                sh_quote(emap2) + " " + sh_quote(failing));
+  INFO(hm.err);
+  CHECK(hm.exit_code == 3);
+  std::string want =
+      "0x0  0x100000  +\n0x100000  0x10000  ?\n0x110000  0x100000  +\n"
+      "0x210000  0x1000  *\n0x211000  0x2EF000  +\n0x500000  0x10000  *\n"
+      "0x510000  0x1000  -\n0x511000  0x1F000  *\n";
+  uint64_t pos = 0x530000;
+  for (size_t i = 2; i < bad.size(); ++i) {
+    char line[80];
+    std::snprintf(line, sizeof line, "0x%llX  0x%llX  +\n0x%llX  0x1000  *\n",
+                  static_cast<unsigned long long>(pos),
+                  static_cast<unsigned long long>(bad[i].start - pos),
+                  static_cast<unsigned long long>(bad[i].start));
+    want += line;
+    pos = bad[i].end;
+  }
+  char tail[64];
+  std::snprintf(tail, sizeof tail, "0x%llX  0x%llX  +\n", static_cast<unsigned long long>(pos),
+                static_cast<unsigned long long>(size - pos));
+  want += tail;
+  std::string got = read_text(emap2);
+  CHECK(got.substr(got.find("#      pos") +
+                   std::string("#      pos        size  status\n").size()) == want);
   // Usage errors.
   CHECK(run_vdisk("hash --on-read-error maybe " + sh_quote(img)).exit_code == 2);
   CHECK(run_vdisk("hash --error-map x.map " + sh_quote(img)).exit_code == 2);
