@@ -41,6 +41,9 @@ int cmd_convert(const std::vector<std::string>& args) {
       "write a JSON report (paths, formats, sizes, hashes, times)")(
       "verify", "re-read the output and fail (exit 1) unless its hash matches")(
       "force", "replace an existing destination (and --hash-file report)")(
+      "cache,t", po::value<std::string>()->default_value("writeback"),
+      "writeback: fsync the output before it takes its name (survives a crash); unsafe: skip "
+      "the fsync (faster; as qemu-img's default)")(
       "allow-resize",
       "let the output format round the virtual size up when it cannot keep it exactly")(
       "src", po::value<std::string>()->required(),
@@ -50,7 +53,8 @@ int cmd_convert(const std::vector<std::string>& args) {
   pos.add("src", 1).add("dst", 1);
   po::variables_map vm;
   if (!parse_args("convert",
-                  "[-f FMT] -O FMT [-o key=value,...] [-p|--progress json] [--hash ALGOS] "
+                  "[-f FMT] -O FMT [-o key=value,...] [-t writeback|unsafe] [-p|--progress json] "
+                  "[--hash ALGOS] "
                   "[--hash-file REPORT.json] "
                   "[--mapfile RESCUE.map] [--size N] [--verify] [--force] SRC DST",
                   desc, pos, args, vm)) {
@@ -80,6 +84,10 @@ int cmd_convert(const std::vector<std::string>& args) {
     throw UsageError("--mapfile needs a source file, not standard input");
   auto progress = progress_from(vm);
   if (!report_path.empty()) check_report_path(report_path, force);
+  const std::string cache = vm["cache"].as<std::string>();
+  if (cache != "writeback" && cache != "unsafe") {
+    throw UsageError("unknown cache mode '" + cache + "' (writeback or unsafe)");
+  }
 
   if (!to_stdout) {
     struct stat ss, ds;
@@ -113,7 +121,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   req.options = options;
   req.overwrite = force;
   req.allow_resize = vm.count("allow-resize") != 0;
-  req.env = &Env::posix();
+  req.env = &Env::posix(cache == "unsafe" ? Durability::kUnsafe : Durability::kFlushed);
   req.source_info = &src_info;
   req.sector_size = src->sector_size();
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
