@@ -205,7 +205,7 @@ class VhdxWriter final : public ImageWriter {
   }
 
   void write_structures() {
-    const Guid file_write = random_guid(), data_write = random_guid(), disk_id = random_guid();
+    const Guid file_write = Guid::random(), data_write = Guid::random(), disk_id = Guid::random();
 
     // 2.2.1 file type identifier.
     std::vector<uint8_t> id(64 * kKiB, 0);
@@ -219,8 +219,8 @@ class VhdxWriter final : public ImageWriter {
       std::vector<uint8_t> h(64 * kKiB, 0);
       std::memcpy(h.data(), kHeaderSignature, 4);
       store_le64(h.data() + kHdrSequence, static_cast<uint64_t>(i + 1));
-      std::memcpy(h.data() + kHdrFileWriteGuid, file_write.data(), 16);
-      std::memcpy(h.data() + kHdrDataWriteGuid, data_write.data(), 16);
+      store_guid(h.data() + kHdrFileWriteGuid, file_write);
+      store_guid(h.data() + kHdrDataWriteGuid, data_write);
       // LogGuid stays zero: the log is empty.
       store_le16(h.data() + kHdrLogVersion, 0);
       store_le16(h.data() + kHdrVersion, 1);
@@ -241,7 +241,7 @@ class VhdxWriter final : public ImageWriter {
     store_le32(rt.data() + 8, 2);
     auto region = [&](size_t i, const Guid& g, uint64_t off, uint64_t len) {
       uint8_t* e = rt.data() + kRegionHeaderSize + i * kRegionEntrySize;
-      std::memcpy(e, g.data(), 16);
+      store_guid(e, g);
       store_le64(e + 16, off);
       store_le32(e + 24, static_cast<uint32_t>(len));
       store_le32(e + 28, 1);  // required
@@ -262,7 +262,7 @@ class VhdxWriter final : public ImageWriter {
     size_t n = 0;
     auto item = [&](const Guid& g, const std::vector<uint8_t>& value, uint32_t flags) {
       uint8_t* e = md.data() + kMetadataHeaderSize + n++ * kMetadataEntrySize;
-      std::memcpy(e, g.data(), 16);
+      store_guid(e, g);
       store_le32(e + 16, static_cast<uint32_t>(item_off));
       store_le32(e + 20, static_cast<uint32_t>(value.size()));
       store_le32(e + 24, flags);
@@ -275,7 +275,8 @@ class VhdxWriter final : public ImageWriter {
     item(kFileParametersGuid, v, kMetaIsRequired);
     store_le64(v.data(), geo_.virtual_size);
     item(kVirtualDiskSizeGuid, v, kMetaIsVirtualDisk | kMetaIsRequired);
-    item(kVirtualDiskIdGuid, std::vector<uint8_t>(disk_id.begin(), disk_id.end()),
+    const Guid::Bytes disk_id_bytes = disk_id.encoded(GuidByteOrder::kMixedEndian);
+    item(kVirtualDiskIdGuid, std::vector<uint8_t>(disk_id_bytes.begin(), disk_id_bytes.end()),
          kMetaIsVirtualDisk | kMetaIsRequired);
     std::vector<uint8_t> s4(4);
     store_le32(s4.data(), geo_.logical_sector_size);
