@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <random>
 
 #include "formats/core/block_device.h"
 #include "formats/core/endian.h"
@@ -19,16 +18,6 @@ constexpr size_t kFlushBytes = 16u << 20;
 
 uint64_t align_up(uint64_t v, uint64_t a) {
   return div_round_up(v, a) * a;
-}
-
-// A random (version 4, RFC 4122 variant) UUID in RTUUID byte order.
-Uuid fresh_uuid() {
-  static std::random_device rd;
-  Uuid u;
-  for (size_t i = 0; i < u.size(); i += 4) store_le32(u.data() + i, rd());
-  u[7] = static_cast<uint8_t>((u[7] & 0x0f) | 0x40);  // time_hi_and_version is little-endian
-  u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);
-  return u;
 }
 
 bool want_static(const CreateRequest& req) {
@@ -75,8 +64,8 @@ class VdiWriter final : public ImageWriter {
     h_.lchs_geometry = Geometry{0, 0, 0, kSectorSize};
     h_.disk_size = size_;
     h_.blocks = static_cast<uint32_t>(blocks);
-    h_.uuid_create = fresh_uuid();
-    h_.uuid_modify = fresh_uuid();
+    h_.uuid_create = Guid::random();
+    h_.uuid_modify = Guid::random();
     map_.assign(blocks, kBlockFree);
     if (static_) {
       for (uint32_t i = 0; i < h_.blocks; ++i) map_[i] = i;
