@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <random>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -38,15 +37,6 @@ std::array<uint8_t, 4> creator_code(const std::string& text, const std::string& 
 uint32_t vhd_now() {
   int64_t now = static_cast<int64_t>(std::time(nullptr)) - kVhdEpoch;
   return static_cast<uint32_t>(std::clamp<int64_t>(now, 0, 0xFFFFFFFF));
-}
-
-std::array<uint8_t, 16> fresh_uuid() {
-  std::random_device rd;
-  std::array<uint8_t, 16> id{};
-  for (size_t i = 0; i < 16; i += 4) store_be32(id.data() + i, rd());
-  id[6] = static_cast<uint8_t>((id[6] & 0x0F) | 0x40);  // RFC 4122 version 4
-  id[8] = static_cast<uint8_t>((id[8] & 0x3F) | 0x80);  // variant 1
-  return id;
 }
 
 // vdisk's version as the footer's major.minor creator version.
@@ -114,7 +104,7 @@ class VhdWriter final : public ImageWriter {
     f.cylinders = g.cylinders;
     f.heads = g.heads;
     f.sectors_per_track = g.sectors_per_track;
-    f.unique_id = fresh_uuid();
+    f.unique_id = Guid::random();
     f.saved_state = 0;
 
     if (fixed_) {
