@@ -6,6 +6,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/single_file_writer.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 #include "formats/vhdx/vhdx_layout.h"
 
@@ -27,7 +28,7 @@ uint64_t round_up(uint64_t v, uint64_t a) {
   return div_round_up(v, a) * a;
 }
 
-class VhdxWriter final : public ImageWriter {
+class VhdxWriter final : public SingleFileWriter {
  public:
   explicit VhdxWriter(const CreateRequest& req) {
     const Options& o = req.options;
@@ -42,20 +43,8 @@ class VhdxWriter final : public ImageWriter {
     uint32_t lss = req.sector_size == 4096 ? 4096 : 512;
     if (o.is_set("logical_sector_size"))
       lss = static_cast<uint32_t>(std::stoul(o.get_string("logical_sector_size")));
-    uint64_t size = req.virtual_size;
-    if (size % lss) {
-      uint64_t rounded = round_up(size, lss);
-      if (!req.allow_resize) {
-        throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
-                    "VHDX holds whole " + std::to_string(lss) + "-byte logical sectors: the size " +
-                        std::to_string(size) + " would have to become " + std::to_string(rounded) +
-                        " bytes (pass --allow-resize to allow it)");
-      }
-      notes_.push_back("virtual size rounded up from " + std::to_string(size) + " to " +
-                       std::to_string(rounded) + " bytes (whole " + std::to_string(lss) +
-                       "-byte logical sectors)");
-      size = rounded;
-    }
+    const uint64_t size =
+        round_size(req, lss, "VHDX holds whole " + std::to_string(lss) + "-byte logical sectors");
     if (size > kMaxVirtualSize) {
       throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
                   "virtual size " + std::to_string(size) + " exceeds the VHDX maximum of 64 TiB");
@@ -77,10 +66,9 @@ class VhdxWriter final : public ImageWriter {
     // preallocation=full writes every byte, for hosts that refuse sparse files.
     fill_zeros_ = full_;
     if (fixed_ && full_) cursor_ = payload_start_;
-    out_ = req.env->create_output(req.path, req.overwrite);
+    open_output(req);
     stage_.reserve(kStageBytes);
   }
-  ~VhdxWriter() override { abort(); }
 
   uint64_t virtual_size() const override { return geo_.virtual_size; }
 
@@ -104,26 +92,16 @@ class VhdxWriter final : public ImageWriter {
     }
   }
 
-  void finish() override {
+ private:
+  uint64_t finish_image() override {
     // The rest of the last block written (dynamic) or of the payload area
     // (fixed with full preallocation) is written as zeros.
     if (fill_zeros_) fill_to(fixed_ ? (full_ ? next_block_ : cursor_) : open_block_end_);
     flush();
     write_structures();
-    uint64_t end = std::max(next_block_, payload_start_);
-    out_->set_size(end);
-    out_->commit();
-    finished_ = true;
+    return std::max(next_block_, payload_start_);
   }
 
-  void abort() override {
-    if (!finished_ && out_) out_->discard();
-  }
-
-  std::vector<std::string> notes() const override { return notes_; }
-  std::vector<std::string> output_files() const override { return {out_->path()}; }
-
- private:
   static uint64_t entry(uint8_t state, uint64_t file_offset) {
     return state | ((file_offset / kMiB) << kBatOffsetShift);
   }
@@ -302,11 +280,8 @@ class VhdxWriter final : public ImageWriter {
   uint64_t open_block_end_ = 0;  // end of the last dynamic block allocated
   uint64_t cursor_ = 0;          // file offset written up to
   bool fill_zeros_ = false;
-  std::unique_ptr<OutputFile> out_;
   std::vector<uint8_t> stage_;
   uint64_t stage_off_ = 0;
-  std::vector<std::string> notes_;
-  bool finished_ = false;
 };
 
 }  // namespace
