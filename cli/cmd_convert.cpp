@@ -132,7 +132,11 @@ int cmd_convert(const std::vector<std::string>& args) {
   copts.cancel = &cancel_flag();
   copts.unreadable = unreadable_of(rescued.get());
   if (is_stream) copts.readers = 1;
-  copts.finish_dst = true;  // the output's fsync overlaps the hashes' tail
+  // The output takes its name only once the hashes are done, so a vdisk
+  // killed before it reports them leaves no file behind. (Finishing it on
+  // the writer thread, overlapping the hash tail, saved nothing measurable:
+  // the writeback during the copy leaves little for the final fsync.)
+  copts.finish_dst = false;
   CopyResult r;
   try {
     r = copy_device(*src, writer.get(), copts);
