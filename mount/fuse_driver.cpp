@@ -29,6 +29,11 @@ constexpr double kCacheTimeout = 86400.0;
 // Largest read the kernel sends (max_read, and max_write, from which libfuse
 // derives max_pages) and the read-ahead window asked for.
 constexpr unsigned kMaxIo = 1u << 20;
+// Read-ahead window: four requests of kMaxIo in flight keep both cores and
+// the disk busy. With a window of one request, a sequential read of a 4 GiB
+// VMDK took 1.5 s (image file cached) and 1.9 s (cold) here; with four, 1.0 s
+// and 1.55 s. Larger windows measured no better.
+constexpr unsigned kReadahead = 4 * kMaxIo;
 
 struct Context {
   std::shared_ptr<const FileTree> tree;
@@ -127,7 +132,7 @@ struct stat to_stat(const Context& c, const NodeStat& n) {
 void op_init(void*, struct fuse_conn_info* conn) {
   conn->max_write = kMaxIo;  // libfuse sizes max_pages from this: 256 pages = 1 MiB reads
   conn->max_read = kMaxIo;   // must equal the max_read mount option
-  conn->max_readahead = kMaxIo;
+  conn->max_readahead = kReadahead;
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;  // attributes never change: keep the page cache
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
   if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
@@ -346,11 +351,12 @@ std::string escape_opt(const std::string& s) {
 // The kernel's read-ahead window for a FUSE mount is the bdi default (128
 // KiB), so buffered reads arrive in 128 KiB requests whatever max_read says.
 // Raising the window of our own mount's bdi (root only: sysfs) lets
-// sequential reads arrive 1 MiB at a time. Best effort: nothing depends on it.
+// sequential reads arrive 1 MiB at a time, several in flight. Best effort:
+// nothing depends on it.
 void widen_readahead(const std::string& device) {
   if (device.empty() || device.find('/') != std::string::npos) return;
   std::ofstream out("/sys/class/bdi/" + device + "/read_ahead_kb");
-  if (out) out << (kMaxIo / 1024) << "\n";
+  if (out) out << (kReadahead / 1024) << "\n";
 }
 
 class SessionGuard {

@@ -229,3 +229,42 @@ TEST_CASE("every subcommand answers -h and formats lists raw", "[cli]") {
   for (auto& fmt : list.as_array()) raw |= fmt.find("name")->as_string() == "raw";
   CHECK(raw);
 }
+
+TEST_CASE("convert fsyncs the output before its rename unless -t unsafe", "[cli]") {
+  // strace is the oracle for what reaches the kernel: the default (writeback)
+  // must fsync the data and the folder; -t unsafe must not, and its output
+  // must still be complete and under its final name.
+  require_tool("strace");
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string src = dir / "src.img";
+  make_sample_disk(src, kDiskSize);
+  for (std::string mode : {"", "-t writeback ", "-t unsafe "}) {
+    INFO("mode: " << mode);
+    std::string dst = dir / "out.vhdx", log = dir / "strace.log";
+    RunResult r = run("strace -f -qq -e trace=fsync,fdatasync,rename,renameat,renameat2 -o " +
+                      sh_quote(log) + " " + std::string(VDISK_BIN) + " convert " + mode +
+                      "--hash none -O vhdx " + sh_quote(src) + " " + sh_quote(dst));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string trace;
+    for (uint8_t b : read_file(log)) trace.push_back(static_cast<char>(b));
+    INFO(trace);
+    size_t rename_at = trace.find("rename");
+    REQUIRE(rename_at != std::string::npos);
+    size_t first_sync = trace.find("sync(");
+    if (mode == "-t unsafe ") {
+      CHECK(first_sync == std::string::npos);
+    } else {
+      REQUIRE(first_sync != std::string::npos);
+      CHECK(first_sync < rename_at);                               // data before the name
+      CHECK(trace.find("sync(", rename_at) != std::string::npos);  // then the folder
+    }
+    run_ok("qemu-img compare -f raw -F vhdx " + sh_quote(src) + " " + sh_quote(dst));
+    std::remove(dst.c_str());
+  }
+  RunResult bad = run_vdisk("convert -t none " + sh_quote(src) + " " + sh_quote(dir / "x.img"));
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("cache mode") != std::string::npos);
+  CHECK_FALSE(file_exists(dir / "x.img"));
+}

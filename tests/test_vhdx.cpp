@@ -82,7 +82,7 @@ std::vector<uint8_t> make_log_entry(uint64_t seq, uint32_t tail, const Guid& gui
   store_le32(&e[12], tail);
   store_le64(&e[16], seq);
   store_le32(&e[24], static_cast<uint32_t>(ops.size()));
-  std::memcpy(&e[32], guid.data(), 16);
+  store_guid(&e[32], guid);
   store_le64(&e[48], flushed);
   store_le64(&e[56], last);
   size_t k = 0;
@@ -253,7 +253,7 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   REQUIRE((load_le64(&f[bat + 16]) & 7) == 6);
   REQUIRE((load_le64(&f[bat + 24]) & 7) != 6);
 
-  Guid guid = random_guid();
+  Guid guid = Guid::random();
   const uint64_t old_size = f.size();
   const uint64_t new_block = (old_size + MiB - 1) / MiB * MiB;
   auto p1 = pattern_bytes(4096, 101), p2a = pattern_bytes(4096, 102),
@@ -281,7 +281,7 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   put_log(start, e10);
   put_log(start + e10.size(), e11);
   std::memcpy(&f[log_offset + 512 * 1024], e5.data(), e5.size());
-  std::memcpy(&f[hoff + 48], guid.data(), 16);
+  store_guid(&f[hoff + 48], guid);
   store_checksum(&f[hoff], 4096, 4);
   write_file(img, f);
 
@@ -358,12 +358,12 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   std::vector<uint8_t>& f = c.bytes;
   f.assign(7 * MiB, 0);
   std::memcpy(&f[0], "vhdxfile", 8);
-  Guid fw = random_guid(), dw = random_guid();
+  Guid fw = Guid::random(), dw = Guid::random();
   for (uint64_t h : {kHeader1Offset, kHeader2Offset}) {
     std::memcpy(&f[h], "head", 4);
     store_le64(&f[h + 8], h == kHeader1Offset ? 7 : 8);
-    std::memcpy(&f[h + 16], fw.data(), 16);
-    std::memcpy(&f[h + 32], dw.data(), 16);
+    store_guid(&f[h + 16], fw);
+    store_guid(&f[h + 32], dw);
     store_le16(&f[h + 66], 1);
     store_le32(&f[h + 68], MiB);
     store_le64(&f[h + 72], MiB);
@@ -372,11 +372,11 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   for (uint64_t r : {kRegionTable1Offset, kRegionTable2Offset}) {
     std::memcpy(&f[r], "regi", 4);
     store_le32(&f[r + 8], 2);
-    std::memcpy(&f[r + 16], kBatRegionGuid.data(), 16);
+    store_guid(&f[r + 16], kBatRegionGuid);
     store_le64(&f[r + 32], 3 * MiB);
     store_le32(&f[r + 40], MiB);
     store_le32(&f[r + 44], 1);
-    std::memcpy(&f[r + 48], kMetadataRegionGuid.data(), 16);
+    store_guid(&f[r + 48], kMetadataRegionGuid);
     store_le64(&f[r + 64], 2 * MiB);
     store_le32(&f[r + 72], MiB);
     store_le32(&f[r + 76], 1);
@@ -389,7 +389,7 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   int n = 0;
   auto item = [&](const Guid& g, const std::vector<uint8_t>& v, uint32_t flags) {
     uint8_t* e = &f[md + 32 + 32 * n++];
-    std::memcpy(e, g.data(), 16);
+    store_guid(e, g);
     store_le32(e + 16, item_off);
     store_le32(e + 20, static_cast<uint32_t>(v.size()));
     store_le32(e + 24, flags);
@@ -402,7 +402,7 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   item(kFileParametersGuid, v8, 4);
   store_le64(&v8[0], vsize);
   item(kVirtualDiskSizeGuid, v8, 6);
-  Guid id = random_guid();
+  const auto id = Guid::random().encoded(GuidByteOrder::kMixedEndian);
   item(kVirtualDiskIdGuid, std::vector<uint8_t>(id.begin(), id.end()), 6);
   store_le32(&v4[0], 512);
   item(kLogicalSectorSizeGuid, v4, 6);
@@ -411,7 +411,7 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   std::vector<std::pair<std::string, std::string>> kv = {{"parent_linkage", parent_linkage}};
   kv.insert(kv.end(), locator.begin(), locator.end());
   std::vector<uint8_t> loc(20 + 12 * kv.size());
-  std::memcpy(&loc[0], kVhdxLocatorTypeGuid.data(), 16);
+  store_guid(&loc[0], kVhdxLocatorTypeGuid);
   store_le16(&loc[18], static_cast<uint16_t>(kv.size()));
   for (size_t i = 0; i < kv.size(); ++i) {
     std::string k = utf8_to_utf16le(kv[i].first), v = utf8_to_utf16le(kv[i].second);
@@ -656,8 +656,8 @@ TEST_CASE("random damage to a pending log never crashes the reader", "[vhdx]") {
   const uint64_t hoff = current_header(f);
   const uint64_t log_offset = load_le64(&f[hoff + 72]);
   const uint64_t bat = bat_offset(f);
-  Guid guid = random_guid();
-  std::memcpy(&f[hoff + 48], guid.data(), 16);
+  Guid guid = Guid::random();
+  store_guid(&f[hoff + 48], guid);
   store_checksum(&f[hoff], 4096, 4);
   const auto& fmt = require_format("vhdx");
   std::mt19937_64 rng(99);

@@ -135,8 +135,10 @@ class PosixFile final : public File {
 
 class PosixOutputFile final : public OutputFile {
  public:
-  PosixOutputFile(std::string path, bool overwrite)
-      : path_(std::move(path)), overwrite_(overwrite) {
+  PosixOutputFile(std::string path, bool overwrite, Durability durability)
+      : path_(std::move(path)),
+        overwrite_(overwrite),
+        flushed_(durability == Durability::kFlushed) {
     std::string dir = path_dirname(path_);
     std::string base = path_basename(path_);
     tmp_ = path_join(dir, "." + base + ".vdisk-partial-" + std::to_string(::getpid()));
@@ -159,9 +161,10 @@ class PosixOutputFile final : public OutputFile {
       done += static_cast<size_t>(n);
     }
     // Start the writeback of what is dirty every 64 MiB, so the fsync of
-    // commit() does not wait for the whole image to reach the disk.
+    // commit() does not wait for the whole image to reach the disk. (Not when
+    // unsafe: the call blocks while the device queue is full.)
     unflushed_ += len;
-    if (unflushed_ >= kFlushEvery) {
+    if (flushed_ && unflushed_ >= kFlushEvery) {
       unflushed_ = 0;
       ::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
     }
@@ -175,7 +178,7 @@ class PosixOutputFile final : public OutputFile {
 
   void commit() override {
     if (fd_ < 0) throw_invalid(path_, "output already closed");
-    if (::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
+    if (flushed_ && ::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
     if (::close(fd_) != 0) {
       fd_ = -1;
       throw_errno(path_, std::nullopt, "close failed", errno);
@@ -194,6 +197,7 @@ class PosixOutputFile final : public OutputFile {
     }
     committed_ = true;
     // Make the rename durable too.
+    if (!flushed_) return;
     int dfd = ::open(path_dirname(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
       ::fsync(dfd);
@@ -216,6 +220,7 @@ class PosixOutputFile final : public OutputFile {
   std::string path_;
   std::string tmp_;
   bool overwrite_;
+  bool flushed_;  // Durability::kFlushed
   int fd_ = -1;
   bool committed_ = false;
   static constexpr uint64_t kFlushEvery = 64ull << 20;
@@ -273,6 +278,8 @@ class StdoutOutputFile final : public OutputFile {
 
 class PosixEnv final : public Env {
  public:
+  explicit PosixEnv(Durability durability) : durability_(durability) {}
+
   std::unique_ptr<File> open_read(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -301,7 +308,7 @@ class PosixEnv final : public Env {
 
   std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override {
     if (path == "-") return std::make_unique<StdoutOutputFile>();
-    return std::make_unique<PosixOutputFile>(path, overwrite);
+    return std::make_unique<PosixOutputFile>(path, overwrite, durability_);
   }
 
   bool exists(const std::string& path) override {
@@ -332,6 +339,9 @@ class PosixEnv final : public Env {
     std::free(r);
     return out;
   }
+
+ private:
+  Durability durability_;
 };
 
 class MemoryFile final : public File {
@@ -369,9 +379,10 @@ std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> by
       std::move(path), std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
 }
 
-Env& Env::posix() {
-  static PosixEnv env;
-  return env;
+Env& Env::posix(Durability durability) {
+  static PosixEnv flushed(Durability::kFlushed);
+  static PosixEnv unsafe(Durability::kUnsafe);
+  return durability == Durability::kUnsafe ? unsafe : flushed;
 }
 
 struct MemEnv::State {

@@ -58,8 +58,9 @@ class OutputFile {
   virtual void set_size(uint64_t size) = 0;
   // Whether this output can only be appended to (a pipe or terminal).
   virtual bool is_stream() const { return false; }
-  // Flushes, fsyncs and renames into place. When the output was created
-  // without overwrite, fails if the final path appeared in the meantime.
+  // Flushes, fsyncs (unless the Env is Durability::kUnsafe) and renames into
+  // place. When the output was created without overwrite, fails if the final
+  // path appeared in the meantime.
   virtual void commit() = 0;
   // Removes the partial file. Safe to call more than once.
   virtual void discard() = 0;
@@ -68,6 +69,20 @@ class OutputFile {
 struct DirEntryInfo {
   std::string name;
   bool is_directory = false;
+};
+
+// What OutputFile::commit() promises about a crash of the machine (power
+// loss, kernel panic). Either way the output appears under its final name only
+// once complete for every process on the running system, and a killed vdisk
+// leaves no file under that name.
+enum class Durability {
+  // fsync the data, rename, fsync the folder: after commit() returns, the
+  // output survives a crash (qemu-img -t writeback).
+  kFlushed,
+  // No fsync, no early writeback: faster, the kernel writes the data back
+  // later; a crash soon after may leave a damaged file under the final name
+  // (qemu-img -t unsafe, its default for convert).
+  kUnsafe,
 };
 
 class Env {
@@ -86,8 +101,9 @@ class Env {
   // The canonical absolute path (symlinks resolved); throws when missing.
   virtual std::string real_path(const std::string& path) = 0;
 
-  // The process-wide POSIX environment.
-  static Env& posix();
+  // The process-wide POSIX environment. With Durability::kUnsafe, outputs
+  // skip the fsyncs of commit() (see Durability).
+  static Env& posix(Durability durability = Durability::kFlushed);
 };
 
 // An Env over files held in memory, for tests and fuzzing. Paths are plain keys.

@@ -8,6 +8,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/guid.h"
 #include "formats/core/writer.h"
 #include "formats/ext/ext_layout.h"
 
@@ -52,17 +53,6 @@ bool is_power_of(uint64_t v, uint64_t base) {
   if (v == 0) return false;
   while (v % base == 0) v /= base;
   return v == 1;
-}
-
-std::string hex_uuid(const uint8_t* u) {
-  static const char* kHex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
-    s += kHex[u[i] >> 4];
-    s += kHex[u[i] & 15];
-  }
-  return s;
 }
 
 std::string cstr_field(const uint8_t* p, size_t n) {
@@ -671,7 +661,7 @@ Superblock parse_superblock(const uint8_t* s, uint64_t dev_size, const std::stri
   sb.backup_bgs[0] = load_le32(s + kSbBackupBgs);
   sb.backup_bgs[1] = load_le32(s + kSbBackupBgs + 4);
   sb.volume_name = cstr_field(s + kSbVolumeName, 16);
-  sb.uuid = hex_uuid(s + kSbUuid);
+  sb.uuid = Guid::decode(s + kSbUuid, GuidByteOrder::kBigEndian).to_string();
 
   if (sb.blocks_count == 0 || sb.first_data_block >= sb.blocks_count)
     bad(kSbBlocksCountLo, "block count " + std::to_string(sb.blocks_count));

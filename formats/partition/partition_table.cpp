@@ -10,6 +10,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/guid.h"
 #include "formats/core/unicode.h"
 #include "formats/partition/partition_layout.h"
 
@@ -41,13 +42,18 @@ const char* kind_name(PartitionKind k) {
   return "?";
 }
 
-std::string guid_to_string(const uint8_t* p) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08X-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X", load_le32(p),
-                load_le16(p + 4), load_le16(p + 6), p[8], p[9], p[10], p[11], p[12], p[13], p[14],
-                p[15]);
-  return buf;
+namespace {
+
+// GPT GUIDs are stored mixed-endian (UEFI specification appendix A) and shown
+// in upper case, as the UEFI spec and sgdisk write them.
+Guid load_gpt_guid(const uint8_t* p) {
+  return Guid::decode(p, GuidByteOrder::kMixedEndian);
 }
+std::string gpt_guid_text(const uint8_t* p) {
+  return load_gpt_guid(p).to_string({.upper_case = true});
+}
+
+}  // namespace
 
 Json PartitionTable::to_json() const {
   Json j = Json::object();
@@ -326,7 +332,7 @@ class TableReader final {
     g.alternate_lba = load_le64(h.data() + kGptHdrAlternateLba);
     g.first_usable = load_le64(h.data() + kGptHdrFirstUsableLba);
     g.last_usable = load_le64(h.data() + kGptHdrLastUsableLba);
-    g.disk_guid = guid_to_string(h.data() + kGptHdrDiskGuid);
+    g.disk_guid = gpt_guid_text(h.data() + kGptHdrDiskGuid);
     g.entries_lba = load_le64(h.data() + kGptHdrEntriesLba);
     g.entry_count = load_le32(h.data() + kGptHdrEntryCount);
     g.entry_size = load_le32(h.data() + kGptHdrEntrySize);
@@ -409,18 +415,17 @@ class TableReader final {
     }
     table_.disk_guid = used->disk_guid;
     const uint64_t array_off = used->entries_lba * ss_;
-    static const uint8_t kZeroGuid[16] = {};
     for (uint32_t i = 0; i < used->entry_count; ++i) {
       const uint8_t* e = used->entries.data() + static_cast<size_t>(i) * used->entry_size;
-      if (std::memcmp(e + kGptEntryTypeGuid, kZeroGuid, 16) == 0) continue;
+      if (load_gpt_guid(e + kGptEntryTypeGuid).is_nil()) continue;
       const uint64_t entry_off = array_off + static_cast<uint64_t>(i) * used->entry_size;
       uint64_t first = load_le64(e + kGptEntryFirstLba);
       uint64_t last = load_le64(e + kGptEntryLastLba);
       Partition p;
       p.number = i + 1;
       p.kind = PartitionKind::kGpt;
-      p.type_guid = guid_to_string(e + kGptEntryTypeGuid);
-      p.unique_guid = guid_to_string(e + kGptEntryUniqueGuid);
+      p.type_guid = gpt_guid_text(e + kGptEntryTypeGuid);
+      p.unique_guid = gpt_guid_text(e + kGptEntryUniqueGuid);
       p.attributes = load_le64(e + kGptEntryAttributes);
       p.name = utf16le_to_utf8(e + kGptEntryName, kGptEntryNameBytes);
       if (last < first) {

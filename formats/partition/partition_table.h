@@ -77,8 +77,4 @@ PartitionTable read_partition_table(const BlockDevice& disk, const std::string& 
 // The partition as a device of its own (a SliceDevice labelled "LABEL pN").
 BlockDevicePtr open_partition(BlockDevicePtr disk, const Partition& p, const std::string& label);
 
-// The GUID at `p` (16 bytes, first three fields little-endian, UEFI spec
-// appendix A) as text.
-std::string guid_to_string(const uint8_t* p);
-
 }  // namespace vdisk::partition

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "formats/core/guid.h"
+
 namespace vdisk::vdi {
 
 // --- Pre-header (VDIPREHEADER), 72 bytes at offset 0 ---
@@ -86,11 +88,8 @@ inline constexpr uint32_t kDataAlign = 1u << 20;
 inline constexpr uint32_t kSectorSize = 512;
 
 // An RTUUID as stored: 16 bytes; the first three fields are little-endian
-// (Windows GUID order), which matters only for display.
-using Uuid = std::array<uint8_t, kUuidSize>;
-
-// "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" as VBoxManage shows it.
-std::string uuid_to_string(const Uuid& u);
-bool uuid_is_null(const Uuid& u);
+// (Windows GUID order, the x86 host order VirtualBox writes them in). They are
+// Guid values; Guid::to_string() spells them as VBoxManage shows them.
+inline constexpr GuidByteOrder kUuidByteOrder = GuidByteOrder::kMixedEndian;
 
 }  // namespace vdisk::vdi

@@ -9,19 +9,6 @@
 
 namespace vdisk::vdi {
 
-std::string uuid_to_string(const Uuid& u) {
-  // RTUUID keeps time_low, time_mid and time_hi_and_version little-endian.
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                load_le32(u.data()), load_le16(u.data() + 4), load_le16(u.data() + 6), u[8], u[9],
-                u[10], u[11], u[12], u[13], u[14], u[15]);
-  return buf;
-}
-
-bool uuid_is_null(const Uuid& u) {
-  return std::all_of(u.begin(), u.end(), [](uint8_t b) { return b == 0; });
-}
-
 namespace {
 
 std::string hex32(uint32_t v) {
@@ -36,10 +23,8 @@ std::string text_field(const uint8_t* p, size_t len) {
   return std::string(reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(end));
 }
 
-Uuid load_uuid(const uint8_t* p) {
-  Uuid u;
-  std::memcpy(u.data(), p, kUuidSize);
-  return u;
+Guid load_uuid(const uint8_t* p) {
+  return Guid::decode(p, kUuidByteOrder);
 }
 
 Geometry load_geometry(const uint8_t* p) {
@@ -157,10 +142,10 @@ void encode_header(const Header& h, std::span<uint8_t> out) {
   store_le32(p + kOffBlockExtra, h.block_extra);
   store_le32(p + kOffBlocks, h.blocks);
   store_le32(p + kOffBlocksAllocated, h.blocks_allocated);
-  std::memcpy(p + kOffUuidCreate, h.uuid_create.data(), kUuidSize);
-  std::memcpy(p + kOffUuidModify, h.uuid_modify.data(), kUuidSize);
-  std::memcpy(p + kOffUuidLinkage, h.uuid_linkage.data(), kUuidSize);
-  std::memcpy(p + kOffUuidParentModify, h.uuid_parent_modify.data(), kUuidSize);
+  h.uuid_create.encode(p + kOffUuidCreate, kUuidByteOrder);
+  h.uuid_modify.encode(p + kOffUuidModify, kUuidByteOrder);
+  h.uuid_linkage.encode(p + kOffUuidLinkage, kUuidByteOrder);
+  h.uuid_parent_modify.encode(p + kOffUuidParentModify, kUuidByteOrder);
   if (h.has_lchs()) store_geometry(p + kOffLchsCylinders, h.lchs_geometry);
 }
 
@@ -265,10 +250,10 @@ ImageInfo VdiDevice::info() const {
   d.set("version", std::to_string(h_.version >> 16) + "." + std::to_string(h_.version & 0xffff));
   d.set("image_type",
         std::string(type_name(h_.image_type)) + " (" + std::to_string(h_.image_type) + ")");
-  d.set("uuid", uuid_to_string(h_.uuid_create));
-  d.set("modification_uuid", uuid_to_string(h_.uuid_modify));
-  d.set("parent_uuid", uuid_to_string(h_.uuid_linkage));
-  d.set("parent_modification_uuid", uuid_to_string(h_.uuid_parent_modify));
+  d.set("uuid", h_.uuid_create.to_string());
+  d.set("modification_uuid", h_.uuid_modify.to_string());
+  d.set("parent_uuid", h_.uuid_linkage.to_string());
+  d.set("parent_modification_uuid", h_.uuid_parent_modify.to_string());
   if (!h_.comment.empty()) d.set("description", h_.comment);
   // The text ends in "\n" by convention; shown without it.
   std::string text = h_.file_info;
@@ -344,13 +329,13 @@ void validate(const std::string& path, const Header& h, uint64_t file_size) {
                   "VDI data offset " + std::to_string(h.data_offset) +
                       " overlaps the block map, which ends at " + std::to_string(map_end));
   }
-  if (h.is_child() && uuid_is_null(h.uuid_linkage)) {
+  if (h.is_child() && h.uuid_linkage.is_nil()) {
     throw_corrupt(path, kOffUuidLinkage, "differencing VDI has a null parent UUID");
   }
   if (h.is_child() && h.uuid_linkage == h.uuid_create) {
     throw_corrupt(
         path, kOffUuidLinkage,
-        "differencing VDI names itself as parent (UUID " + uuid_to_string(h.uuid_create) + ")");
+        "differencing VDI names itself as parent (UUID " + h.uuid_create.to_string() + ")");
   }
 }
 
@@ -398,7 +383,7 @@ std::vector<uint32_t> read_block_map(const File& file, const Header& h) {
 }
 
 // Reads the creation UUID of a candidate parent; false when it is no VDI.
-bool peek_uuid(Env& env, const std::string& path, Uuid& out) {
+bool peek_uuid(Env& env, const std::string& path, Guid& out) {
   try {
     auto f = env.open_read(path);
     uint8_t buf[kOffUuidCreate + kUuidSize] = {};
@@ -433,7 +418,7 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
   }
   if (h.is_child()) {
     parent = open_parent_or_placeholder(opts, h.disk_size, [&]() -> BlockDevicePtr {
-      const std::string want = uuid_to_string(h.uuid_linkage);
+      const std::string want = h.uuid_linkage.to_string();
       OpenOptions popts = opts;
       popts.parent_path.clear();  // applies to this image only, not to its ancestors
       popts.depth = opts.depth + 1;
@@ -445,7 +430,7 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
           if (pv->header().uuid_create != h.uuid_linkage) {
             throw Error(ErrorKind::kInvalidArgument, path, kOffUuidLinkage,
                         "parent given with --parent, " + parent_path + ", has UUID " +
-                            uuid_to_string(pv->header().uuid_create) +
+                            pv->header().uuid_create.to_string() +
                             " but this differencing VDI needs " + want);
           }
         } else {
@@ -462,10 +447,10 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
           if (e.is_directory || !ends_with_vdi(e.name)) continue;
           std::string candidate = path_join(dir, e.name);
           if (path_basename(candidate) == path_basename(path)) continue;
-          Uuid u;
+          Guid u;
           bool is_vdi = peek_uuid(env, candidate, u);
           examined += (examined.empty() ? "" : ", ") + e.name + " (" +
-                      (is_vdi ? uuid_to_string(u) : std::string("not a VDI")) + ")";
+                      (is_vdi ? u.to_string() : std::string("not a VDI")) + ")";
           if (is_vdi && u == h.uuid_linkage) {
             found = e.name;
             break;
@@ -482,13 +467,12 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
         parent = open_image(parent_path, "vdi", popts);
       }
       if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-        if (!uuid_is_null(h.uuid_parent_modify) &&
-            pv->header().uuid_modify != h.uuid_parent_modify) {
+        if (!h.uuid_parent_modify.is_nil() && pv->header().uuid_modify != h.uuid_parent_modify) {
           opts.warn(path + ": parent " + parent_path +
                     " was modified after this differencing image was made "
                     "(modification UUID " +
-                    uuid_to_string(pv->header().uuid_modify) + ", expected " +
-                    uuid_to_string(h.uuid_parent_modify) + ")");
+                    pv->header().uuid_modify.to_string() + ", expected " +
+                    h.uuid_parent_modify.to_string() + ")");
         }
       }
       return parent;

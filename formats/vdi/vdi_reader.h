@@ -39,10 +39,10 @@ struct Header {
   uint32_t block_extra = 0;
   uint32_t blocks = 0;
   uint32_t blocks_allocated = 0;
-  Uuid uuid_create{};
-  Uuid uuid_modify{};
-  Uuid uuid_linkage{};
-  Uuid uuid_parent_modify{};
+  Guid uuid_create{};
+  Guid uuid_modify{};
+  Guid uuid_linkage{};
+  Guid uuid_parent_modify{};
 
   bool has_lchs() const { return header_size >= kHeaderSize1Plus; }
   bool is_child() const {

@@ -47,7 +47,7 @@ Footer decode_footer(const uint8_t* b) {
   f.sectors_per_track = b[kFooterGeometryOff + 3];
   f.disk_type = load_be32(b + kFooterDiskTypeOff);
   f.checksum = load_be32(b + kFooterChecksumOff);
-  std::memcpy(f.unique_id.data(), b + kFooterUniqueIdOff, 16);
+  f.unique_id = Guid::decode(b + kFooterUniqueIdOff, GuidByteOrder::kBigEndian);
   f.saved_state = b[kFooterSavedStateOff];
   return f;
 }
@@ -68,7 +68,7 @@ std::array<uint8_t, kFooterSize> encode_footer(const Footer& f) {
   b[kFooterGeometryOff + 2] = f.heads;
   b[kFooterGeometryOff + 3] = f.sectors_per_track;
   store_be32(b.data() + kFooterDiskTypeOff, f.disk_type);
-  std::memcpy(b.data() + kFooterUniqueIdOff, f.unique_id.data(), 16);
+  f.unique_id.encode(b.data() + kFooterUniqueIdOff, GuidByteOrder::kBigEndian);
   b[kFooterSavedStateOff] = f.saved_state;
   store_be32(b.data() + kFooterChecksumOff, vhd_checksum(b.data(), b.size(), kFooterChecksumOff));
   return b;
@@ -82,7 +82,7 @@ DynamicHeader decode_header(const uint8_t* b) {
   h.max_table_entries = load_be32(b + kHeaderMaxEntriesOff);
   h.block_size = load_be32(b + kHeaderBlockSizeOff);
   h.checksum = load_be32(b + kHeaderChecksumOff);
-  std::memcpy(h.parent_unique_id.data(), b + kHeaderParentIdOff, 16);
+  h.parent_unique_id = Guid::decode(b + kHeaderParentIdOff, GuidByteOrder::kBigEndian);
   h.parent_timestamp = load_be32(b + kHeaderParentTimeOff);
   std::memcpy(h.parent_name.data(), b + kHeaderParentNameOff, kHeaderParentNameSize);
   for (size_t i = 0; i < kLocatorCount; ++i) {
@@ -104,7 +104,7 @@ std::array<uint8_t, kHeaderSize> encode_header(const DynamicHeader& h) {
   store_be32(b.data() + kHeaderVersionOff, h.version);
   store_be32(b.data() + kHeaderMaxEntriesOff, h.max_table_entries);
   store_be32(b.data() + kHeaderBlockSizeOff, h.block_size);
-  std::memcpy(b.data() + kHeaderParentIdOff, h.parent_unique_id.data(), 16);
+  h.parent_unique_id.encode(b.data() + kHeaderParentIdOff, GuidByteOrder::kBigEndian);
   store_be32(b.data() + kHeaderParentTimeOff, h.parent_timestamp);
   std::memcpy(b.data() + kHeaderParentNameOff, h.parent_name.data(), kHeaderParentNameSize);
   for (size_t i = 0; i < kLocatorCount; ++i) {
@@ -159,15 +159,6 @@ std::string format_timestamp(uint32_t vhd_seconds) {
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-std::string format_uuid(const std::array<uint8_t, 16>& id) {
-  char buf[40];
-  std::snprintf(buf, sizeof buf,
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", id[0],
-                id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11],
-                id[12], id[13], id[14], id[15]);
   return buf;
 }
 

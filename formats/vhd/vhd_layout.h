@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "formats/core/guid.h"
+
 namespace vdisk::vhd {
 
 inline constexpr uint32_t kSectorSize = 512;
@@ -129,7 +131,7 @@ struct Footer {
   uint8_t sectors_per_track = 0;
   uint32_t disk_type = 0;
   uint32_t checksum = 0;
-  std::array<uint8_t, 16> unique_id{};
+  Guid unique_id;  // stored big-endian (GuidByteOrder::kBigEndian)
   uint8_t saved_state = 0;
 };
 
@@ -147,7 +149,7 @@ struct DynamicHeader {
   uint32_t max_table_entries = 0;
   uint32_t block_size = kDefaultBlockSize;
   uint32_t checksum = 0;
-  std::array<uint8_t, 16> parent_unique_id{};
+  Guid parent_unique_id;  // stored big-endian
   uint32_t parent_timestamp = 0;
   std::array<uint8_t, kHeaderParentNameSize> parent_name{};  // raw UTF-16BE bytes
   std::array<ParentLocator, kLocatorCount> locators{};
@@ -177,8 +179,6 @@ Geometry chs_geometry(uint64_t size);
 inline constexpr int64_t kVhdEpoch = 946684800;
 // "2024-05-01T12:00:00Z" for a VHD time stamp.
 std::string format_timestamp(uint32_t vhd_seconds);
-// "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (bytes in stored order).
-std::string format_uuid(const std::array<uint8_t, 16>& id);
 // A four-character code as text, unprintable bytes as '?'.
 std::string format_code(const uint8_t* four);
 std::string format_code(uint32_t code);

@@ -163,7 +163,7 @@ BlockDevicePtr open_parent(const File& file, const Footer& footer, const Dynamic
   OpenOptions popts = opts;
   popts.depth = opts.depth + 1;
   popts.parent_path.clear();  // applies to the image named by the user only
-  const std::string want = format_uuid(h.parent_unique_id);
+  const std::string want = h.parent_unique_id.to_string();
 
   if (!opts.parent_path.empty()) {
     BlockDevicePtr p = open_image(opts.parent_path, "", popts);
@@ -171,8 +171,8 @@ BlockDevicePtr open_parent(const File& file, const Footer& footer, const Dynamic
       if (v->footer().unique_id != h.parent_unique_id) {
         throw Error(ErrorKind::kMismatch, file.path(), kHeaderParentIdOff + footer.data_offset,
                     "parent " + opts.parent_path + " has unique ID " +
-                        format_uuid(v->footer().unique_id) +
-                        " but this differencing disk expects " + want);
+                        v->footer().unique_id.to_string() + " but this differencing disk expects " +
+                        want);
       }
     } else {
       opts.warn(file.path() + ": parent " + opts.parent_path + " is " + p->info().format +
@@ -213,7 +213,7 @@ BlockDevicePtr open_parent(const File& file, const Footer& footer, const Dynamic
       continue;
     }
     if (v->footer().unique_id != h.parent_unique_id) {
-      tried.push_back(what + ": unique ID " + format_uuid(v->footer().unique_id) +
+      tried.push_back(what + ": unique ID " + v->footer().unique_id.to_string() +
                       " is not the expected " + want);
       continue;
     }
@@ -585,7 +585,7 @@ ImageInfo VhdDevice::info() const {
                                std::to_string(footer_.creator_version & 0xFFFF));
   d.set("creator_host_os", format_code(footer_.creator_os));
   d.set("timestamp", format_timestamp(footer_.timestamp));
-  d.set("unique_id", format_uuid(footer_.unique_id));
+  d.set("unique_id", footer_.unique_id.to_string());
   d.set("features", hex32(footer_.features));
   d.set("saved_state", footer_.saved_state != 0);
   d.set("footer", footer_source_);
@@ -600,7 +600,7 @@ ImageInfo VhdDevice::info() const {
   if (footer_.disk_type == uint32_t(DiskType::kDifferencing)) {
     d.set("parent_name",
           utf16_to_utf8(header_.parent_name.data(), header_.parent_name.size(), true));
-    d.set("parent_unique_id", format_uuid(header_.parent_unique_id));
+    d.set("parent_unique_id", header_.parent_unique_id.to_string());
     d.set("parent_timestamp", format_timestamp(header_.parent_timestamp));
     Json locs = Json::array();
     for (const ParentLocator& l : header_.locators) {

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
-#include <random>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/single_file_writer.h"
 #include "formats/vhd/vhd_layout.h"
 
 namespace vdisk::vhd {
@@ -40,15 +40,6 @@ uint32_t vhd_now() {
   return static_cast<uint32_t>(std::clamp<int64_t>(now, 0, 0xFFFFFFFF));
 }
 
-std::array<uint8_t, 16> fresh_uuid() {
-  std::random_device rd;
-  std::array<uint8_t, 16> id{};
-  for (size_t i = 0; i < 16; i += 4) store_be32(id.data() + i, rd());
-  id[6] = static_cast<uint8_t>((id[6] & 0x0F) | 0x40);  // RFC 4122 version 4
-  id[8] = static_cast<uint8_t>((id[8] & 0x3F) | 0x80);  // variant 1
-  return id;
-}
-
 // vdisk's version as the footer's major.minor creator version.
 uint32_t creator_version() {
   unsigned major = 0, minor = 0;
@@ -56,7 +47,7 @@ uint32_t creator_version() {
   return (major << 16) | (minor & 0xFFFF);
 }
 
-class VhdWriter final : public ImageWriter {
+class VhdWriter final : public SingleFileWriter {
  public:
   explicit VhdWriter(const CreateRequest& req) {
     const std::string& path = req.path;
@@ -72,26 +63,12 @@ class VhdWriter final : public ImageWriter {
     }
     fixed_ = sub == "fixed";
 
-    size_ = req.virtual_size;
-    if (size_ % kSectorSize != 0) {
-      uint64_t up = size_ - size_ % kSectorSize + kSectorSize;
-      if (!req.allow_resize) {
-        throw Error(
-            ErrorKind::kInvalidArgument, path, std::nullopt,
-            "virtual size " + std::to_string(size_) +
-                " bytes is not a whole number of 512-byte sectors, which VHD requires; pass "
-                "--allow-resize to round it up to " +
-                std::to_string(up) + " bytes");
-      }
-      notes_.push_back("virtual size rounded up from " + std::to_string(size_) + " to " +
-                       std::to_string(up) + " bytes (VHD holds whole 512-byte sectors)");
-      size_ = up;
-    }
+    size_ = round_size(req, kSectorSize, "VHD holds whole 512-byte sectors");
     if (azure) {
       if (size_ % kMiB != 0) {
         uint64_t up = size_ - size_ % kMiB + kMiB;
-        notes_.push_back("virtual size padded from " + std::to_string(size_) + " to " +
-                         std::to_string(up) + " bytes: Azure needs a whole number of MiB");
+        add_note("virtual size padded from " + std::to_string(size_) + " to " + std::to_string(up) +
+                 " bytes: Azure needs a whole number of MiB");
         size_ = up;
       }
       if (size_ < kAzureMin || size_ > kAzureMax) {
@@ -114,7 +91,7 @@ class VhdWriter final : public ImageWriter {
     f.cylinders = g.cylinders;
     f.heads = g.heads;
     f.sectors_per_track = g.sectors_per_track;
-    f.unique_id = fresh_uuid();
+    f.unique_id = Guid::random();
     f.saved_state = 0;
 
     if (fixed_) {
@@ -146,17 +123,13 @@ class VhdWriter final : public ImageWriter {
       bat_.assign(static_cast<size_t>(blocks), kBatUnused);
       bitmap_.assign(static_cast<size_t>(bitmap_size_), 0xFF);
     }
-    out_ = req.env->create_output(path, req.overwrite);
+    open_output(req);
   }
-  ~VhdWriter() override { abort(); }
 
   uint64_t virtual_size() const override { return size_; }
 
   void write(uint64_t offset, const void* buf, size_t len) override {
-    if (offset > size_ || len > size_ - offset) {
-      throw Error(ErrorKind::kInvalidArgument, out_->path(), offset,
-                  "write past the end of the disk");
-    }
+    check_write_range(offset, len);
     if (fixed_) {
       out_->write_at(offset, buf, len);
       return;
@@ -184,11 +157,14 @@ class VhdWriter final : public ImageWriter {
     }
   }
 
-  void finish() override {
+ private:
+  // The file ends with the footer: after the data (fixed) or after the last
+  // block (dynamic).
+  uint64_t finish_image() override {
     const auto foot = encode_footer(footer_);
     if (fixed_) {
-      out_->set_size(size_);
       out_->write_at(size_, foot.data(), foot.size());
+      return size_ + kFooterSize;
     } else {
       std::vector<uint8_t> bat(
           static_cast<size_t>(div_round_up(bat_.size() * 4, kSectorSize) * kSectorSize), 0xFF);
@@ -204,19 +180,10 @@ class VhdWriter final : public ImageWriter {
       out_->write_at(kFooterSize, head.data(), head.size());
       if (!bat.empty()) out_->write_at(bat_offset_, bat.data(), bat.size());
       out_->write_at(next_, foot.data(), foot.size());
+      return next_ + kFooterSize;
     }
-    out_->commit();
-    finished_ = true;
   }
 
-  void abort() override {
-    if (!finished_ && out_) out_->discard();
-  }
-
-  std::vector<std::string> notes() const override { return notes_; }
-  std::vector<std::string> output_files() const override { return {out_->path()}; }
-
- private:
   bool fixed_ = false;
   uint64_t size_ = 0;
   Footer footer_;
@@ -226,9 +193,6 @@ class VhdWriter final : public ImageWriter {
   uint64_t next_ = 0;  // file offset of the next block
   std::vector<uint32_t> bat_;
   std::vector<uint8_t> bitmap_;
-  std::vector<std::string> notes_;
-  std::unique_ptr<OutputFile> out_;
-  bool finished_ = false;
 };
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "formats/core/guid.h"
+
 namespace vdisk::vhdx {
 
 inline constexpr uint64_t kKiB = 1024;
@@ -150,29 +152,37 @@ inline constexpr uint64_t kMaxVirtualSize = uint64_t{64} << 40;
 inline constexpr size_t kLocatorHeaderSize = 20;
 inline constexpr size_t kLocatorEntrySize = 12;
 
-// A GUID as its 16 stored bytes.
-using Guid = std::array<uint8_t, 16>;
-
-// Parses "{xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx}" (braces optional, any case)
-// into stored byte order; returns false on a malformed string.
-bool parse_guid(const std::string& text, Guid* out);
+// GUIDs are stored as the Windows GUID structure (first three fields
+// little-endian): GuidByteOrder::kMixedEndian.
+inline Guid load_guid(const void* p) {
+  return Guid::decode(p, GuidByteOrder::kMixedEndian);
+}
+inline void store_guid(void* p, const Guid& g) {
+  g.encode(p, GuidByteOrder::kMixedEndian);
+}
 // "{xxxxxxxx-…}" in lower case, as parent_linkage stores it.
-std::string guid_to_string(const Guid& g);
-Guid load_guid(const void* p);
-bool is_zero_guid(const Guid& g);
-// A random (version 4) GUID.
-Guid random_guid();
+inline std::string guid_to_string(const Guid& g) {
+  return g.to_string({.braces = true});
+}
 
 // 2.2.3.1 known regions, 2.6.2 known metadata items, 2.6.2.6.3 locator type.
-extern const Guid kBatRegionGuid;           // 2DC27766-F623-4200-9D64-115E9BFD4A08
-extern const Guid kMetadataRegionGuid;      // 8B7CA206-4790-4B9A-B8FE-575F050F886E
-extern const Guid kFileParametersGuid;      // CAA16737-FA36-4D43-B3B6-33F0AA44E76B
-extern const Guid kVirtualDiskSizeGuid;     // 2FA54224-CD1B-4876-B211-5DBED83BF4B8
-extern const Guid kVirtualDiskIdGuid;       // BECA12AB-B2E6-4523-93EF-C309E000C746
-extern const Guid kLogicalSectorSizeGuid;   // 8141BF1D-A96F-4709-BA47-F233A8FAAB5F
-extern const Guid kPhysicalSectorSizeGuid;  // CDA348C7-445D-4471-9CC9-E9885251C556
-extern const Guid kParentLocatorGuid;       // A8D35F2D-B30B-454D-ABF7-D3D84834AB0C
-extern const Guid kVhdxLocatorTypeGuid;     // B04AEFB7-D19E-4A81-B789-25B8E9445913
+inline constexpr Guid kBatRegionGuid = Guid::parse("2DC27766-F623-4200-9D64-115E9BFD4A08").value();
+inline constexpr Guid kMetadataRegionGuid =
+    Guid::parse("8B7CA206-4790-4B9A-B8FE-575F050F886E").value();
+inline constexpr Guid kFileParametersGuid =
+    Guid::parse("CAA16737-FA36-4D43-B3B6-33F0AA44E76B").value();
+inline constexpr Guid kVirtualDiskSizeGuid =
+    Guid::parse("2FA54224-CD1B-4876-B211-5DBED83BF4B8").value();
+inline constexpr Guid kVirtualDiskIdGuid =
+    Guid::parse("BECA12AB-B2E6-4523-93EF-C309E000C746").value();
+inline constexpr Guid kLogicalSectorSizeGuid =
+    Guid::parse("8141BF1D-A96F-4709-BA47-F233A8FAAB5F").value();
+inline constexpr Guid kPhysicalSectorSizeGuid =
+    Guid::parse("CDA348C7-445D-4471-9CC9-E9885251C556").value();
+inline constexpr Guid kParentLocatorGuid =
+    Guid::parse("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C").value();
+inline constexpr Guid kVhdxLocatorTypeGuid =
+    Guid::parse("B04AEFB7-D19E-4A81-B789-25B8E9445913").value();
 
 // Geometry derived from the metadata (2.6.2.1, 2.5).
 struct Geometry {

@@ -331,8 +331,8 @@ std::pair<BlockDevicePtr, std::string> open_parent(const File& child, const Imag
   }
   std::vector<Guid> links;
   for (const std::string* s : {link1, link2}) {
-    Guid g;
-    if (s && parse_guid(*s, &g)) links.push_back(g);
+    if (!s) continue;
+    if (auto g = Guid::parse(*s)) links.push_back(*g);
   }
   OpenOptions popts = opts;
   popts.depth = opts.depth + 1;
@@ -592,7 +592,7 @@ ImageInfo VhdxDevice::info() const {
   d.set("data_write_guid", guid_to_string(meta_.data_write_guid));
   d.set("file_write_guid", guid_to_string(meta_.file_write_guid));
   Json log = Json::object();
-  bool dirty = !is_zero_guid(meta_.log_guid);
+  bool dirty = !meta_.log_guid.is_nil();
   log.set("state",
           dirty ? "dirty (not closed cleanly; log replayed in memory, file unchanged)" : "clean");
   log.set("offset", meta_.log_offset);
@@ -686,7 +686,7 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
   // memory and read everything else through the result.
   LogReplayResult log;
   std::shared_ptr<const File> src = file;
-  if (!is_zero_guid(h.log_guid)) {
+  if (!h.log_guid.is_nil()) {
     src = replay_log(file, h.log_offset, h.log_length, h.log_guid, &log);
   }
 

@@ -4,12 +4,12 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
-#include <random>
 
 #include "formats/core/block_device.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/guid.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 #include "formats/vmdk/vmdk_grain_feed.h"
 #include "formats/vmdk/vmdk_layout.h"
@@ -218,9 +218,8 @@ class StreamSink final : public ExtentSink {
 
 uint32_t parse_cid(const std::string& text) {
   if (text.empty()) {
-    std::random_device rd;
     uint32_t v;
-    do v = rd();
+    do v = random_u32();
     while (v == kNoParentCid);  // ffffffff means "no parent"
     return v;
   }
@@ -231,14 +230,17 @@ uint32_t parse_cid(const std::string& text) {
   return static_cast<uint32_t>(std::stoul(text, nullptr, 16));
 }
 
-// ddb.uuid in VMware's spelling: "60 00 c2 9b … 4e-5a 9e … 7f".
+// ddb.uuid in VMware's spelling: "60 00 c2 9b … 4e-5a 9e … 7f". VDF gives
+// it no inner structure, so a random one is 16 random bytes (no RFC 4122
+// version bits), which is what this writer has always produced.
 std::string make_uuid(const std::string& text) {
   std::string hex;
   if (text.empty()) {
-    std::random_device rd;
+    uint8_t bytes[16];
+    random_bytes(bytes, sizeof bytes);
     char b[3];
-    for (int i = 0; i < 16; ++i) {
-      std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(rd() & 0xff));
+    for (uint8_t byte : bytes) {
+      std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(byte));
       hex += b;
     }
   } else {
