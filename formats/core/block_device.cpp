@@ -20,6 +20,15 @@ const char* extent_type_name(ExtentType t) {
   return "?";
 }
 
+void ImageInfo::set_parent(const BlockDevice& parent, const std::string& parent_path) {
+  ImageInfo p = parent.info();
+  this->parent = parent_path.empty() ? p.path : parent_path;
+  std::vector<ImageInfo> rest = std::move(p.chain);
+  p.chain.clear();
+  chain.push_back(std::move(p));
+  for (ImageInfo& layer : rest) chain.push_back(std::move(layer));
+}
+
 void check_read_range(const std::string& path, uint64_t dev_size, uint64_t offset, uint64_t len) {
   if (offset > dev_size || len > dev_size - offset) {
     throw Error(ErrorKind::kInvalidArgument, path, offset,

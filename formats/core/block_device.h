@@ -42,6 +42,10 @@ struct ImageInfo {
   Json details = Json::object();
   // Parent chain, nearest first, each as `info` of that layer.
   std::vector<ImageInfo> chain;
+
+  // Records `parent` as this image's parent: `parent` (named `parent_path`;
+  // empty: its own info().path) and its chain, flattened, nearest first.
+  void set_parent(const class BlockDevice& parent, const std::string& parent_path = "");
 };
 
 class BlockDevice {

@@ -271,14 +271,7 @@ ImageInfo VdiDevice::info() const {
   d.set("data_offset", h_.data_offset);
   d.set("legacy_geometry", geometry_json(h_.legacy_geometry));
   if (h_.has_lchs()) d.set("lchs_geometry", geometry_json(h_.lchs_geometry));
-  if (parent_) {
-    info.parent = parent_path_;
-    ImageInfo p = parent_->info();
-    std::vector<ImageInfo> rest = std::move(p.chain);
-    p.chain.clear();
-    info.chain.push_back(std::move(p));
-    for (auto& layer : rest) info.chain.push_back(std::move(layer));
-  }
+  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
 }
 

@@ -613,14 +613,7 @@ ImageInfo VhdDevice::info() const {
     }
     d.set("parent_locators", std::move(locs));
   }
-  if (parent_) {
-    info.parent = parent_path_;
-    ImageInfo p = parent_->info();
-    std::vector<ImageInfo> rest = std::move(p.chain);
-    p.chain.clear();
-    info.chain.push_back(std::move(p));
-    for (auto& r : rest) info.chain.push_back(std::move(r));
-  }
+  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
 }
 

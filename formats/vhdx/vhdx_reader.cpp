@@ -621,14 +621,7 @@ ImageInfo VhdxDevice::info() const {
     for (auto& [k, v] : meta_.locator) loc.set(k, v);
     d.set("parent_locator", std::move(loc));
   }
-  if (parent_) {
-    info.parent = parent_path_;
-    ImageInfo p = parent_->info();
-    std::vector<ImageInfo> rest = std::move(p.chain);
-    p.chain.clear();
-    info.chain.push_back(std::move(p));
-    for (auto& r : rest) info.chain.push_back(std::move(r));
-  }
+  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
 }
 

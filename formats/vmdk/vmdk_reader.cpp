@@ -369,14 +369,7 @@ ImageInfo VmdkDevice::info() const {
   if (all_sparse) d.set("allocated_in_this_layer", own_allocated);
   for (auto& [k, v] : extra_.as_object()) d.set(k, v);
   d.set("extents", std::move(extents));
-  if (parent_) {
-    ImageInfo pi = parent_->info();
-    info.parent = pi.path;
-    std::vector<ImageInfo> rest = std::move(pi.chain);
-    pi.chain.clear();
-    info.chain.push_back(std::move(pi));
-    for (auto& r : rest) info.chain.push_back(std::move(r));
-  }
+  if (parent_) info.set_parent(*parent_);
   return info;
 }
 
