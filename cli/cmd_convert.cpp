@@ -132,15 +132,12 @@ int cmd_convert(const std::vector<std::string>& args) {
   copts.on_read_error = on_read_error;
   copts.read_error_hint = read_error_hint(on_read_error, src_path == "-");
   if (is_stream) copts.readers = 1;
-  // The output takes its name only once the hashes are done, so a vdisk
-  // killed before it reports them leaves no file behind. (Finishing it on
-  // the writer thread, overlapping the hash tail, saved nothing measurable:
-  // the writeback during the copy leaves little for the final fsync.)
-  copts.finish_dst = false;
   CopyResult r;
   try {
     r = copy_device(*src, writer.get(), copts);
-    if (!r.dst_finished) writer->finish();
+    // The output takes its name only once the hashes are done, so a vdisk
+    // killed before it reports them leaves no file behind.
+    writer->finish();
   } catch (...) {
     writer->abort();
     throw;

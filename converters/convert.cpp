@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -356,8 +355,6 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   std::vector<std::unique_ptr<ChunkQueue>> queues;
   std::vector<std::thread> consumers;
   uint64_t written = 0, zero_bytes = 0;
-  std::atomic<bool> reached_end{false};  // every chunk was planned
-  bool dst_finished = false;
 
   // Zero chunks are cut at 64 MiB when hashing (hashing zeros costs time:
   // keeps progress honest), at 1 GiB otherwise (a 2 TiB sparse disk is then
@@ -409,10 +406,6 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
             written += write_runs(*dst, *c, zero_bytes);
           }
         }
-        if (opts.finish_dst && reached_end.load() && !error.failed()) {
-          dst->finish();
-          dst_finished = true;
-        }
       } catch (...) {
         error.set(std::current_exception());
         stop_all();
@@ -447,10 +440,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
 
   // Plans the next chunk at plan_off; false at the end.
   auto plan = [&](Chunk& c) -> bool {
-    if (plan_off >= size) {
-      reached_end = true;
-      return false;
-    }
+    if (plan_off >= size) return false;
     if (opts.cancel && opts.cancel->load()) {
       throw Error(ErrorKind::kInterrupted, "", plan_off, "interrupted");
     }
@@ -552,15 +542,7 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
   for (auto& q : queues) q->close();
   for (auto& t : consumers) t.join();
   if (opts.progress) opts.progress->end();
-  if (error.failed() && dst_finished) {
-    // Nothing half-done may stay behind: the output was complete, but the
-    // conversion as a whole failed (a hash stage, an interruption).
-    for (const std::string& f : dst->output_files()) {
-      if (f != "-") std::remove(f.c_str());
-    }
-  }
   error.rethrow();
-  result.dst_finished = dst_finished;
 
   result.data_bytes_read = data_read.load();
   result.bytes_written = written;

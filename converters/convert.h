@@ -56,11 +56,6 @@ struct CopyOptions {
   // Under kStop: appended to the message of a source read error (the CLI
   // names its option to continue here). Empty: the error as the source gave it.
   std::string read_error_hint;
-  // The writer thread calls dst->finish() as soon as it has written the last
-  // chunk, so the output's flush and rename overlap the hashing that is still
-  // catching up. If a later stage then fails, the finished output files are
-  // removed before the error is rethrown.
-  bool finish_dst = false;
   std::string phase = "converting";
 };
 
@@ -84,13 +79,12 @@ struct CopyResult {
   // The content the output holds: hashes_zero_filled (or hashes), followed by
   // the zeros a writer that rounded the size up appended. Empty without dst.
   std::vector<HashValue> output_hashes;
-  bool dst_finished = false;  // CopyOptions::finish_dst was honoured
   double seconds = 0;
 };
 
-// Copies `src` into `dst` (dst may be null: hash only). Calls dst->finish()
-// only with CopyOptions::finish_dst (see there), never abort(): the caller
-// decides. Throws Error(kInterrupted)
+// Copies `src` into `dst` (dst may be null: hash only). Never calls
+// dst->finish() or abort(): the caller decides, once the hashes are known (an
+// output must not take its name before vdisk can report what it holds). Throws Error(kInterrupted)
 // when *cancel becomes true, and rethrows the first error of any stage.
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
 
