@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -345,9 +346,20 @@ Json hashes_json(const std::vector<HashValue>& hashes) {
 }
 
 void check_report_path(const std::string& path, bool overwrite) {
-  if (!overwrite && path != "-" && Env::posix().exists(path)) {
-    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
-                "report exists (pass --force to replace it)");
+  if (path == "-") return;
+  // Checked before any work: a report that cannot be written at the end
+  // would fail a conversion that is otherwise complete.
+  struct stat st;
+  const std::string dir = path_dirname(path);
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    throw Error(ErrorKind::kNotFound, path, std::nullopt, "folder " + dir + " does not exist");
+  }
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode))
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "is a directory");
+    if (!overwrite)
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  "file exists (pass --force to replace it)");
   }
 }
 

@@ -138,8 +138,9 @@ Json hashes_json(const std::vector<HashValue>& hashes);
 void write_report(const std::string& path, const Json& report, bool overwrite);
 // Writes `text` the same way (the --error-map mapfile).
 void write_text_output(const std::string& path, const std::string& text, bool overwrite);
-// Throws Error(kInvalidArgument) when `path` exists and !overwrite (checked
-// before long work starts).
+// Checks, before long work starts, that an output file (report, error map)
+// can be made at `path`: its folder exists, it is not a directory, and it
+// does not exist unless `overwrite`. Throws Error naming the path otherwise.
 void check_report_path(const std::string& path, bool overwrite);
 
 // "human" or "json" from --output; throws UsageError otherwise.

@@ -272,3 +272,29 @@ TEST_CASE("convert fsyncs the output before its rename unless -t unsafe", "[cli]
   CHECK(bad.err.find("cache mode") != std::string::npos);
   CHECK_FALSE(file_exists(dir / "x.img"));
 }
+
+TEST_CASE("an unwritable report or error map is refused before any work", "[cli][errors]") {
+  // A report that could only fail at the end would fail a complete
+  // conversion: every such path is checked before the copy starts.
+  TempDir dir;
+  std::string src = dir / "src.img";
+  make_sample_disk(src, kDiskSize);
+  const std::string dst = dir / "dst.img";
+  const std::vector<std::string> cases = {
+      "--hash-file " + sh_quote(dir / "missing/report.json"),
+      "--hash-file " + sh_quote(dir.path()),
+      "--on-read-error continue --error-map " + sh_quote(dir / "missing/bad.map"),
+      "--on-read-error continue --error-map " + sh_quote(dir.path()),
+  };
+  for (const std::string& opt : cases) {
+    INFO(opt);
+    RunResult r = run_vdisk("convert " + opt + " " + sh_quote(src) + " " + sh_quote(dst));
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());  // nothing was converted
+    CHECK(r.err.find("vdisk: ") == 0);
+    CHECK_FALSE(file_exists(dst));
+    RunResult h = run_vdisk("hash " + opt + " " + sh_quote(src));
+    CHECK(h.exit_code == 2);
+    CHECK(h.out.empty());
+  }
+}
