@@ -397,36 +397,6 @@ std::string upper_case(std::string s) {
   return s;
 }
 
-ImageInfo full_info(const BlockDevice& dev) {
-  ImageInfo info = dev.info();
-  try {
-    info.allocated_bytes = count_allocated_bytes(dev);
-  } catch (const Error& e) {
-    // Only a missing parent (OpenOptions::missing_parents) gets here.
-    if (e.kind() != ErrorKind::kNotFound) throw;
-    info.details.set("allocated_bytes_unknown", e.what());
-  }
-  return info;
-}
-
-Json info_to_json(const ImageInfo& info) {
-  Json j = Json::object();
-  j.set("filename", info.path);
-  j.set("format", info.format);
-  j.set("subformat", info.subformat);
-  j.set("virtual_size", info.virtual_size);
-  j.set("actual_size", info.actual_size);
-  j.set("allocated_bytes", info.allocated_bytes);
-  j.set("parent", info.parent ? Json(*info.parent) : Json());
-  j.set("details", info.details);
-  if (!info.chain.empty()) {
-    Json chain = Json::array();
-    for (const ImageInfo& layer : info.chain) chain.push(info_to_json(layer));
-    j.set("chain", std::move(chain));
-  }
-  return j;
-}
-
 namespace {
 
 std::string format_rate(double bytes_per_s) {

@@ -12,8 +12,8 @@
 #include "converters/hasher.h"
 #include "converters/progress.h"
 #include "formats/core/block_device.h"
-#include "formats/core/registry.h"
-#include "formats/ddrescue/rescued_device.h"
+#include "formats/registry.h"
+#include "views/ddrescue/rescued_device.h"
 
 namespace vdisk::cli {
 
@@ -149,10 +149,6 @@ bool want_json(const po::variables_map& vm);
 // A progress renderer: a bar on a terminal, a summary line otherwise, or JSON
 // lines (one a second) when `json` is set. Writes to stderr.
 std::unique_ptr<ProgressSink> make_progress(bool enabled, bool json);
-
-// Info of a device with allocated_bytes filled in from block status.
-ImageInfo full_info(const BlockDevice& dev);
-Json info_to_json(const ImageInfo& info);
 
 std::string hex_offset(uint64_t v);
 // "SHA256" for "sha256": the hash names in human output.

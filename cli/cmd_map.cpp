@@ -10,26 +10,28 @@ struct MapRow {
   uint64_t start = 0;
   uint64_t length = 0;
   ExtentType type = ExtentType::kData;
-  char rescue = 0;  // ddrescue status with --mapfile ('+' rescued), else 0
+  uint32_t depth = 0;  // the layer that holds it (0: the image itself)
+  char rescue = 0;     // ddrescue status with --mapfile ('+' rescued), else 0
 };
 
-// Every extent, adjacent ones of one type (and one rescue status) merged.
+// Every extent, adjacent ones of one type, depth (and rescue status) merged.
 std::vector<MapRow> map_rows(const BlockDevice& dev, const ddrescue::RescuedDevice* rescued) {
   std::vector<MapRow> rows;
   const uint64_t size = dev.size();
   uint64_t off = 0;
   while (off < size) {
     Extent e = dev.block_status(off, size - off);
-    uint64_t len = std::min(std::max<uint64_t>(e.length, 1), size - off);
+    const uint64_t len = e.length;
     char rescue = 0;
     if (rescued) {
       const ddrescue::BadArea* a = rescued->bad_area_at(off);
       rescue = a ? a->status : '+';
     }
-    if (!rows.empty() && rows.back().type == e.type && rows.back().rescue == rescue) {
+    if (!rows.empty() && rows.back().type == e.type && rows.back().depth == e.depth &&
+        rows.back().rescue == rescue) {
       rows.back().length += len;
     } else {
-      rows.push_back({off, len, e.type, rescue});
+      rows.push_back({off, len, e.type, e.depth, rescue});
     }
     off += len;
   }
@@ -62,6 +64,7 @@ int cmd_map(const std::vector<std::string>& args) {
       j.set("start", e.start);
       j.set("length", e.length);
       j.set("type", extent_type_name(e.type));
+      j.set("depth", e.depth);
       if (rescued) {
         j.set("rescued", e.rescue == '+');
         j.set("ddrescue_status", std::string(1, e.rescue));
@@ -72,6 +75,19 @@ int cmd_map(const std::vector<std::string>& args) {
     return kExitOk;
   }
   if (!rescued) {
+    // A chain gets a column naming the layer each extent comes from.
+    const std::vector<const BlockDevice*> layers = dev->layers();
+    if (layers.size() > 1) {
+      std::printf("%-20s %-20s %-12s %s\n", "Offset", "Length", "Type", "Layer");
+      for (auto& e : rows) {
+        std::string layer = std::to_string(e.depth);
+        if (e.type != ExtentType::kUnallocated && e.depth < layers.size())
+          layer += " " + layers[e.depth]->label();
+        std::printf("%-20s %-20s %-12s %s\n", hex_offset(e.start).c_str(),
+                    hex_offset(e.length).c_str(), extent_type_name(e.type), layer.c_str());
+      }
+      return kExitOk;
+    }
     std::printf("%-20s %-20s %s\n", "Offset", "Length", "Type");
     for (auto& e : rows) {
       std::printf("%-20s %-20s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),

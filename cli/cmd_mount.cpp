@@ -100,7 +100,6 @@ int cmd_mount(const std::vector<std::string>& args) {
   req.image = image;
   req.mode = mode;
   req.mtime = file_mtime(image);
-  req.info_json = [dev] { return info_to_json(full_info(*dev)).dump(2) + "\n"; };
   req.warn = [](const std::string& w) { std::fprintf(stderr, "vdisk: warning: %s\n", w.c_str()); };
   std::shared_ptr<const FileTree> view = mount::make_view(req);
   // Ctrl-C while the image was being read: stop before anything is mounted.

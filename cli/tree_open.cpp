@@ -1,8 +1,9 @@
 #include "cli/tree_open.h"
 
 #include "formats/core/error.h"
+#include "formats/registry.h"
 #include "formats/core/file.h"
-#include "formats/partition/partition_table.h"
+#include "views/partition/partition_table.h"
 
 namespace vdisk::cli {
 

@@ -30,8 +30,7 @@ size_t read_full(int fd, uint8_t* p, size_t len, const std::string& label, uint6
 }
 }  // namespace
 
-void StreamDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(label_, size_, offset, len);
+void StreamDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   std::lock_guard<std::mutex> lock(mu_);
   if (offset != pos_) {
     throw Error(
@@ -55,8 +54,8 @@ void StreamDevice::read(uint64_t offset, void* buf, size_t len) const {
   }
 }
 
-Extent StreamDevice::block_status(uint64_t offset, uint64_t len) const {
-  return Extent{std::min(len, size_ - offset), ExtentType::kData};
+Extent StreamDevice::do_block_status(uint64_t, uint64_t len) const {
+  return Extent{len, ExtentType::kData};
 }
 
 ImageInfo StreamDevice::info() const {

@@ -17,14 +17,17 @@ class StreamDevice final : public BlockDevice {
   StreamDevice(int fd, uint64_t size, std::string label);
 
   uint64_t size() const override { return size_; }
+  ImageInfo info() const override;
+  std::string label() const override { return label_; }
+
+ protected:
   // Reads must come in order, each starting where the previous one ended;
   // throws Error(kUnsupported) otherwise. Throws Error(kInvalidArgument) when
   // the stream ends before `size` bytes, or holds more than `size` bytes
   // (checked when the last byte is read).
-  void read(uint64_t offset, void* buf, size_t len) const override;
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
   // Everything is data: nothing is known about a pipe before reading it.
-  Extent block_status(uint64_t offset, uint64_t len) const override;
-  ImageInfo info() const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   int fd_;

@@ -1,4 +1,4 @@
-// libFuzzer entry point for the GNU ddrescue mapfile parser (formats/ddrescue/).
+// libFuzzer entry point for the GNU ddrescue mapfile parser (views/ddrescue/).
 #include "fuzz/fuzz_text_targets.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -17,8 +17,8 @@
 
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
-#include "formats/core/registry.h"
-#include "formats/partition/partition_table.h"
+#include "formats/registry.h"
+#include "views/partition/partition_table.h"
 
 namespace vdisk::fuzz {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "formats/core/error.h"
-#include "formats/ddrescue/ddrescue_map.h"
+#include "views/ddrescue/ddrescue_map.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 
 namespace vdisk::fuzz {

@@ -6,7 +6,8 @@
 #include <cstring>
 
 #include "formats/core/error.h"
-#include "formats/partition/partition_table.h"
+#include "formats/registry.h"
+#include "views/partition/partition_table.h"
 #include "mount/mount.h"
 #include "mount/partition_tree.h"
 
@@ -127,7 +128,7 @@ std::unique_ptr<FileTree> make_block_view(const ViewRequest& req) {
   } catch (const Error& e) {
     warn_to(req, std::string(e.what()) + " (no partition files)");
   }
-  nodes.push_back({"info.json", nullptr, req.info_json ? req.info_json() : std::string("{}\n")});
+  nodes.push_back({"info.json", nullptr, info_to_json(full_info(*req.disk)).dump(2) + "\n"});
   return std::make_unique<BlockView>(std::move(nodes), req.mtime);
 }
 

@@ -3,8 +3,7 @@
 // holds. The driver serves a FileTree; the block view is a FileTree too, so
 // one set of FUSE operations covers both modes.
 //
-// Dependency direction: cli -> mount -> formats. The CLI passes in what only
-// it knows (the `vdisk info --output json` text) as a callback.
+// Dependency direction: cli -> mount -> formats, views.
 #pragma once
 
 #include <functional>
@@ -24,8 +23,6 @@ struct ViewRequest {
   BlockDevicePtr disk;
   std::string image;  // the image path, used in messages and as the label
   Mode mode = Mode::kAuto;
-  // Text of info.json (block view); called at most once, only for a block view.
-  std::function<std::string()> info_json;
   // Modification time every block-view node reports (the image file's).
   Timestamp mtime;
   // Receives one-line warnings (a damaged partition table, a filesystem that
@@ -35,7 +32,7 @@ struct ViewRequest {
 
 // The block view: a root directory holding `disk.raw` (the whole virtual
 // disk), `p1`, `p2`, … (one per MBR/GPT data partition, Linux numbering) and
-// `info.json`. Read-only and thread-safe.
+// `info.json` (what `vdisk info --output json` prints for `disk`). Read-only and thread-safe.
 std::unique_ptr<FileTree> make_block_view(const ViewRequest& req);
 
 // The view `req.mode` asks for. kTree throws Error(kUnsupported) when no

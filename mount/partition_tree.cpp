@@ -1,7 +1,8 @@
 #include "mount/partition_tree.h"
 
 #include "formats/core/error.h"
-#include "formats/partition/partition_table.h"
+#include "formats/registry.h"
+#include "views/partition/partition_table.h"
 
 namespace vdisk::mount {
 

@@ -9,7 +9,7 @@
 #include "formats/core/file.h"
 #include "formats/core/json.h"
 #include "formats/core/options.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 
 using namespace vdisk;
 
@@ -122,12 +122,14 @@ class ScriptedDevice final : public BlockDevice {
  public:
   explicit ScriptedDevice(std::vector<MappedExtent> ex) : ex_(std::move(ex)) {}
   uint64_t size() const override { return ex_.back().start + ex_.back().length; }
-  void read(uint64_t offset, void* buf, size_t len) const override {
-    check_read_range("scripted", size(), offset, len);
+  ImageInfo info() const override { return ImageInfo{}; }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override {
     auto* p = static_cast<uint8_t*>(buf);
     for (size_t i = 0; i < len; ++i) p[i] = static_cast<uint8_t>(offset + i);
   }
-  Extent block_status(uint64_t offset, uint64_t len) const override {
+  Extent do_block_status(uint64_t offset, uint64_t len) const override {
     for (auto& e : ex_) {
       if (offset >= e.start && offset < e.start + e.length) {
         return Extent{std::min(len, e.start + e.length - offset), e.type};
@@ -135,7 +137,6 @@ class ScriptedDevice final : public BlockDevice {
     }
     return Extent{len, ExtentType::kUnallocated};
   }
-  ImageInfo info() const override { return ImageInfo{}; }
 
  private:
   std::vector<MappedExtent> ex_;

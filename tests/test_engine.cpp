@@ -10,9 +10,9 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/json.h"
-#include "formats/core/registry.h"
-#include "formats/ddrescue/ddrescue_map.h"
-#include "formats/ddrescue/rescued_device.h"
+#include "formats/registry.h"
+#include "views/ddrescue/ddrescue_map.h"
+#include "views/ddrescue/rescued_device.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;

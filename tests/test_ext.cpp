@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/ext/ext_tree.h"
 #include "tests/support/fs_support.h"
 #include "tests/support/test_support.h"

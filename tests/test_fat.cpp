@@ -6,7 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/fat/fat_tree.h"
 #include "tests/support/fs_support.h"
 #include "tests/support/test_support.h"

@@ -7,8 +7,8 @@
 #include <set>
 #include <sstream>
 
-#include "formats/core/registry.h"
-#include "formats/partition/partition_table.h"
+#include "formats/registry.h"
+#include "views/partition/partition_table.h"
 #include "mount/mount.h"
 #include "tests/support/fs_support.h"
 #include "tests/support/mount_support.h"

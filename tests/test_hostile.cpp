@@ -7,7 +7,7 @@
 #include <chrono>
 
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "fuzz/fuzz_exercise.h"
 #include "tests/support/test_support.h"
 

@@ -20,11 +20,11 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/ext/ext_tree.h"
 #include "formats/fat/fat_tree.h"
-#include "formats/partition/partition_layout.h"
-#include "formats/partition/partition_table.h"
+#include "views/partition/partition_layout.h"
+#include "views/partition/partition_table.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;

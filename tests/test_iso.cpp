@@ -13,6 +13,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/file.h"
 #include "formats/core/file_tree.h"
+#include "formats/registry.h"
 #include "formats/core/json.h"
 #include "formats/iso9660/iso_writer.h"
 #include "tests/support/test_support.h"

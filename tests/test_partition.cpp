@@ -4,9 +4,9 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
-#include "formats/partition/partition_layout.h"
-#include "formats/partition/partition_table.h"
+#include "formats/registry.h"
+#include "views/partition/partition_layout.h"
+#include "views/partition/partition_table.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/raw/raw_reader.h"
 #include "tests/support/test_support.h"
 

@@ -17,7 +17,7 @@
 #include "converters/convert.h"
 #include "formats/core/error.h"
 #include "formats/core/json.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/core/writer.h"
 #include "tests/support/fault_support.h"
 #include "tests/support/mount_support.h"

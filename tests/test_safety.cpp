@@ -10,7 +10,7 @@
 
 #include "converters/convert.h"
 #include "formats/core/error.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "tests/support/fault_support.h"
 #include "tests/support/test_support.h"
 

@@ -10,7 +10,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/json.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;

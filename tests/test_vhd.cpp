@@ -9,7 +9,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/json.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -425,9 +425,12 @@ TEST_CASE("a differencing VHD reads through its parent and names the paths it tr
   CHECK(info.find("parent")->as_string() == dir / "parent.vhd");
   CHECK(info.find("details")->find("parent_name")->as_string() == "parent.vhd");
   CHECK(info.find("details")->find("parent_locators")->as_array().size() == 2);
-  // Child block 3 holds every other half-byte of sectors over a parent hole:
-  // half of it is data, the rest is unallocated; blocks 0-2 are data.
-  CHECK(info.find("allocated_bytes")->as_u64() == 6 * kMiB + kMiB);
+  // Each layer counts what it stores itself. The child: one sector in eight
+  // of block 1 (bitmap bytes 0x80) and half of block 3 (0xF0). The parent
+  // (qemu-img): blocks 0-2.
+  CHECK(info.find("allocated_bytes")->as_u64() == kBlock / 8 + kBlock / 2);
+  REQUIRE(info.find("chain")->as_array().size() == 1);
+  CHECK(info.find("chain")->as_array()[0].find("allocated_bytes")->as_u64() == 6 * kMiB);
 
   // Only an absolute Windows locator, or only a MacX URL: the base name is
   // looked for in the child's folder.

@@ -10,7 +10,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/json.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "formats/vmdk/vmdk_sparse_extent.h"
 #include "tests/support/test_support.h"
 
@@ -155,7 +155,7 @@ TEST_CASE("streamOptimized to a pipe equals the file written to a path, and stay
   CHECK(bad.err.find("streamOptimized") != std::string::npos);
 }
 
-TEST_CASE("a qemu-img snapshot chain reads through its parent; info shows the chain", "[vmdk]") {
+TEST_CASE("a qemu-img snapshot chain reads through its parent, info shows the chain", "[vmdk]") {
   require_tool("qemu-img");
   require_tool("qemu-io");
   TempDir dir;

@@ -20,15 +20,6 @@ const char* extent_type_name(ExtentType t) {
   return "?";
 }
 
-void ImageInfo::set_parent(const BlockDevice& parent, const std::string& parent_path) {
-  ImageInfo p = parent.info();
-  this->parent = parent_path.empty() ? p.path : parent_path;
-  std::vector<ImageInfo> rest = std::move(p.chain);
-  p.chain.clear();
-  chain.push_back(std::move(p));
-  for (ImageInfo& layer : rest) chain.push_back(std::move(layer));
-}
-
 void check_read_range(const std::string& path, uint64_t dev_size, uint64_t offset, uint64_t len) {
   if (offset > dev_size || len > dev_size - offset) {
     throw Error(ErrorKind::kInvalidArgument, path, offset,
@@ -37,12 +28,37 @@ void check_read_range(const std::string& path, uint64_t dev_size, uint64_t offse
   }
 }
 
+void BlockDevice::read(uint64_t offset, void* buf, size_t len) const {
+  const uint64_t sz = size();
+  if (offset > sz || len > sz - offset) check_read_range(label(), sz, offset, len);
+  if (len == 0) return;
+  do_read(offset, buf, len);
+}
+
+Extent BlockDevice::block_status(uint64_t offset, uint64_t len) const {
+  const uint64_t sz = size();
+  if (offset >= sz || len == 0) {
+    throw Error(ErrorKind::kInvalidArgument, label(), offset,
+                "block status of " + std::to_string(len) + " bytes at offset " +
+                    std::to_string(offset) + " of the " + std::to_string(sz) +
+                    "-byte virtual disk: the range is empty or past the end");
+  }
+  len = std::min(len, sz - offset);
+  Extent e = do_block_status(offset, len);
+  if (e.length == 0 || e.length > len) {
+    // A format bug; an error instead of an endless loop or a walk past the end.
+    throw Error(ErrorKind::kCorrupt, label(), offset,
+                "block status answered " + std::to_string(e.length) + " bytes for a query of " +
+                    std::to_string(len));
+  }
+  return e;
+}
+
 uint64_t count_allocated_bytes(const BlockDevice& dev) {
   uint64_t total = 0;
   const uint64_t size = dev.size();
   for (uint64_t off = 0; off < size;) {
     Extent e = dev.block_status(off, size - off);
-    if (e.length == 0) e.length = size - off;  // defensive: never loop forever
     if (e.type == ExtentType::kData) total += e.length;
     off += e.length;
   }
@@ -54,11 +70,10 @@ std::vector<MappedExtent> map_extents(const BlockDevice& dev) {
   const uint64_t size = dev.size();
   for (uint64_t off = 0; off < size;) {
     Extent e = dev.block_status(off, size - off);
-    if (e.length == 0 || e.length > size - off) e.length = size - off;
-    if (!out.empty() && out.back().type == e.type && out.back().start + out.back().length == off) {
+    if (!out.empty() && out.back().type == e.type && out.back().depth == e.depth) {
       out.back().length += e.length;
     } else {
-      out.push_back({off, e.length, e.type});
+      out.push_back({off, e.length, e.type, e.depth});
     }
     off += e.length;
   }
@@ -92,13 +107,11 @@ SliceDevice::SliceDevice(BlockDevicePtr base, uint64_t offset, uint64_t length, 
   }
 }
 
-void SliceDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(label_, length_, offset, len);
+void SliceDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   base_->read(offset_ + offset, buf, len);
 }
 
-Extent SliceDevice::block_status(uint64_t offset, uint64_t len) const {
-  len = std::min(len, length_ - offset);
+Extent SliceDevice::do_block_status(uint64_t offset, uint64_t len) const {
   Extent e = base_->block_status(offset_ + offset, len);
   e.length = std::min(e.length, len);
   return e;
@@ -127,8 +140,11 @@ FileDevice::FileDevice(std::shared_ptr<const File> file, uint64_t offset, uint64
   }
 }
 
-void FileDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(file_->path(), length_, offset, len);
+std::string FileDevice::label() const {
+  return file_->path();
+}
+
+void FileDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   if (!pad_) {
     file_->read_at(offset_ + offset, buf, len);
     return;
@@ -137,8 +153,7 @@ void FileDevice::read(uint64_t offset, void* buf, size_t len) const {
   if (got < len) std::memset(static_cast<uint8_t*>(buf) + got, 0, len - got);
 }
 
-Extent FileDevice::block_status(uint64_t offset, uint64_t len) const {
-  len = std::min(len, length_ - offset);
+Extent FileDevice::do_block_status(uint64_t offset, uint64_t len) const {
   uint64_t file_off = offset_ + offset;
   if (file_off >= file_->size()) return Extent{len, ExtentType::kUnallocated};
   uint64_t in_file = std::min(len, file_->size() - file_off);

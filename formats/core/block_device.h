@@ -1,53 +1,45 @@
-// The one read model. An opened image is a block device: a virtual size, reads
-// at any byte offset, and block status. Partitions, split raw sets, parent
-// chains and caches are BlockDevices wrapping BlockDevices.
+// The one read model. An opened image is a block device: a virtual size,
+// reads at any byte offset, and block status. Partitions, split raw sets,
+// parent chains (LayeredDevice) and caches are BlockDevices wrapping
+// BlockDevices.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "formats/core/json.h"
+#include "formats/core/image_info.h"
 
 namespace vdisk {
 
-// What a range of the virtual disk is.
+struct ParentSpec;
+
+// What a range of a device is.
 //  kData:        stored bytes; read() returns them (they may still be zeros).
-//  kZero:        reads as zeros, and the image says so explicitly (a zeroed
-//                grain, a VHDX zero block): nothing to copy.
-//  kUnallocated: nothing stored at any level of the chain: reads as zeros.
-// A device with a parent resolves its own unallocated ranges through the
-// parent before answering, so callers never have to walk a chain.
+//  kZero:        reads as zeros, and the layer says so explicitly (a zeroed
+//                grain, a VHDX zero block): nothing to copy, and it hides any
+//                parent.
+//  kUnallocated: not stored in this layer. A format's own device reads zeros
+//                there; a LayeredDevice asks the parent. From a device that
+//                open_image() returned: stored in no layer, reads as zeros.
 enum class ExtentType : uint8_t { kData, kZero, kUnallocated };
 const char* extent_type_name(ExtentType t);
 
 struct Extent {
   uint64_t length = 0;
   ExtentType type = ExtentType::kData;
+  // The layer that answered, as `qemu-img map` counts it: 0 the image
+  // itself, 1 its parent, … For kUnallocated from a chain, the deepest layer
+  // that was asked (past the parent's end: 0).
+  uint32_t depth = 0;
 };
 
-// What `vdisk info` shows. `details` is a JSON object of format-specific
-// fields (grain size, CID, geometry, creator, …) in display order.
-struct ImageInfo {
-  std::string path;
-  std::string format;
-  std::string subformat;
-  uint64_t virtual_size = 0;
-  uint64_t actual_size = 0;           // bytes the image's files occupy on the host
-  uint64_t allocated_bytes = 0;       // guest bytes of kData extents
-  std::optional<std::string> parent;  // the parent's path, when there is one
-  Json details = Json::object();
-  // Parent chain, nearest first, each as `info` of that layer.
-  std::vector<ImageInfo> chain;
-
-  // Records `parent` as this image's parent: `parent` (named `parent_path`;
-  // empty: its own info().path) and its chain, flattened, nearest first.
-  void set_parent(const class BlockDevice& parent, const std::string& parent_path = "");
-};
-
+// The contract of every device. Implementations override the protected
+// do_read() and do_block_status(); the public read() and block_status()
+// check the arguments first, so every format treats out-of-range requests
+// the same way and sees only valid ones.
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -57,19 +49,46 @@ class BlockDevice {
   // Logical sector size in bytes (512 unless the format says otherwise).
   virtual uint32_t sector_size() const { return 512; }
 
-  // Reads `len` bytes at `offset` into `buf`. Requires offset + len <= size();
-  // a range past the end throws Error(kInvalidArgument). Any alignment.
-  // Thread-safe: FUSE and the converter call it from several threads.
-  virtual void read(uint64_t offset, void* buf, size_t len) const = 0;
+  // Reads `len` bytes at `offset` into `buf`, any alignment. A range that
+  // does not lie inside [0, size()) throws Error(kInvalidArgument) naming
+  // label(); len 0 inside it does nothing. Thread-safe: FUSE and the
+  // converter call it from several threads.
+  void read(uint64_t offset, void* buf, size_t len) const;
 
-  // Status of the range starting at `offset` (< size()) of at most `len` (> 0)
-  // bytes: returns the longest prefix of one type, at least one byte long.
-  // Thread-safe. Must be cheap relative to reading the range.
-  virtual Extent block_status(uint64_t offset, uint64_t len) const = 0;
+  // Status of the bytes from `offset`: offset must be < size() and len > 0,
+  // else Error(kInvalidArgument); len is clamped to size() - offset. Returns
+  // a prefix of [offset, offset + len) of one type, at least 1 byte and at
+  // most len long. It is not always the longest such prefix: a format may
+  // stop after a bounded amount of work (the next call continues where it
+  // stopped), so adjacent answers can have the same type; map_extents()
+  // merges them. Thread-safe; cheap relative to reading the range.
+  Extent block_status(uint64_t offset, uint64_t len) const;
 
-  // What `vdisk info` shows about this image (the CLI fills allocated_bytes
-  // from block status when a device leaves it 0 and says so in details).
+  // What `vdisk info` shows about this device (allocated_bytes left 0: see
+  // full_info()).
   virtual ImageInfo info() const = 0;
+
+  // The name used in messages about this device (the image's path).
+  virtual std::string label() const { return info().path; }
+
+  // The layers this device is made of, top first: the device itself for a
+  // single image; for a LayeredDevice its own layer, then its parent's
+  // layers. A view over a chain (a mapfile) stands in for the top layer.
+  virtual std::vector<const BlockDevice*> layers() const { return {this}; }
+
+  // A layer that stores only what differs from a parent image (a
+  // differencing VHD/VHDX/VDI, a VMDK snapshot, a qcow2 with a backing file)
+  // says here how to find that parent; null for a stand-alone image. The
+  // registry's open_image() uses it to locate the parent and compose the two
+  // in a LayeredDevice; the format itself never reads its parent.
+  virtual std::shared_ptr<const ParentSpec> parent_spec() const { return nullptr; }
+
+ protected:
+  // Called only with offset + len <= size() and len > 0.
+  virtual void do_read(uint64_t offset, void* buf, size_t len) const = 0;
+  // Called only with offset < size() and 0 < len <= size() - offset. An
+  // answer of length 0 or longer than len is a bug the caller reports.
+  virtual Extent do_block_status(uint64_t offset, uint64_t len) const = 0;
 };
 
 using BlockDevicePtr = std::shared_ptr<const BlockDevice>;
@@ -80,11 +99,12 @@ void check_read_range(const std::string& path, uint64_t dev_size, uint64_t offse
 // Sums the lengths of kData extents over the whole device.
 uint64_t count_allocated_bytes(const BlockDevice& dev);
 
-// Returns every extent of the device, adjacent extents of one type merged.
+// Every extent of the device, adjacent extents of one type and depth merged.
 struct MappedExtent {
   uint64_t start = 0;
   uint64_t length = 0;
   ExtentType type = ExtentType::kData;
+  uint32_t depth = 0;
 };
 std::vector<MappedExtent> map_extents(const BlockDevice& dev);
 
@@ -95,9 +115,12 @@ class SliceDevice final : public BlockDevice {
   SliceDevice(BlockDevicePtr base, uint64_t offset, uint64_t length, std::string label);
   uint64_t size() const override { return length_; }
   uint32_t sector_size() const override { return base_->sector_size(); }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override { return label_; }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   BlockDevicePtr base_;
@@ -109,15 +132,19 @@ class SliceDevice final : public BlockDevice {
 // A device over a range of a host file, holes answered with SEEK_DATA/SEEK_HOLE
 // (raw images, ISO images, fixed VHDs, flat VMDK extents). `length` may exceed
 // the file's size only when `pad_with_zeros` is set (the tail reads as zero).
+// Holes in the file are kUnallocated.
 class FileDevice final : public BlockDevice {
  public:
   FileDevice(std::shared_ptr<const class File> file, uint64_t offset, uint64_t length,
              std::string format_name, bool pad_with_zeros = false);
   uint64_t size() const override { return length_; }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override;
   const File& file() const { return *file_; }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   std::shared_ptr<const File> file_;

@@ -36,23 +36,4 @@ NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const st
   return node;
 }
 
-std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label) {
-  const FileSystemDescriptor* best = nullptr;
-  int best_score = 0;
-  for (const FileSystemDescriptor* fs : builtin_filesystems()) {
-    int s = 0;
-    try {
-      s = fs->probe(*dev);
-    } catch (const Error&) {
-      s = 0;
-    }
-    if (s > best_score) {
-      best_score = s;
-      best = fs;
-    }
-  }
-  if (!best) return nullptr;
-  return best->open(std::move(dev), label);
-}
-
 }  // namespace vdisk

@@ -1,5 +1,6 @@
-// A file tree inside an image: ISO 9660 now, FAT and ext later. The CLI's ls /
-// cat / extract and the FUSE tree mode use only this interface.
+// A file tree inside an image (ISO 9660, FAT, ext2/3/4). The CLI's ls / cat /
+// extract and the FUSE tree mode use only this interface; the registry
+// (formats/registry.h) lists the file systems and opens a tree.
 #pragma once
 
 #include <cstddef>
@@ -75,11 +76,5 @@ struct FileSystemDescriptor {
   int (*probe)(const BlockDevice& dev);
   std::unique_ptr<FileTree> (*open)(BlockDevicePtr dev, const std::string& label);
 };
-
-// The explicit list of built-in filesystems (formats/builtin_filesystems.cpp).
-const std::vector<const FileSystemDescriptor*>& builtin_filesystems();
-
-// Opens the file tree of the best-probing filesystem, or returns null.
-std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label);
 
 }  // namespace vdisk

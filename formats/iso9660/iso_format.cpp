@@ -6,7 +6,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/file_tree.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/iso9660/iso_layout.h"
 #include "formats/iso9660/iso_tree.h"
 
@@ -34,17 +34,20 @@ class IsoDevice final : public BlockDevice {
     vds_ = read_volume_descriptors(*base_, file->path());
   }
   uint64_t size() const override { return base_->size(); }
-  void read(uint64_t offset, void* buf, size_t len) const override {
-    base_->read(offset, buf, len);
-  }
-  Extent block_status(uint64_t offset, uint64_t len) const override {
-    return base_->block_status(offset, len);
-  }
   ImageInfo info() const override {
     ImageInfo i = base_->info();
     i.format = "iso";
     i.details = volume_details(*base_, file_->path(), vds_);
     return i;
+  }
+  std::string label() const override { return file_->path(); }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override {
+    base_->read(offset, buf, len);
+  }
+  Extent do_block_status(uint64_t offset, uint64_t len) const override {
+    return base_->block_status(offset, len);
   }
 
  private:

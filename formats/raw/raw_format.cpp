@@ -1,4 +1,4 @@
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/raw/raw_reader.h"
 #include "formats/raw/raw_writer.h"
 

@@ -112,8 +112,7 @@ size_t ConcatDevice::part_at(uint64_t offset) const {
   return idx;
 }
 
-void ConcatDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(parts_.front()->path(), size_, offset, len);
+void ConcatDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   while (len > 0) {
     size_t i = part_at(offset);
@@ -126,7 +125,7 @@ void ConcatDevice::read(uint64_t offset, void* buf, size_t len) const {
   }
 }
 
-Extent ConcatDevice::block_status(uint64_t offset, uint64_t len) const {
+Extent ConcatDevice::do_block_status(uint64_t offset, uint64_t len) const {
   size_t i = part_at(offset);
   uint64_t in_part = offset - starts_[i];
   uint64_t n = std::min<uint64_t>(len, parts_[i]->size() - in_part);

@@ -9,7 +9,7 @@
 
 #include "formats/core/block_device.h"
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 
 namespace vdisk::raw {
 
@@ -22,9 +22,12 @@ class ConcatDevice final : public BlockDevice {
  public:
   explicit ConcatDevice(std::vector<std::shared_ptr<const File>> parts);
   uint64_t size() const override { return size_; }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override { return parts_.front()->path(); }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   // Index of the part holding guest offset `offset` (< size_).

@@ -1,4 +1,4 @@
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vdi/vdi_reader.h"
 #include "formats/vdi/vdi_writer.h"
 

@@ -6,6 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/parent.h"
 
 namespace vdisk::vdi {
 
@@ -151,13 +152,10 @@ void encode_header(const Header& h, std::span<uint8_t> out) {
 
 // ---------------------------------------------------------------------------
 
-VdiDevice::VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uint32_t> map,
-                     BlockDevicePtr parent, std::string parent_path)
+VdiDevice::VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uint32_t> map)
     : file_(std::move(file)),
       h_(std::move(h)),
       map_(std::move(map)),
-      parent_(std::move(parent)),
-      parent_path_(std::move(parent_path)),
       stride_(uint64_t{h_.block_size} + h_.block_extra) {
   for (uint32_t e : map_) {
     if (e < kBlockZero)
@@ -172,17 +170,7 @@ uint64_t VdiDevice::data_pos(uint64_t block) const {
   return uint64_t{h_.data_offset} + uint64_t{map_[block]} * stride_ + h_.block_extra;
 }
 
-void VdiDevice::read_free(uint64_t offset, uint8_t* out, size_t len) const {
-  uint64_t from_parent = 0;
-  if (parent_ && offset < parent_->size()) {
-    from_parent = std::min<uint64_t>(len, parent_->size() - offset);
-    parent_->read(offset, out, static_cast<size_t>(from_parent));
-  }
-  if (from_parent < len) std::memset(out + from_parent, 0, len - static_cast<size_t>(from_parent));
-}
-
-void VdiDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(file_->path(), h_.disk_size, offset, len);
+void VdiDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   const uint64_t bs = h_.block_size;
   while (len > 0) {
@@ -205,10 +193,8 @@ void VdiDevice::read(uint64_t offset, void* buf, size_t len) const {
     size_t piece = static_cast<size_t>(n);
     if (e < kBlockZero) {
       file_->read_at(data_pos(block) + in_block, out, piece);
-    } else if (e == kBlockZero) {
-      std::memset(out, 0, piece);
     } else {
-      read_free(offset, out, piece);
+      std::memset(out, 0, piece);  // zero block, or free: not stored in this layer
     }
     out += piece;
     offset += n;
@@ -216,8 +202,7 @@ void VdiDevice::read(uint64_t offset, void* buf, size_t len) const {
   }
 }
 
-Extent VdiDevice::block_status(uint64_t offset, uint64_t len) const {
-  len = std::min(len, h_.disk_size - offset);
+Extent VdiDevice::do_block_status(uint64_t offset, uint64_t len) const {
   const uint64_t bs = h_.block_size;
   uint64_t block = offset / bs;
   uint32_t e = map_[block];
@@ -228,15 +213,7 @@ Extent VdiDevice::block_status(uint64_t offset, uint64_t len) const {
   }
   if (e < kBlockZero) return Extent{n, ExtentType::kData};
   if (e == kBlockZero) return Extent{n, ExtentType::kZero};
-  // Free: the parent answers where it has bytes; past its end (a child grown
-  // larger than its parent) nothing is stored anywhere.
-  if (parent_ && offset < parent_->size()) {
-    Extent pe = parent_->block_status(offset, std::min<uint64_t>(n, parent_->size() - offset));
-    pe.length = std::min(pe.length, n);
-    if (pe.length == 0) pe.length = 1;
-    return pe;
-  }
-  return Extent{n, ExtentType::kUnallocated};
+  return Extent{n, ExtentType::kUnallocated};  // free: the parent's, if any
 }
 
 ImageInfo VdiDevice::info() const {
@@ -271,8 +248,37 @@ ImageInfo VdiDevice::info() const {
   d.set("data_offset", h_.data_offset);
   d.set("legacy_geometry", geometry_json(h_.legacy_geometry));
   if (h_.has_lchs()) d.set("lchs_geometry", geometry_json(h_.lchs_geometry));
-  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
+}
+
+std::shared_ptr<const ParentSpec> VdiDevice::parent_spec() const {
+  if (!h_.is_child()) return nullptr;
+  auto spec = std::make_shared<ParentSpec>();
+  const Guid want = h_.uuid_linkage, want_modify = h_.uuid_parent_modify;
+  spec->child = "differencing VDI (parent UUID " + want.to_string() + ")";
+  spec->offset = kOffUuidLinkage;
+  // VirtualBox links a child to its parent by UUID only (the parent's path
+  // lives in the VM's .vbox file): examine the .vdi files beside the child.
+  spec->search_extensions = {"vdi"};
+  spec->format = "vdi";
+  spec->check = [want, want_modify](const BlockDevice& candidate) -> ParentCheck {
+    const auto* v = dynamic_cast<const VdiDevice*>(&candidate);
+    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VDI", ""};
+    const Header& ph = v->header();
+    if (ph.uuid_create != want) {
+      return {ParentVerdict::kMismatch,
+              "has UUID " + ph.uuid_create.to_string() + ", not the parent UUID " +
+                  want.to_string(),
+              ""};
+    }
+    ParentCheck ok;
+    if (!want_modify.is_nil() && ph.uuid_modify != want_modify) {
+      ok.warning = "was modified after this differencing image was made (modification UUID " +
+                   ph.uuid_modify.to_string() + ", expected " + want_modify.to_string() + ")";
+    }
+    return ok;
+  };
+  return spec;
 }
 
 // ---------------------------------------------------------------------------
@@ -375,24 +381,6 @@ std::vector<uint32_t> read_block_map(const File& file, const Header& h) {
   return map;
 }
 
-// Reads the creation UUID of a candidate parent; false when it is no VDI.
-bool peek_uuid(Env& env, const std::string& path, Guid& out) {
-  try {
-    auto f = env.open_read(path);
-    uint8_t buf[kOffUuidCreate + kUuidSize] = {};
-    size_t got = f->read_some(0, buf, sizeof buf);
-    if (got < sizeof buf || !has_vdi_signature(std::span<const uint8_t>(buf, got))) return false;
-    out = load_uuid(buf + kOffUuidCreate);
-    return true;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-bool ends_with_vdi(const std::string& name) {
-  return path_extension(name) == "vdi";
-}
-
 }  // namespace
 
 BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opts) {
@@ -403,76 +391,7 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
   validate(path, h, file->size());
   std::vector<uint32_t> map = read_block_map(*file, h);
 
-  BlockDevicePtr parent;
-  std::string parent_path;
-  if (!h.is_child() && !opts.parent_path.empty()) {
-    opts.warn(path + ": not a differencing VDI (type " + std::to_string(h.image_type) +
-              "); --parent " + opts.parent_path + " is ignored");
-  }
-  if (h.is_child()) {
-    parent = open_parent_or_placeholder(opts, h.disk_size, [&]() -> BlockDevicePtr {
-      const std::string want = h.uuid_linkage.to_string();
-      OpenOptions popts = opts;
-      popts.parent_path.clear();  // applies to this image only, not to its ancestors
-      popts.depth = opts.depth + 1;
-      Env& env = opts.environment();
-      if (!opts.parent_path.empty()) {
-        parent_path = opts.parent_path;
-        parent = open_image(parent_path, "", popts);
-        if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-          if (pv->header().uuid_create != h.uuid_linkage) {
-            throw Error(ErrorKind::kInvalidArgument, path, kOffUuidLinkage,
-                        "parent given with --parent, " + parent_path + ", has UUID " +
-                            pv->header().uuid_create.to_string() +
-                            " but this differencing VDI needs " + want);
-          }
-        } else {
-          opts.warn(path + ": parent " + parent_path +
-                    " is not a VDI; its UUID cannot be checked against " + want);
-        }
-      } else {
-        // VirtualBox links a child to its parent by UUID only; look for the
-        // parent among the .vdi files next to the child.
-        std::string dir = path_dirname(path);
-        std::string examined;
-        std::string found;
-        for (const DirEntryInfo& e : env.list_dir(dir)) {
-          if (e.is_directory || !ends_with_vdi(e.name)) continue;
-          std::string candidate = path_join(dir, e.name);
-          if (path_basename(candidate) == path_basename(path)) continue;
-          Guid u;
-          bool is_vdi = peek_uuid(env, candidate, u);
-          examined += (examined.empty() ? "" : ", ") + e.name + " (" +
-                      (is_vdi ? u.to_string() : std::string("not a VDI")) + ")";
-          if (is_vdi && u == h.uuid_linkage) {
-            found = e.name;
-            break;
-          }
-        }
-        if (found.empty()) {
-          throw Error(ErrorKind::kNotFound, path, kOffUuidLinkage,
-                      "differencing VDI needs its parent, the image with UUID " + want +
-                          ", but no .vdi file in '" + dir + "' has it (examined: " +
-                          (examined.empty() ? std::string("none") : examined) +
-                          "); pass --parent PATH to name it");
-        }
-        parent_path = resolve_sibling(opts, path, found, "VDI parent");
-        parent = open_image(parent_path, "vdi", popts);
-      }
-      if (const auto* pv = dynamic_cast<const VdiDevice*>(parent.get())) {
-        if (!h.uuid_parent_modify.is_nil() && pv->header().uuid_modify != h.uuid_parent_modify) {
-          opts.warn(path + ": parent " + parent_path +
-                    " was modified after this differencing image was made "
-                    "(modification UUID " +
-                    pv->header().uuid_modify.to_string() + ", expected " +
-                    h.uuid_parent_modify.to_string() + ")");
-        }
-      }
-      return parent;
-    });
-  }
-  return std::make_shared<VdiDevice>(std::move(file), std::move(h), std::move(map),
-                                     std::move(parent), std::move(parent_path));
+  return std::make_shared<VdiDevice>(std::move(file), std::move(h), std::move(map));
 }
 
 }  // namespace vdisk::vdi

@@ -10,7 +10,7 @@
 
 #include "formats/core/block_device.h"
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vdi/vdi_layout.h"
 
 namespace vdisk::vdi {
@@ -68,37 +68,36 @@ void encode_header(const Header& h, std::span<uint8_t> out);
 // A VDI image as a block device. Immutable after construction; thread-safe.
 class VdiDevice final : public BlockDevice {
  public:
-  // `map` has h.blocks validated entries; `parent` is set for differencing
-  // images (null otherwise).
-  VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uint32_t> map,
-            BlockDevicePtr parent, std::string parent_path);
+  // `map` has h.blocks validated entries. Free blocks are kUnallocated
+  // (read as zeros here); a differencing image's parent_spec() finds the
+  // parent that answers for them.
+  VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uint32_t> map);
 
   uint64_t size() const override { return h_.disk_size; }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override { return file_->path(); }
+  std::shared_ptr<const ParentSpec> parent_spec() const override;
 
   const Header& header() const { return h_; }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   // File offset of the data of allocated virtual block `block`.
   uint64_t data_pos(uint64_t block) const;
-  // Reads [offset, offset + len) of free blocks: the parent's bytes, zeros
-  // past the parent's end or without a parent.
-  void read_free(uint64_t offset, uint8_t* out, size_t len) const;
 
   std::shared_ptr<const File> file_;
   Header h_;
   std::vector<uint32_t> map_;
-  BlockDevicePtr parent_;
-  std::string parent_path_;
   uint64_t stride_;  // block_size + block_extra
   uint64_t data_blocks_ = 0;
   uint64_t zero_blocks_ = 0;
 };
 
-// Opens and validates a VDI image; finds a differencing image's parent (see
-// README.md) and opens it with open_image().
+// Opens and validates a VDI image (one layer: see parent_spec() for the
+// parent of a differencing image).
 BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opts);
 
 }  // namespace vdisk::vdi

@@ -1,4 +1,4 @@
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vhd/vhd_reader.h"
 #include "formats/vhd/vhd_writer.h"
 

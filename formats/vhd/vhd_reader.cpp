@@ -6,6 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/parent.h"
 #include "formats/core/unicode.h"
 
 namespace vdisk::vhd {
@@ -77,29 +78,12 @@ std::string strip_dot_slash(std::string p) {
   return p;
 }
 
-// One place the parent may be, and what became of trying it.
-struct ParentCandidate {
-  std::string source;  // "W2ru locator", "parent name in the header", ...
-  std::string path;    // empty when the locator gave no usable path
-  std::string refusal;
-};
-
 // The parent's candidates in the order the spec suggests trying them:
 // relative locators, then absolute ones (their base name in the child's
-// folder: Windows paths mean nothing here), then the header's parent name.
-std::vector<ParentCandidate> parent_candidates(const File& file, const DynamicHeader& h,
-                                               const OpenOptions& opts) {
+// folder: a Windows path means nothing here; the path itself only with
+// --allow-outside-paths), then the header's parent name.
+std::vector<ParentCandidate> parent_candidates(const File& file, const DynamicHeader& h) {
   std::vector<ParentCandidate> out;
-  auto add_sibling = [&](const std::string& source, const std::string& name) {
-    ParentCandidate c;
-    c.source = source;
-    try {
-      c.path = resolve_sibling(opts, file.path(), name, "VHD parent '" + name + "'");
-    } catch (const Error& e) {
-      c.refusal = e.message();
-    }
-    out.push_back(c);
-  };
   struct Decoded {
     uint32_t code;
     std::string text;
@@ -136,95 +120,23 @@ std::vector<ParentCandidate> parent_candidates(const File& file, const DynamicHe
                            : std::string(data.begin(), std::find(data.begin(), data.end(), 0));
     (is_relative ? relative : absolute).push_back({l.code, text, i});
   }
-  for (auto& d : relative) {
-    add_sibling(
-        format_code(d.code) + " locator " + std::to_string(d.index + 1) + " '" + d.text + "'",
-        strip_dot_slash(windows_path_to_posix(d.text)));
-  }
+  auto source_of = [](const Decoded& d) {
+    return format_code(d.code) + " locator " + std::to_string(d.index + 1) + " '" + d.text + "'";
+  };
+  for (auto& d : relative)
+    out.push_back({source_of(d), strip_dot_slash(windows_path_to_posix(d.text)), ""});
   for (auto& d : absolute) {
-    std::string source =
-        format_code(d.code) + " locator " + std::to_string(d.index + 1) + " '" + d.text + "'";
     std::string posix =
         d.code == kPlatMacX ? file_url_to_path(d.text) : windows_path_to_posix(d.text);
-    add_sibling(source, path_basename(posix));
-    if (opts.allow_outside_paths && !posix.empty() && posix[0] == '/')
-      out.push_back({source, posix, ""});
+    out.push_back({source_of(d), path_basename(posix), ""});
+    if (!posix.empty() && posix[0] == '/') out.push_back({source_of(d), posix, ""});
   }
   std::string name = utf16_to_utf8(h.parent_name.data(), h.parent_name.size(), true);
   if (!name.empty()) {
-    add_sibling("parent name '" + name + "' in the header",
-                path_basename(windows_path_to_posix(name)));
+    out.push_back({"parent name '" + name + "' in the header",
+                   path_basename(windows_path_to_posix(name)), ""});
   }
   return out;
-}
-
-BlockDevicePtr open_parent(const File& file, const Footer& footer, const DynamicHeader& h,
-                           const OpenOptions& opts, std::string& parent_path) {
-  OpenOptions popts = opts;
-  popts.depth = opts.depth + 1;
-  popts.parent_path.clear();  // applies to the image named by the user only
-  const std::string want = h.parent_unique_id.to_string();
-
-  if (!opts.parent_path.empty()) {
-    BlockDevicePtr p = open_image(opts.parent_path, "", popts);
-    if (auto* v = dynamic_cast<const VhdDevice*>(p.get())) {
-      if (v->footer().unique_id != h.parent_unique_id) {
-        throw Error(ErrorKind::kMismatch, file.path(), kHeaderParentIdOff + footer.data_offset,
-                    "parent " + opts.parent_path + " has unique ID " +
-                        v->footer().unique_id.to_string() + " but this differencing disk expects " +
-                        want);
-      }
-    } else {
-      opts.warn(file.path() + ": parent " + opts.parent_path + " is " + p->info().format +
-                ", not VHD: its unique ID cannot be checked against " + want);
-    }
-    parent_path = opts.parent_path;
-    return p;
-  }
-
-  // Several locators usually lead to one path: try each path once, naming
-  // every locator that led to it.
-  std::vector<ParentCandidate> cands = parent_candidates(file, h, opts);
-  std::vector<std::string> tried;
-  std::vector<std::pair<std::string, std::string>> paths;  // path, sources
-  for (auto& c : cands) {
-    if (c.path.empty()) {
-      tried.push_back(c.source + ": " + c.refusal);
-      continue;
-    }
-    auto it = std::find_if(paths.begin(), paths.end(), [&](auto& p) { return p.first == c.path; });
-    if (it == paths.end()) {
-      paths.emplace_back(c.path, c.source);
-    } else {
-      it->second += ", " + c.source;
-    }
-  }
-  Env& env = opts.environment();
-  for (auto& [candidate, sources] : paths) {
-    const std::string what = candidate + " (from " + sources + ")";
-    if (!env.exists(candidate)) {
-      tried.push_back(what + ": missing");
-      continue;
-    }
-    BlockDevicePtr p = open_image(candidate, "", popts);
-    auto* v = dynamic_cast<const VhdDevice*>(p.get());
-    if (!v) {
-      tried.push_back(what + ": is " + p->info().format + ", not VHD");
-      continue;
-    }
-    if (v->footer().unique_id != h.parent_unique_id) {
-      tried.push_back(what + ": unique ID " + v->footer().unique_id.to_string() +
-                      " is not the expected " + want);
-      continue;
-    }
-    parent_path = candidate;
-    return p;
-  }
-  std::string msg = "parent of this differencing VHD (unique ID " + want + ") not found; tried: ";
-  if (tried.empty()) msg += "nothing (no parent locator and no parent name)";
-  for (size_t i = 0; i < tried.size(); ++i) msg += (i ? "; " : "") + tried[i];
-  msg += " (pass --parent PATH to name it)";
-  throw Error(ErrorKind::kNotFound, file.path(), std::nullopt, msg);
 }
 
 std::string hex32(uint32_t v) {
@@ -406,15 +318,7 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
     }
   }
 
-  BlockDevicePtr parent;
-  std::string parent_path;
-  if (type == uint32_t(DiskType::kDifferencing)) {
-    parent = open_parent_or_placeholder(opts, footer.current_size, [&] {
-      return open_parent(*file, footer, h, opts, parent_path);
-    });
-  }
-  return std::make_shared<VhdDevice>(std::move(file), footer, source, h, std::move(bat),
-                                     std::move(parent), parent_path);
+  return std::make_shared<VhdDevice>(std::move(file), footer, source, h, std::move(bat));
 }
 
 VhdDevice::VhdDevice(std::shared_ptr<const File> file, Footer footer, std::string footer_source)
@@ -423,17 +327,14 @@ VhdDevice::VhdDevice(std::shared_ptr<const File> file, Footer footer, std::strin
 }
 
 VhdDevice::VhdDevice(std::shared_ptr<const File> file, Footer footer, std::string footer_source,
-                     DynamicHeader header, std::vector<uint32_t> bat, BlockDevicePtr parent,
-                     std::string parent_path)
+                     DynamicHeader header, std::vector<uint32_t> bat)
     : file_(std::move(file)),
       footer_(footer),
       footer_source_(std::move(footer_source)),
       header_(header),
       bat_(std::move(bat)),
       block_size_(header.block_size),
-      bitmap_size_(bitmap_bytes(header.block_size)),
-      parent_(std::move(parent)),
-      parent_path_(std::move(parent_path)) {}
+      bitmap_size_(bitmap_bytes(header.block_size)) {}
 
 VhdDevice::Bitmap VhdDevice::bitmap(uint64_t block) const {
   {
@@ -477,26 +378,7 @@ std::pair<uint64_t, bool> VhdDevice::run_in_block(uint64_t block, uint64_t in_bl
   return {std::min(pos, end) - in_block, present};
 }
 
-void VhdDevice::read_absent(uint64_t offset, uint8_t* out, size_t len) const {
-  size_t from_parent = 0;
-  if (parent_ && offset < parent_->size()) {
-    from_parent = static_cast<size_t>(std::min<uint64_t>(len, parent_->size() - offset));
-    parent_->read(offset, out, from_parent);
-  }
-  std::memset(out + from_parent, 0, len - from_parent);
-}
-
-Extent VhdDevice::absent_status(uint64_t offset, uint64_t len) const {
-  if (parent_ && offset < parent_->size()) {
-    Extent e = parent_->block_status(offset, std::min(len, parent_->size() - offset));
-    e.length = std::max<uint64_t>(1, std::min(e.length, len));
-    return e;
-  }
-  return Extent{len, ExtentType::kUnallocated};
-}
-
-void VhdDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(file_->path(), size(), offset, len);
+void VhdDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   if (is_fixed()) {
     fixed_->read(offset, buf, len);
     return;
@@ -508,7 +390,7 @@ void VhdDevice::read(uint64_t offset, void* buf, size_t len) const {
     const uint64_t guest_len = std::min(block_size_, size() - block * block_size_);
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, guest_len - in_block));
     if (bat_[block] == kBatUnused) {
-      read_absent(offset, out, n);
+      std::memset(out, 0, n);  // not stored in this layer
     } else {
       const uint64_t data = uint64_t{bat_[block]} * kSectorSize + bitmap_size_;
       for (size_t done = 0; done < n;) {
@@ -516,7 +398,7 @@ void VhdDevice::read(uint64_t offset, void* buf, size_t len) const {
         if (present) {
           file_->read_at(data + in_block + done, out + done, static_cast<size_t>(run));
         } else {
-          read_absent(offset + done, out + done, static_cast<size_t>(run));
+          std::memset(out + done, 0, static_cast<size_t>(run));
         }
         done += static_cast<size_t>(run);
       }
@@ -527,9 +409,8 @@ void VhdDevice::read(uint64_t offset, void* buf, size_t len) const {
   }
 }
 
-Extent VhdDevice::block_status(uint64_t offset, uint64_t len) const {
+Extent VhdDevice::do_block_status(uint64_t offset, uint64_t len) const {
   if (is_fixed()) return fixed_->block_status(offset, len);
-  len = std::min(len, size() - offset);
   // Callers ask about the rest of the disk at every step (the converter does,
   // per chunk), so merging stops after a bounded number of blocks: data runs
   // cost a bitmap lookup per block, holes only a BAT entry.
@@ -543,10 +424,10 @@ Extent VhdDevice::block_status(uint64_t offset, uint64_t len) const {
     const uint64_t n = std::min(len, guest_len - in_block);
     Extent e;
     if (bat_[block] == kBatUnused) {
-      e = absent_status(offset, n);
+      e = Extent{n, ExtentType::kUnallocated};
     } else {
       auto [run, present] = run_in_block(block, in_block, n);
-      e = present ? Extent{run, ExtentType::kData} : absent_status(offset, run);
+      e = Extent{run, present ? ExtentType::kData : ExtentType::kUnallocated};
     }
     if (result.length == 0) {
       result = e;
@@ -613,8 +494,28 @@ ImageInfo VhdDevice::info() const {
     }
     d.set("parent_locators", std::move(locs));
   }
-  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
+}
+
+std::shared_ptr<const ParentSpec> VhdDevice::parent_spec() const {
+  if (footer_.disk_type != uint32_t(DiskType::kDifferencing)) return nullptr;
+  auto spec = std::make_shared<ParentSpec>();
+  const Guid want = header_.parent_unique_id;
+  spec->child = "differencing VHD (parent unique ID " + want.to_string() + ")";
+  spec->offset = footer_.data_offset + kHeaderParentIdOff;
+  spec->candidates = parent_candidates(*file_, header_);
+  spec->check = [want](const BlockDevice& candidate) -> ParentCheck {
+    const auto* v = dynamic_cast<const VhdDevice*>(&candidate);
+    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHD", ""};
+    if (v->footer().unique_id != want) {
+      return {ParentVerdict::kMismatch,
+              "has unique ID " + v->footer().unique_id.to_string() + ", not the expected " +
+                  want.to_string(),
+              ""};
+    }
+    return {};
+  };
+  return spec;
 }
 
 }  // namespace vdisk::vhd

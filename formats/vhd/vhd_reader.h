@@ -10,7 +10,7 @@
 
 #include "formats/core/block_device.h"
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vhd/vhd_layout.h"
 
 namespace vdisk::vhd {
@@ -22,9 +22,8 @@ int probe_vhd(const ProbeInput& in);
 
 // Opens a VHD. Validates the footer (falling back to the copy at offset 0 of a
 // dynamic disk, with a warning, when the last footer is damaged), the dynamic
-// header and the BAT before allocating anything sized by them. A differencing
-// disk opens its parent (OpenOptions::parent_path, else the locators) and
-// fails with kNotFound naming every path tried when none is found.
+// header and the BAT before allocating anything sized by them. One layer: a
+// differencing disk's parent_spec() names the locators and the unique ID.
 BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opts);
 
 // An opened VHD. Thread-safe: reads are preads; the sector-bitmap cache is
@@ -34,17 +33,21 @@ class VhdDevice final : public BlockDevice {
   // Fixed disk: the guest data is [0, footer.current_size) of `file`.
   VhdDevice(std::shared_ptr<const File> file, Footer footer, std::string footer_source);
   // Dynamic or differencing disk. `bat` holds one entry per block of the
-  // virtual size; `parent` is null for a dynamic disk.
+  // virtual size. Sectors a differencing disk's bitmaps do not mark, and
+  // unused blocks, are kUnallocated (zeros in this layer).
   VhdDevice(std::shared_ptr<const File> file, Footer footer, std::string footer_source,
-            DynamicHeader header, std::vector<uint32_t> bat, BlockDevicePtr parent,
-            std::string parent_path);
+            DynamicHeader header, std::vector<uint32_t> bat);
 
   uint64_t size() const override { return footer_.current_size; }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override { return file_->path(); }
+  std::shared_ptr<const ParentSpec> parent_spec() const override;
 
   const Footer& footer() const { return footer_; }
+
+ protected:
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   using Bitmap = std::shared_ptr<const std::vector<uint8_t>>;
@@ -55,10 +58,6 @@ class VhdDevice final : public BlockDevice {
   // length), the run of sectors whose bitmap bits agree, capped at `max`:
   // returns {length, present in this file}.
   std::pair<uint64_t, bool> run_in_block(uint64_t block, uint64_t in_block, uint64_t max) const;
-  // Reads guest bytes that this file does not hold: from the parent, or zeros.
-  void read_absent(uint64_t offset, uint8_t* out, size_t len) const;
-  // Status of bytes this file does not hold.
-  Extent absent_status(uint64_t offset, uint64_t len) const;
 
   std::shared_ptr<const File> file_;
   Footer footer_;
@@ -69,8 +68,6 @@ class VhdDevice final : public BlockDevice {
   std::vector<uint32_t> bat_;
   uint64_t block_size_ = 0;
   uint64_t bitmap_size_ = 0;
-  BlockDevicePtr parent_;
-  std::string parent_path_;
 
   // At most this many bytes of bitmaps are cached (16384 bitmaps of 2 MiB blocks: a 32 GiB span).
   static constexpr uint64_t kBitmapCacheBytes = 16384 * 512;

@@ -1,6 +1,6 @@
 #include <cstring>
 
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vhdx/vhdx_layout.h"
 #include "formats/vhdx/vhdx_reader.h"
 #include "formats/vhdx/vhdx_writer.h"

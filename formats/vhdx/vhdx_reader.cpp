@@ -6,6 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/parent.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 
 namespace vdisk::vhdx {
@@ -316,110 +317,32 @@ const std::string* locator_value(const ImageMeta& m, const std::string& key) {
   return nullptr;
 }
 
-// Finds and opens the parent of a differencing disk (2.6.2.6.3): the paths
-// are tried in the spec's order (relative_path, volume_path,
-// absolute_win32_path); Windows paths are mapped onto the child's folder, and
-// the parent's DataWriteGuid must equal parent_linkage (or parent_linkage2).
-std::pair<BlockDevicePtr, std::string> open_parent(const File& child, const ImageMeta& m,
-                                                   const OpenOptions& opts) {
-  const std::string& path = child.path();
-  const std::string* link1 = locator_value(m, "parent_linkage");
-  const std::string* link2 = locator_value(m, "parent_linkage2");
-  if (!link1) {
-    throw Error(ErrorKind::kCorrupt, path, m.metadata_offset,
-                "parent locator has no parent_linkage entry (" + locator_text(m) + ")");
-  }
-  std::vector<Guid> links;
-  for (const std::string* s : {link1, link2}) {
-    if (!s) continue;
-    if (auto g = Guid::parse(*s)) links.push_back(*g);
-  }
-  OpenOptions popts = opts;
-  popts.depth = opts.depth + 1;
-
-  // Opens `candidate`; returns null with `why` when its identity is wrong.
-  auto try_open = [&](const std::string& candidate, std::string* why) -> BlockDevicePtr {
-    BlockDevicePtr dev = open_image(candidate, "", popts);
-    auto* v = dynamic_cast<const VhdxDevice*>(dev.get());
-    if (!v) {
-      *why = "is " + dev->info().format + ", not VHDX";
-      return nullptr;
-    }
-    Guid dw = v->meta().data_write_guid;
-    if (std::find(links.begin(), links.end(), dw) == links.end()) {
-      *why = "DataWriteGuid " + guid_to_string(dw) + " does not match parent_linkage " + *link1;
-      return nullptr;
-    }
-    if (dev->size() != m.geometry.virtual_size) {
-      throw Error(ErrorKind::kCorrupt, path, std::nullopt,
-                  "parent " + candidate + " is " + std::to_string(dev->size()) +
-                      " bytes but this differencing disk is " +
-                      std::to_string(m.geometry.virtual_size));
-    }
-    return dev;
-  };
-
-  if (!opts.parent_path.empty()) {
-    std::string why;
-    BlockDevicePtr dev = try_open(opts.parent_path, &why);
-    if (!dev) {
-      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
-                  "the parent given, " + opts.parent_path + ", " + why);
-    }
-    return {dev, opts.parent_path};
-  }
-
-  std::vector<std::string> candidates, tried;
-  auto add = [&](const std::string& c) {
-    if (std::find(candidates.begin(), candidates.end(), c) == candidates.end())
-      candidates.push_back(c);
-  };
+// The parent's candidates (2.6.2.6.3), in the spec's order: relative_path,
+// volume_path, absolute_win32_path. A Windows path names a folder on another
+// machine: its file name is tried beside the child.
+std::vector<ParentCandidate> parent_candidates(const ImageMeta& m) {
+  std::vector<ParentCandidate> out;
   for (const char* key : {"relative_path", "volume_path", "absolute_win32_path"}) {
     const std::string* v = locator_value(m, key);
     if (!v || v->empty()) continue;
+    const std::string source = std::string(key) + " '" + *v + "'";
     std::string posix = windows_path_to_posix(*v);
-    if (std::string(key) == "relative_path") {
-      try {
-        add(resolve_sibling(opts, path, posix, "parent relative_path"));
-      } catch (const Error& e) {
-        tried.push_back(posix + " (" + e.message() + ")");
-      }
-    }
-    // A Windows path names a folder on another machine: look for its file
-    // name beside the child.
+    if (std::string(key) == "relative_path") out.push_back({source, posix, ""});
     std::string base = path_basename(posix);
-    if (!base.empty()) add(path_join(path_dirname(path), base));
+    if (!base.empty()) out.push_back({source, base, ""});
   }
-  Env& env = opts.environment();
-  for (const std::string& c : candidates) {
-    if (!env.exists(c)) {
-      tried.push_back(c + " (missing)");
-      continue;
-    }
-    std::string why;
-    if (BlockDevicePtr dev = try_open(c, &why)) return {dev, c};
-    tried.push_back(c + " (" + why + ")");
-  }
-  std::string list;
-  for (auto& t : tried) list += (list.empty() ? "" : "; ") + t;
-  throw Error(
-      ErrorKind::kNotFound, path, std::nullopt,
-      "parent of this differencing disk not found; tried: " + (list.empty() ? "nothing" : list) +
-          "; parent locator: " + locator_text(m) + " (pass --parent PATH)");
+  return out;
 }
 
 }  // namespace
 
 VhdxDevice::VhdxDevice(std::shared_ptr<const File> source, std::shared_ptr<const File> replayed,
-                       ImageMeta meta, std::vector<uint64_t> bat, LogReplayResult log,
-                       BlockDevicePtr parent, std::string parent_path)
+                       ImageMeta meta, std::vector<uint64_t> bat, LogReplayResult log)
     : source_(std::move(source)),
       file_(std::move(replayed)),
       meta_(std::move(meta)),
       bat_(std::move(bat)),
-      log_(log),
-      parent_(std::move(parent)),
-      parent_path_(std::move(parent_path)) {}
+      log_(log) {}
 
 std::shared_ptr<const std::vector<uint8_t>> VhdxDevice::block_bitmap(uint64_t block) const {
   {
@@ -453,7 +376,7 @@ void VhdxDevice::read_partial(uint64_t block, uint64_t offset, uint8_t* out, siz
     if (present) {
       file_->read_at(file_base + (offset - block_start), out, n);
     } else {
-      parent_->read(offset, out, n);
+      std::memset(out, 0, n);  // the parent's sectors: not stored in this layer
     }
     out += n;
     offset += n;
@@ -461,8 +384,7 @@ void VhdxDevice::read_partial(uint64_t block, uint64_t offset, uint8_t* out, siz
   }
 }
 
-void VhdxDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(source_->path(), size(), offset, len);
+void VhdxDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   const uint64_t bs = meta_.geometry.block_size;
   while (len > 0) {
@@ -474,12 +396,11 @@ void VhdxDevice::read(uint64_t offset, void* buf, size_t len) const {
     if (state == kPayloadPartiallyPresent) {
       read_partial(b, offset, out, n);
     } else {
-      // Runs of blocks that read alike (contiguous in the file, all from the
-      // parent, all zero) are served with one request.
+      // Runs of blocks that read alike (contiguous in the file, or all
+      // zeros in this layer) are served with one request.
       auto kind = [&](uint64_t ent) {
         uint8_t st = ent & kBatStateMask;
         if (st == kPayloadFullyPresent) return 0;
-        if (st == kPayloadNotPresent && parent_) return 1;
         if (st == kPayloadPartiallyPresent) return 3;
         return 2;
       };
@@ -494,8 +415,6 @@ void VhdxDevice::read(uint64_t offset, void* buf, size_t len) const {
       }
       if (k == 0) {
         file_->read_at((e >> kBatOffsetShift) * kMiB + in, out, n);
-      } else if (k == 1) {
-        parent_->read(offset, out, n);
       } else {
         std::memset(out, 0, n);
       }
@@ -520,12 +439,7 @@ Extent VhdxDevice::status_in_block(uint64_t offset, uint64_t len) const {
     }
     case kPayloadZero:
       return Extent{len, ExtentType::kZero};
-    case kPayloadNotPresent:
-      if (parent_) {
-        Extent pe = parent_->block_status(offset, len);
-        pe.length = std::min(pe.length, len);
-        return pe;
-      }
+    case kPayloadNotPresent:  // differencing: the parent's block
       return Extent{len, ExtentType::kUnallocated};
     case kPayloadPartiallyPresent: {
       auto bits = block_bitmap(b);
@@ -533,29 +447,22 @@ Extent VhdxDevice::status_in_block(uint64_t offset, uint64_t len) const {
       const uint32_t ss = g.logical_sector_size;
       bool present = false;
       uint64_t n = std::min(len, sector_run(*bits, block_start, ss, offset, &present));
-      if (present) return Extent{n, ExtentType::kData};
-      Extent pe = parent_->block_status(offset, n);
-      pe.length = std::min(pe.length, n);
-      return pe;
+      return Extent{n, present ? ExtentType::kData : ExtentType::kUnallocated};
     }
-    default:  // undefined, unmapped: nothing defined is stored; reads as zeros
-      return Extent{len, ExtentType::kUnallocated};
+    default:
+      // Undefined, unmapped: nothing defined is stored; reads as zeros. In a
+      // differencing disk they do not fall through to the parent (only
+      // NOT_PRESENT and unmarked sectors of PARTIALLY_PRESENT do, 2.5.1.1).
+      return Extent{len, meta_.has_parent ? ExtentType::kZero : ExtentType::kUnallocated};
   }
 }
 
-Extent VhdxDevice::block_status(uint64_t offset, uint64_t len) const {
-  const uint64_t size = this->size();
-  if (offset >= size || len == 0) {
-    throw Error(ErrorKind::kInvalidArgument, source_->path(), offset,
-                "block status past the end of the disk");
-  }
-  len = std::min(len, size - offset);
+Extent VhdxDevice::do_block_status(uint64_t offset, uint64_t len) const {
   const uint64_t bs = meta_.geometry.block_size;
   auto piece = [&](uint64_t off, uint64_t max) {
     return status_in_block(off, std::min(max, bs - off % bs));
   };
   Extent first = piece(offset, len);
-  if (first.length == 0) first.length = 1;
   // Callers (the converter) ask about the whole rest of the disk and use one
   // chunk of the answer, so merging is bounded: a data run stops at 16 MiB,
   // any run after 4096 pieces; otherwise a large disk costs quadratic time.
@@ -621,8 +528,34 @@ ImageInfo VhdxDevice::info() const {
     for (auto& [k, v] : meta_.locator) loc.set(k, v);
     d.set("parent_locator", std::move(loc));
   }
-  if (parent_) info.set_parent(*parent_, parent_path_);
   return info;
+}
+
+std::shared_ptr<const ParentSpec> VhdxDevice::parent_spec() const {
+  if (!meta_.has_parent) return nullptr;
+  const std::string* link1 = locator_value(meta_, "parent_linkage");
+  const std::string* link2 = locator_value(meta_, "parent_linkage2");
+  std::vector<Guid> links;
+  for (const std::string* v : {link1, link2}) {
+    if (!v) continue;
+    if (auto g = Guid::parse(*v)) links.push_back(*g);
+  }
+  auto spec = std::make_shared<ParentSpec>();
+  const std::string want = link1 ? *link1 : "(none)";
+  spec->child = "differencing VHDX (parent locator: " + locator_text(meta_) + ")";
+  spec->offset = meta_.metadata_offset;
+  spec->candidates = parent_candidates(meta_);
+  spec->check = [links, want](const BlockDevice& candidate) -> ParentCheck {
+    const auto* v = dynamic_cast<const VhdxDevice*>(&candidate);
+    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHDX", ""};
+    const Guid dw = v->meta().data_write_guid;
+    if (std::find(links.begin(), links.end(), dw) == links.end()) {
+      return {ParentVerdict::kMismatch,
+              "has DataWriteGuid " + guid_to_string(dw) + ", not the parent_linkage " + want, ""};
+    }
+    return {};
+  };
+  return spec;
 }
 
 BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& opts) {
@@ -784,17 +717,11 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
     }
   }
 
-  BlockDevicePtr parent;
-  std::string parent_path;
-  if (m.has_parent) {
-    parent = open_parent_or_placeholder(opts, m.geometry.virtual_size, [&] {
-      BlockDevicePtr p;
-      std::tie(p, parent_path) = open_parent(*file, m, opts);
-      return p;
-    });
+  if (m.has_parent && !locator_value(m, "parent_linkage")) {
+    throw Error(ErrorKind::kCorrupt, path, m.metadata_offset,
+                "parent locator has no parent_linkage entry (" + locator_text(m) + ")");
   }
-  return std::make_shared<VhdxDevice>(file, src, std::move(m), std::move(bat), log,
-                                      std::move(parent), std::move(parent_path));
+  return std::make_shared<VhdxDevice>(file, src, std::move(m), std::move(bat), log);
 }
 
 }  // namespace vdisk::vhdx

@@ -11,7 +11,7 @@
 
 #include "formats/core/block_device.h"
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vhdx/vhdx_layout.h"
 #include "formats/vhdx/vhdx_log.h"
 
@@ -45,16 +45,23 @@ struct ImageMeta {
 class VhdxDevice final : public BlockDevice {
  public:
   VhdxDevice(std::shared_ptr<const File> source, std::shared_ptr<const File> replayed,
-             ImageMeta meta, std::vector<uint64_t> bat, LogReplayResult log, BlockDevicePtr parent,
-             std::string parent_path);
+             ImageMeta meta, std::vector<uint64_t> bat, LogReplayResult log);
 
   uint64_t size() const override { return meta_.geometry.virtual_size; }
   uint32_t sector_size() const override { return meta_.geometry.logical_sector_size; }
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   ImageInfo info() const override;
+  std::string label() const override { return source_->path(); }
+  // A differencing disk's parent: the locator's paths, identified by
+  // DataWriteGuid = parent_linkage (or parent_linkage2).
+  std::shared_ptr<const ParentSpec> parent_spec() const override;
 
   const ImageMeta& meta() const { return meta_; }
+
+ protected:
+  // Blocks NOT_PRESENT and the unmarked sectors of PARTIALLY_PRESENT blocks
+  // are kUnallocated (zeros in this layer; the parent's in a chain).
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   uint64_t entry(uint64_t block) const { return bat_[meta_.geometry.payload_entry(block)]; }
@@ -71,8 +78,6 @@ class VhdxDevice final : public BlockDevice {
   ImageMeta meta_;
   std::vector<uint64_t> bat_;
   LogReplayResult log_;
-  BlockDevicePtr parent_;
-  std::string parent_path_;
   mutable std::mutex bitmap_mutex_;
   mutable std::map<uint64_t, std::shared_ptr<const std::vector<uint8_t>>> bitmaps_;
 };
@@ -80,8 +85,8 @@ class VhdxDevice final : public BlockDevice {
 // Opens and validates a VHDX image: every size from a header is checked
 // against the file before anything is allocated. Throws Error(kNotThisFormat)
 // without the "vhdxfile" signature, kCorrupt for broken structures,
-// kUnsupported for valid features vdisk does not implement, kNotFound when a
-// differencing disk's parent cannot be found (naming every path tried).
+// kUnsupported for valid features vdisk does not implement. One layer: see
+// VhdxDevice::parent_spec() for a differencing disk's parent.
 BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& opts);
 
 }  // namespace vdisk::vhdx

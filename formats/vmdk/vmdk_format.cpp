@@ -1,4 +1,4 @@
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vmdk/vmdk_reader.h"
 #include "formats/vmdk/vmdk_writer.h"
 

@@ -8,6 +8,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/parent.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_sparse_extent.h"
 
@@ -37,7 +38,7 @@ class FlatExtent final : public ExtentReader {
     if (e.type == ExtentType::kUnallocated && hides_parent_) e.type = ExtentType::kZero;
     return e;
   }
-  void read(uint64_t offset, uint8_t* buf, size_t len, const FillUnallocated&) const override {
+  void read(uint64_t offset, uint8_t* buf, size_t len) const override {
     dev_.read(offset, buf, len);
   }
   Json describe() const override {
@@ -62,7 +63,7 @@ class ZeroExtent final : public ExtentReader {
   Extent status(uint64_t offset, uint64_t len) const override {
     return Extent{std::min(len, size_ - offset), ExtentType::kZero};
   }
-  void read(uint64_t, uint8_t* buf, size_t len, const FillUnallocated&) const override {
+  void read(uint64_t, uint8_t* buf, size_t len) const override {
     std::memset(buf, 0, len);
   }
   Json describe() const override {
@@ -111,49 +112,6 @@ void add_part(std::vector<VmdkDevice::Part>& parts, uint64_t& pos, std::unique_p
   }
   parts.push_back({pos, std::move(r)});
   pos = checked_add(pos, want, path, 0, "disk size");
-}
-
-BlockDevicePtr open_parent_strict(const std::shared_ptr<const File>& file, const Descriptor& d,
-                                  const OpenOptions& opts) {
-  std::string ppath;
-  if (!opts.parent_path.empty()) {
-    ppath = opts.parent_path;
-  } else {
-    if (d.parent_hint.empty()) {
-      throw_corrupt(file->path(), 0,
-                    "descriptor has parentCID " + std::to_string(d.parent_cid) +
-                        " but no parentFileNameHint (pass --parent)");
-    }
-    // VMware on Windows writes hints with backslashes.
-    ppath = resolve_sibling(opts, file->path(), windows_path_to_posix(d.parent_hint), "parent");
-  }
-  Env& env = opts.environment();
-  if (!env.exists(ppath)) {
-    throw Error(ErrorKind::kNotFound, file->path(), std::nullopt,
-                "parent image '" + d.parent_hint + "' not found (looked for " + ppath +
-                    "; pass --parent to name it)");
-  }
-  OpenOptions po = opts;
-  po.depth = opts.depth + 1;
-  po.parent_path.clear();
-  BlockDevicePtr parent = open_image(ppath, "", po);
-  if (auto* pv = dynamic_cast<const VmdkDevice*>(parent.get())) {
-    if (d.parent_cid != kNoParentCid && pv->cid() != d.parent_cid) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf, ": parentCID %08x does not match the parent's CID %08x (",
-                    d.parent_cid, pv->cid());
-      opts.warn(file->path() + buf + ppath +
-                "); the parent may have changed since this snapshot was taken");
-    }
-  }
-  return parent;
-}
-
-BlockDevicePtr open_parent(const std::shared_ptr<const File>& file, const Descriptor& d,
-                           const OpenOptions& opts) {
-  if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
-  return open_parent_or_placeholder(opts, d.total_sectors() * 512,
-                                    [&] { return open_parent_strict(file, d, opts); });
 }
 
 // The bytes of host files the extents of one descriptor use. VDF 1.1 section
@@ -251,12 +209,11 @@ std::string read_text(const File& f, uint64_t offset, uint64_t len) {
 }  // namespace
 
 VmdkDevice::VmdkDevice(std::shared_ptr<const File> main, Descriptor desc, std::string subformat,
-                       std::vector<Part> parts, BlockDevicePtr parent, Json extra)
+                       std::vector<Part> parts, Json extra)
     : main_(std::move(main)),
       desc_(std::move(desc)),
       subformat_(std::move(subformat)),
       parts_(std::move(parts)),
-      parent_(std::move(parent)),
       extra_(std::move(extra)) {
   for (size_t i = 0; i < parts_.size(); ++i) {
     size_ = parts_[i].start + desc_.extents[i].sectors * kSector;
@@ -269,18 +226,7 @@ size_t VmdkDevice::part_at(uint64_t offset) const {
   return static_cast<size_t>(it - parts_.begin()) - 1;
 }
 
-void VmdkDevice::read_parent(uint64_t offset, uint8_t* buf, size_t len) const {
-  if (!parent_ || offset >= parent_->size()) {
-    std::memset(buf, 0, len);
-    return;
-  }
-  size_t n = static_cast<size_t>(std::min<uint64_t>(len, parent_->size() - offset));
-  parent_->read(offset, buf, n);
-  if (n < len) std::memset(buf + n, 0, len - n);
-}
-
-void VmdkDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(main_->path(), size_, offset, len);
+void VmdkDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   while (len > 0) {
     size_t i = part_at(offset);
@@ -288,28 +234,17 @@ void VmdkDevice::read(uint64_t offset, void* buf, size_t len) const {
     uint64_t in = offset - p.start;
     uint64_t part_len = desc_.extents[i].sectors * kSector;
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, part_len - in));
-    const uint64_t base = p.start;
-    p.reader->read(in, out, n,
-                   [&](uint64_t off, uint8_t* b, size_t l) { read_parent(base + off, b, l); });
+    p.reader->read(in, out, n);
     offset += n, out += n, len -= n;
   }
 }
 
-Extent VmdkDevice::block_status(uint64_t offset, uint64_t len) const {
-  len = std::min(len, size_ - offset);
+Extent VmdkDevice::do_block_status(uint64_t offset, uint64_t len) const {
   size_t i = part_at(offset);
   const Part& p = parts_[i];
   uint64_t in = offset - p.start;
   uint64_t part_len = desc_.extents[i].sectors * kSector;
-  Extent e = p.reader->status(in, std::min(len, part_len - in));
-  if (e.length == 0) e.length = 1;
-  if (e.type == ExtentType::kUnallocated && parent_) {
-    if (offset >= parent_->size()) return Extent{e.length, ExtentType::kUnallocated};
-    Extent pe = parent_->block_status(offset, std::min(e.length, parent_->size() - offset));
-    pe.length = std::min(pe.length, e.length);
-    return pe;
-  }
-  return e;
+  return p.reader->status(in, std::min(len, part_len - in));
 }
 
 ImageInfo VmdkDevice::info() const {
@@ -369,8 +304,37 @@ ImageInfo VmdkDevice::info() const {
   if (all_sparse) d.set("allocated_in_this_layer", own_allocated);
   for (auto& [k, v] : extra_.as_object()) d.set(k, v);
   d.set("extents", std::move(extents));
-  if (parent_) info.set_parent(*parent_);
   return info;
+}
+
+std::shared_ptr<const ParentSpec> VmdkDevice::parent_spec() const {
+  const Descriptor& d = desc_;
+  if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
+  auto spec = std::make_shared<ParentSpec>();
+  char cid[16];
+  std::snprintf(cid, sizeof cid, "%08x", d.parent_cid);
+  spec->child = "VMDK snapshot (parentCID " + std::string(cid) + ")";
+  if (d.parent_hint.empty()) {
+    spec->candidates.push_back({"the descriptor", "", "it has no parentFileNameHint"});
+  } else {
+    // VMware on Windows writes hints with backslashes.
+    spec->candidates.push_back({"parentFileNameHint '" + d.parent_hint + "'",
+                                windows_path_to_posix(d.parent_hint), ""});
+  }
+  // VMware writes a new CID into a disk whenever it is modified, so a
+  // parentCID that no longer matches means the parent changed after the
+  // snapshot was taken: worth a warning, not a refusal (VDF 1.1, "Parent
+  // and Child Disks").
+  spec->mismatch_is_warning = true;
+  const uint32_t want = d.parent_cid;
+  spec->check = [want](const BlockDevice& candidate) -> ParentCheck {
+    const auto* v = dynamic_cast<const VmdkDevice*>(&candidate);
+    if (!v || want == kNoParentCid || v->cid() == want) return {};
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "has CID %08x, not the parentCID %08x", v->cid(), want);
+    return {ParentVerdict::kMismatch, buf, ""};
+  };
+  return spec;
 }
 
 int probe_vmdk(const ProbeInput& in) {
@@ -420,10 +384,9 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
       if (h.capacity == 0) throw_corrupt(path, 12, "sparse extent capacity is 0");
     }
     add_part(parts, pos, open_hosted_sparse(file, h, opts), d.extents[0], path);
-    BlockDevicePtr parent = open_parent(file, d, opts);
     std::string sub = d.create_type;
     return std::make_shared<VmdkDevice>(file, std::move(d), sub, std::move(parts),
-                                        std::move(parent), std::move(extra));
+                                        std::move(extra));
   }
 
   if (got >= 8 && load_le64(head) == kSeSparseMagic) {
@@ -433,7 +396,7 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
     d.extents.push_back({"RW", r->size() / kSector, ExtentKind::kSeSparse, path_basename(path), 0});
     if (d.extents[0].sectors == 0) throw_corrupt(path, 16, "seSparse capacity is 0");
     add_part(parts, pos, std::move(r), d.extents[0], path);
-    return std::make_shared<VmdkDevice>(file, std::move(d), "seSparse", std::move(parts), nullptr,
+    return std::make_shared<VmdkDevice>(file, std::move(d), "seSparse", std::move(parts),
                                         std::move(extra));
   }
 
@@ -448,7 +411,6 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
   }
   Descriptor d = parse_descriptor(read_text(*file, 0, file->size()), path, 0);
   if (d.extents.empty()) throw_corrupt(path, 0, "VMDK descriptor lists no extents");
-  BlockDevicePtr parent_probe;  // opened after the extents, see below
   const bool has_parent = d.parent_cid != kNoParentCid || !d.parent_hint.empty();
   // Checked as each extent file is opened, before its tables are read: a
   // descriptor naming one big sparse file thousands of times fails at once.
@@ -495,10 +457,8 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
     }
     add_part(parts, pos, std::move(r), e, path);
   }
-  BlockDevicePtr parent = open_parent(file, d, opts);
   std::string sub = d.create_type;
-  return std::make_shared<VmdkDevice>(file, std::move(d), sub, std::move(parts), std::move(parent),
-                                      std::move(extra));
+  return std::make_shared<VmdkDevice>(file, std::move(d), sub, std::move(parts), std::move(extra));
 }
 
 }  // namespace vdisk::vmdk

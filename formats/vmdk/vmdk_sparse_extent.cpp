@@ -134,7 +134,7 @@ class SparseExtent final : public ExtentReader {
     return Extent{std::min(end, offset + len) - offset, t};
   }
 
-  void read(uint64_t offset, uint8_t* buf, size_t len, const FillUnallocated& fill) const override {
+  void read(uint64_t offset, uint8_t* buf, size_t len) const override {
     while (len > 0) {
       uint64_t g = offset / grain_bytes_;
       uint64_t in = offset - g * grain_bytes_;
@@ -143,10 +143,7 @@ class SparseExtent final : public ExtentReader {
         // The whole run of this type in one call.
         Extent run = status(offset, len);
         size_t n = static_cast<size_t>(run.length);
-        if (e == kEntryZero)
-          std::memset(buf, 0, n);
-        else
-          fill(offset, buf, n);
+        std::memset(buf, 0, n);  // zero grains, or not stored in this layer
         offset += n, buf += n, len -= n;
         continue;
       }

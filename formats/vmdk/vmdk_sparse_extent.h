@@ -6,7 +6,7 @@
 #include <memory>
 
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/core/format.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_reader.h"
 

@@ -11,7 +11,7 @@
 
 #include "formats/core/error.h"
 #include "formats/core/file.h"
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 
 namespace vdisk::test {
 

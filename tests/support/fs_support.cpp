@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <map>
 
-#include "formats/core/registry.h"
+#include "formats/registry.h"
 #include "tests/support/test_support.h"
 
 namespace vdisk::test {

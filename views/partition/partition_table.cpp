@@ -1,4 +1,4 @@
-#include "formats/partition/partition_table.h"
+#include "views/partition/partition_table.h"
 
 #include <zlib.h>
 
@@ -12,7 +12,7 @@
 #include "formats/core/error.h"
 #include "formats/core/guid.h"
 #include "formats/core/unicode.h"
-#include "formats/partition/partition_layout.h"
+#include "views/partition/partition_layout.h"
 
 namespace vdisk::partition {
 

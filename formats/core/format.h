@@ -1,7 +1,7 @@
-// The registry of formats. Each format folder provides one FormatDescriptor;
-// formats/builtin_formats.cpp lists them explicitly. Probing scores the head
-// (first 64 KiB) and the tail (last 64 KiB) of a file, so footer-only formats
-// (fixed VHD) and late signatures (ISO 9660 at 0x8001) are found.
+// What a format folder provides: a FormatDescriptor (name, probe, open,
+// create, options) and the inputs those functions receive. The registry
+// (formats/registry.h) lists the built-in descriptors and drives them; a
+// format includes only formats/core.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,8 @@ struct OpenOptions {
   // (absolute paths, "..", symlinks out). Off by default: an image must not
   // make vdisk read arbitrary files.
   bool allow_outside_paths = false;
-  // An explicit parent image for differencing disks (overrides the search).
+  // An explicit parent image for the differencing image being opened
+  // (overrides the search; applies to that image only, not to its ancestors).
   std::string parent_path;
   WarningSink warn = default_warning;
   // `vdisk info` sets this: a differencing image whose parent cannot be found
@@ -51,9 +52,10 @@ struct OpenOptions {
   // fields and its parent locators; each such error is appended here. Never
   // set for commands that read content.
   std::vector<std::string>* missing_parents = nullptr;
-  // Chain bookkeeping (set by open_image when opening parents).
+  // Chain bookkeeping of the registry: how deep in a chain this open is, and
+  // File::identity() of the images below which it is opened (loop check).
   int depth = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> ancestors;  // File::identity() of children
+  std::vector<std::pair<uint64_t, uint64_t>> ancestors;
 
   Env& environment() const;
 };
@@ -66,45 +68,15 @@ struct FormatDescriptor {
   std::vector<std::string> subformats;  // names accepted by -o subformat=
   // Never throws; 0 means "not this format".
   int (*probe)(const ProbeInput& in) = nullptr;
-  // Opens and validates everything before allocating; null when not readable.
+  // Opens one layer and validates everything before allocating; null when
+  // not readable. A differencing layer does not open its parent: its
+  // device's parent_spec() says how to find it (see formats/core/parent.h).
   BlockDevicePtr (*open)(std::shared_ptr<const File> file, const OpenOptions& opts) = nullptr;
   // Creates a writer; null when not writable.
   std::unique_ptr<ImageWriter> (*create)(const CreateRequest& req) = nullptr;
   std::vector<OptionSpec> create_options;
   bool can_stream = false;  // create() accepts "-" (standard output)
 };
-
-// The explicit list of built-in formats (formats/builtin_formats.cpp).
-const std::vector<const FormatDescriptor*>& builtin_formats();
-
-// By name or alias, case-insensitive; null when unknown.
-const FormatDescriptor* find_format(const std::string& name);
-// Like find_format but throws Error(kInvalidArgument) listing the known names.
-const FormatDescriptor& require_format(const std::string& name);
-
-struct ProbeResult {
-  const FormatDescriptor* best = nullptr;
-  int score = 0;
-  std::vector<std::pair<const FormatDescriptor*, int>> scores;  // every non-zero score
-};
-ProbeResult probe_file(const File& file);
-
-// Opens `path` as `format` (empty: probe). Warns through opts.warn when the
-// bytes probe as raw but the extension names another format. Detects parent
-// cycles and chains deeper than 64.
-BlockDevicePtr open_image(const std::string& path, const std::string& format,
-                          const OpenOptions& opts);
-
-// The stand-in parent used under OpenOptions::missing_parents: `size`
-// bytes whose read() and block_status() throw `why` again, and whose info()
-// says the parent is missing and why.
-BlockDevicePtr make_missing_parent(uint64_t size, const Error& why);
-
-// Formats call this around their parent search: returns open_fn()'s result,
-// or, when it throws kNotFound and opts.missing_parents is set, a
-// make_missing_parent placeholder (the error is appended there).
-template <typename OpenFn>
-BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size, OpenFn&& open_fn);
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a
 // parent hint) relative to that file's folder. Unless opts.allow_outside_paths,
@@ -113,21 +85,8 @@ BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size
 std::string resolve_sibling(const OpenOptions& opts, const std::string& referencing_file,
                             const std::string& name, const std::string& what);
 
-// For parent locators written on Windows ("C:\\VMs\\base.vhd", ".\\base.vhd"):
-// the path with backslashes turned into '/', a drive prefix removed, and the
-// base name alone, for trying in the child's folder.
+// For paths written on Windows ("C:\\VMs\\base.vhd", ".\\base.vhd"): the
+// path with backslashes turned into '/' and a drive prefix removed.
 std::string windows_path_to_posix(const std::string& path);
-
-template <typename OpenFn>
-BlockDevicePtr open_parent_or_placeholder(const OpenOptions& opts, uint64_t size,
-                                          OpenFn&& open_fn) {
-  try {
-    return open_fn();
-  } catch (const Error& e) {
-    if (!opts.missing_parents || e.kind() != ErrorKind::kNotFound) throw;
-    opts.missing_parents->push_back(e.what());
-    return make_missing_parent(size, e);
-  }
-}
 
 }  // namespace vdisk

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "formats/core/block_device.h"
-#include "formats/ddrescue/ddrescue_map.h"
+#include "views/ddrescue/ddrescue_map.h"
 
 namespace vdisk::ddrescue {
 
@@ -29,14 +29,12 @@ class RescuedDevice final : public BlockDevice {
 
   uint64_t size() const override { return base_->size(); }
   uint32_t sector_size() const override { return base_->sector_size(); }
-  // Thread-safe. In kEio mode throws Error(kIo) naming the mapfile and the
-  // first unrescued offset of the range, before reading anything.
-  void read(uint64_t offset, void* buf, size_t len) const override;
-  // Unrescued areas are kUnallocated; elsewhere the base's answer, cut at the
-  // next unrescued area.
-  Extent block_status(uint64_t offset, uint64_t len) const override;
   // The base's info with a "ddrescue_mapfile" object in details.
   ImageInfo info() const override;
+  std::string label() const override { return map_path_; }
+  // The base's layers with this view in place of the top one: the mapfile
+  // describes the composed disk, so it applies to the top.
+  std::vector<const BlockDevice*> layers() const override;
 
   const BlockDevicePtr& base() const { return base_; }
   const std::vector<BadArea>& bad_areas() const { return areas_; }
@@ -47,6 +45,14 @@ class RescuedDevice final : public BlockDevice {
   const BadArea* bad_area_at(uint64_t offset) const;
   // Start of the first unrescued area at or after `offset` (size() if none).
   uint64_t next_bad_start(uint64_t offset) const;
+
+ protected:
+  // Thread-safe. In kEio mode throws Error(kIo) naming the mapfile and the
+  // first unrescued offset of the range, before reading anything.
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  // Unrescued areas are kUnallocated; elsewhere the base's answer, cut at the
+  // next unrescued area.
+  Extent do_block_status(uint64_t offset, uint64_t len) const override;
 
  private:
   BlockDevicePtr base_;

@@ -1,4 +1,4 @@
-#include "formats/ddrescue/rescued_device.h"
+#include "views/ddrescue/rescued_device.h"
 
 #include <algorithm>
 #include <cstring>
@@ -35,8 +35,7 @@ uint64_t RescuedDevice::next_bad_start(uint64_t offset) const {
   return it == areas_.end() ? size() : it->start;
 }
 
-void RescuedDevice::read(uint64_t offset, void* buf, size_t len) const {
-  check_read_range(map_path_, size(), offset, len);
+void RescuedDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   auto* out = static_cast<uint8_t*>(buf);
   uint64_t pos = offset;
   const uint64_t end = offset + len;
@@ -62,15 +61,20 @@ void RescuedDevice::read(uint64_t offset, void* buf, size_t len) const {
   }
 }
 
-Extent RescuedDevice::block_status(uint64_t offset, uint64_t len) const {
-  len = std::min(len, size() - offset);
+Extent RescuedDevice::do_block_status(uint64_t offset, uint64_t len) const {
   if (const BadArea* a = bad_area_at(offset)) {
     return Extent{std::min(len, a->start + a->length - offset), ExtentType::kUnallocated};
   }
   uint64_t good = std::min(len, next_bad_start(offset) - offset);
   Extent e = base_->block_status(offset, good);
-  e.length = std::max<uint64_t>(1, std::min(e.length, good));
+  e.length = std::min(e.length, good);
   return e;
+}
+
+std::vector<const BlockDevice*> RescuedDevice::layers() const {
+  std::vector<const BlockDevice*> out = base_->layers();
+  out[0] = this;
+  return out;
 }
 
 ImageInfo RescuedDevice::info() const {

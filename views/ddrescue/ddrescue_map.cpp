@@ -1,4 +1,4 @@
-#include "formats/ddrescue/ddrescue_map.h"
+#include "views/ddrescue/ddrescue_map.h"
 
 #include <memory>
 

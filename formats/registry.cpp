@@ -1,0 +1,127 @@
+#include "formats/registry.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "formats/core/error.h"
+
+namespace vdisk {
+
+namespace {
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+}  // namespace
+
+const FormatDescriptor* find_format(const std::string& name) {
+  std::string n = lower(name);
+  for (const FormatDescriptor* f : builtin_formats()) {
+    if (f->name == n) return f;
+    for (auto& a : f->aliases) {
+      if (a == n) return f;
+    }
+  }
+  return nullptr;
+}
+
+const FormatDescriptor& require_format(const std::string& name) {
+  if (const FormatDescriptor* f = find_format(name)) return *f;
+  std::string known;
+  for (const FormatDescriptor* f : builtin_formats())
+    known += (known.empty() ? "" : ", ") + f->name;
+  throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
+              "unknown format '" + name + "' (known: " + known + ")");
+}
+
+ProbeResult probe_file(const File& file) {
+  ProbeInput in;
+  in.path = file.path();
+  in.file_size = file.size();
+  std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(kProbeHeadBytes, in.file_size)));
+  std::vector<uint8_t> tail(static_cast<size_t>(std::min<uint64_t>(kProbeTailBytes, in.file_size)));
+  head.resize(file.read_some(0, head.data(), head.size()));
+  tail.resize(file.read_some(in.file_size - tail.size(), tail.data(), tail.size()));
+  in.head = head;
+  in.tail = tail;
+  ProbeResult result;
+  for (const FormatDescriptor* f : builtin_formats()) {
+    if (!f->probe || !f->open) continue;
+    int score = f->probe(in);
+    if (score <= 0) continue;
+    result.scores.emplace_back(f, score);
+    if (score > result.score) {
+      result.score = score;
+      result.best = f;
+    }
+  }
+  return result;
+}
+
+OpenedLayer open_layer(const std::string& path, const std::string& format,
+                       const OpenOptions& opts) {
+  std::shared_ptr<const File> file = opts.environment().open_read(path);
+  const auto id = file->identity();
+  if (id != std::pair<uint64_t, uint64_t>{0, 0} &&
+      std::find(opts.ancestors.begin(), opts.ancestors.end(), id) != opts.ancestors.end()) {
+    throw Error(ErrorKind::kCorrupt, path, std::nullopt,
+                "parent chain loops: this image is its own ancestor");
+  }
+  const FormatDescriptor* fmt = nullptr;
+  if (!format.empty()) {
+    fmt = &require_format(format);
+  } else {
+    if (file->size() == 0) {
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  "file is empty: not a disk image (use -f raw to treat it as a 0-byte raw disk)");
+    }
+    ProbeResult pr = probe_file(*file);
+    if (!pr.best) {
+      throw Error(ErrorKind::kNotThisFormat, path, std::nullopt, "no format recognises this file");
+    }
+    fmt = pr.best;
+    if (pr.score <= kProbeFallback) {
+      std::string ext = path_extension(path);
+      for (const FormatDescriptor* f : builtin_formats()) {
+        if (f == fmt) continue;
+        if (std::find(f->extensions.begin(), f->extensions.end(), ext) != f->extensions.end()) {
+          opts.warn(path + ": extension ." + ext + " suggests " + f->name +
+                    " but the contents carry no " + f->name + " signature; reading as " +
+                    fmt->name + " (pass -f " + f->name + " to insist)");
+          break;
+        }
+      }
+    }
+  }
+  if (!fmt->open) {
+    throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                "format " + fmt->name + " cannot be read");
+  }
+  return {fmt->open(std::move(file), opts), id};
+}
+
+BlockDevicePtr open_image(const std::string& path, const std::string& format,
+                          const OpenOptions& opts) {
+  return attach_parents(open_layer(path, format, opts), path, opts, &open_layer);
+}
+
+std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label) {
+  const FileSystemDescriptor* best = nullptr;
+  int best_score = 0;
+  for (const FileSystemDescriptor* fs : builtin_filesystems()) {
+    int s = 0;
+    try {
+      s = fs->probe(*dev);
+    } catch (const Error&) {
+      s = 0;
+    }
+    if (s > best_score) {
+      best_score = s;
+      best = fs;
+    }
+  }
+  if (!best) return nullptr;
+  return best->open(std::move(dev), label);
+}
+
+}  // namespace vdisk
