@@ -18,10 +18,14 @@
 namespace vdisk::fuzz {
 
 struct DeviceCheck {
-  // How far the walk goes: the fuzzer bounds its work per input; the
-  // round-trip test sets both to the maximum and checks every byte.
+  // How much the walk reads. The fuzzer bounds its work per input: up to
+  // max_extents answers, and of each extent its whole length when it is at
+  // most 2 * edge_bytes, else edge_bytes at each end, up to max_read_bytes in
+  // all. The round-trip test sets read_all: every byte of every extent.
   size_t max_extents = 4096;
   uint64_t max_read_bytes = 4 << 20;
+  uint64_t edge_bytes = 16 * 1024;
+  bool read_all = false;
   // When not empty, the guest content the device must read back (its size
   // is the device's size).
   std::span<const uint8_t> expected;
@@ -104,7 +108,8 @@ inline void check_bytes(const BlockDevice& dev, const DeviceCheck& c, uint64_t s
 //    bytes; a 1-byte query at an extent's first, middle and last byte agrees
 //    with it (no two answers disagree about a byte);
 //  - zero and unallocated extents read as zeros; with `c.expected`, every
-//    byte reads as expected; a read across extents equals the pieces;
+//    byte read reads as expected (see DeviceCheck for which bytes are
+//    read); a read across the first extents equals the same read in pieces;
 //  - reads and block status outside [0, size) throw Error(kInvalidArgument).
 // A vdisk::Error from the device itself (a corrupt table found while reading)
 // is not a violation: it propagates to the caller, as bad input does.
@@ -145,15 +150,18 @@ inline void check_device(const BlockDevice& dev, const DeviceCheck& c = {}) {
                       detail::extent_text(off, e) + " to a long query and " +
                       detail::extent_text(off, s) + " to a shorter one");
     }
-    // The whole extent when the budget allows, else its first and last bytes.
-    if (e.length <= read_budget) {
+    // The whole extent, or its two edges within the budget.
+    if (c.read_all) {
       detail::check_bytes(dev, c, off, e, off, e.length, buf);
-      read_budget -= e.length;
     } else if (read_budget > 0) {
-      const uint64_t edge = std::min<uint64_t>({read_budget / 2 + 1, e.length / 2, buf.size()});
-      detail::check_bytes(dev, c, off, e, off, edge, buf);
-      detail::check_bytes(dev, c, off, e, off + e.length - edge, edge, buf);
-      read_budget -= std::min(read_budget, 2 * edge);
+      const uint64_t edge = std::min<uint64_t>(c.edge_bytes, read_budget / 2 + 1);
+      if (e.length <= 2 * edge) {
+        detail::check_bytes(dev, c, off, e, off, e.length, buf);
+      } else {
+        detail::check_bytes(dev, c, off, e, off, edge, buf);
+        detail::check_bytes(dev, c, off, e, off + e.length - edge, edge, buf);
+      }
+      read_budget -= std::min(read_budget, std::min(e.length, 2 * edge));
     }
     off += e.length;
   }

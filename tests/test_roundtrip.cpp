@@ -205,7 +205,7 @@ void check_image(const FormatDescriptor& f, MemEnv& env, const std::string& path
   content.resize(static_cast<size_t>(virtual_size), 0);
   fuzz::DeviceCheck c;
   c.max_extents = SIZE_MAX;
-  c.max_read_bytes = UINT64_MAX;
+  c.read_all = true;
   c.expected = content;
   try {
     fuzz::check_device(*dev, c);
