@@ -1,9 +1,11 @@
-// The work every fuzz target does on one input, shared with the regression
-// test that replays testdata/regress/ (tests/test_regress.cpp). The input is an
-// image file; it is probed, opened from memory (MemEnv), its block status is
-// walked, what it says is data is read (bounded), and info() is asked. Errors
-// (vdisk::Error) are the expected outcome for bad input; crashes, hangs, leaks
-// and huge allocations are the bugs.
+// The work every fuzz target does on one input, shared with the tests that
+// replay inputs (tests/test_regress.cpp, tests/test_hostile.cpp). The input is
+// an image file; it is probed, opened from memory (MemEnv), and the device is
+// judged by check_device (device_contract.h): block status tiles the disk,
+// answers agree, holes read as zeros, out-of-range requests are refused,
+// info() answers. A vdisk::Error is the expected outcome for bad input; a
+// broken promise (ContractViolation), a crash, a hang, a leak or a huge
+// allocation is a bug.
 #pragma once
 
 #include <cstddef>
@@ -18,36 +20,14 @@
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
 #include "formats/registry.h"
+#include "fuzz/device_contract.h"
 #include "views/partition/partition_table.h"
 
 namespace vdisk::fuzz {
 
-constexpr size_t kMaxExtents = 4096;
-constexpr uint64_t kMaxReadBytes = 4 << 20;
-
+// The device checks the fuzzer affords per input.
 inline void exercise_device(const BlockDevice& dev) {
-  (void)dev.info();
-  const uint64_t size = dev.size();
-  std::vector<uint8_t> buf(64 * 1024);
-  uint64_t read_total = 0;
-  uint64_t off = 0;
-  for (size_t n = 0; n < kMaxExtents && off < size; ++n) {
-    Extent e = dev.block_status(off, size - off);
-    if (e.length == 0 || e.length > size - off) std::abort();  // contract violation
-    if (e.type == ExtentType::kData && read_total < kMaxReadBytes) {
-      size_t len = static_cast<size_t>(std::min<uint64_t>(e.length, buf.size()));
-      dev.read(off, buf.data(), len);
-      read_total += len;
-    }
-    off += e.length;
-  }
-  // A read at the very end, and one past it (must throw, not crash).
-  if (size > 0) dev.read(size - 1, buf.data(), 1);
-  try {
-    dev.read(size, buf.data(), 1);
-    std::abort();  // reading past the end must fail
-  } catch (const Error&) {
-  }
+  check_device(dev, DeviceCheck{});
 }
 
 inline void exercise_tree(const FileTree& tree, NodeId dir, int depth, size_t& budget) {
@@ -78,10 +58,15 @@ inline void exercise_partitions(const BlockDevicePtr& disk) {
   partition::PartitionTable t = partition::read_partition_table(*disk, "input");
   (void)t.to_json().dump();
   for (const partition::Partition& p : t.partitions) {
-    if (p.offset > disk->size() || p.length > disk->size() - p.offset) std::abort();  // clipped
+    if (p.offset > disk->size() || p.length > disk->size() - p.offset)
+      throw ContractViolation("partition at " + std::to_string(p.offset) + " of " +
+                              std::to_string(p.length) + " bytes runs past the " +
+                              std::to_string(disk->size()) + "-byte disk: not clipped");
     if (!p.has_data()) continue;
     BlockDevicePtr part = partition::open_partition(disk, p, "input");
-    if (part->size() != p.length) std::abort();
+    if (part->size() != p.length)
+      throw ContractViolation("partition of " + std::to_string(p.length) + " bytes opened as " +
+                              std::to_string(part->size()));
     exercise_device(*part);
   }
 }
@@ -120,9 +105,8 @@ inline std::vector<uint8_t> unpack_input(const uint8_t* data, size_t size) {
 }
 
 // Runs one input against `target` (a format name, a file system name,
-// "partition", or "probe"). Returns normally for accepted and rejected inputs alike; aborts on
-// a contract violation so the fuzzer reports it.
-inline int run_fuzz_input(const std::string& target, const uint8_t* raw, size_t raw_size) {
+// "partition", or "probe") and says what became of it (see judge()).
+inline Outcome exercise_input(const std::string& target, const uint8_t* raw, size_t raw_size) {
   std::vector<uint8_t> bytes = unpack_input(raw, raw_size);
   const uint8_t* data = bytes.data();
   const size_t size = bytes.size();
@@ -131,34 +115,34 @@ inline int run_fuzz_input(const std::string& target, const uint8_t* raw, size_t 
   OpenOptions opts;
   opts.env = &env;
   opts.warn = [](const std::string&) {};
-  try {
+  return judge([&] {
     if (target == "probe") {
       std::unique_ptr<File> f = env.open_read("dir/input");
       (void)probe_file(*f);
-      BlockDevicePtr dev = open_image("dir/input", "", opts);
-      exercise_device(*dev);
-      return 0;
+      exercise_device(*open_image("dir/input", "", opts));
+      return;
     }
     if (target == "partition") {
       exercise_partitions(open_image("dir/input", "raw", opts));
-      return 0;
+      return;
     }
     for (const FileSystemDescriptor* fs : builtin_filesystems()) {
       if (fs->name != target) continue;
       BlockDevicePtr dev = open_image("dir/input", "raw", opts);
-      if (fs->probe(*dev) <= 0) return 0;
+      if (fs->probe(*dev) <= 0) {
+        throw Error(ErrorKind::kNotThisFormat, "dir/input", std::nullopt,
+                    "the " + fs->name + " probe does not recognise it");
+      }
       std::unique_ptr<FileTree> tree = fs->open(dev, "input");
       (void)tree->info();
       size_t budget = 2000;
       exercise_tree(*tree, tree->root(), 0, budget);
-      return 0;
+      return;
     }
     const FormatDescriptor* fmt = find_format(target);
-    if (!fmt) {
-      std::fprintf(stderr, "fuzz target '%s' names no registered format or file system\n",
-                   target.c_str());
-      std::abort();
-    }
+    if (!fmt)
+      throw ContractViolation("fuzz target '" + target +
+                              "' names no registered format or file system");
     ProbeInput in;
     in.path = "dir/input";
     in.file_size = size;
@@ -166,12 +150,13 @@ inline int run_fuzz_input(const std::string& target, const uint8_t* raw, size_t 
     in.tail = std::span<const uint8_t>(data + size - std::min<size_t>(size, kProbeTailBytes),
                                        std::min<size_t>(size, kProbeTailBytes));
     (void)fmt->probe(in);
-    BlockDevicePtr dev = fmt->open(env.open_read("dir/input"), opts);
-    exercise_device(*dev);
-  } catch (const Error&) {
-    // Rejecting bad input with an error is the expected outcome.
-  }
-  return 0;
+    exercise_device(*fmt->open(env.open_read("dir/input"), opts));
+  });
+}
+
+// The libFuzzer entry point's form: aborts on a violation.
+inline int run_fuzz_input(const std::string& target, const uint8_t* raw, size_t raw_size) {
+  return fuzzer_verdict(target.c_str(), exercise_input(target, raw, raw_size));
 }
 
 }  // namespace vdisk::fuzz

@@ -1,7 +1,8 @@
 // The text-parser fuzz targets (VMDK descriptor, GNU ddrescue mapfile),
 // shared with tests/test_regress.cpp like fuzz_exercise.h: each runs one
-// input through a parser and the checks its contract promises, aborting on a
-// broken promise so the fuzzer reports it. vdisk::Error is the expected
+// input through a parser and the checks its contract promises and says what
+// became of it (outcome.h): a broken promise is a ContractViolation, which
+// the libFuzzer entry points turn into an abort. vdisk::Error is the expected
 // outcome for bad input.
 #pragma once
 
@@ -12,8 +13,9 @@
 #include <vector>
 
 #include "formats/core/error.h"
-#include "views/ddrescue/ddrescue_map.h"
 #include "formats/vmdk/vmdk_descriptor.h"
+#include "fuzz/outcome.h"
+#include "views/ddrescue/ddrescue_map.h"
 
 namespace vdisk::fuzz {
 
@@ -24,28 +26,39 @@ inline void check_areas(const vdisk::ddrescue::Mapfile& map, uint64_t disk_size)
   for (const BadArea& a : areas) {
     // Sorted, inside the disk, non-empty, not overlapping.
     if (a.length == 0 || a.start < prev_end || a.start > disk_size ||
-        a.length > disk_size - a.start)
-      std::abort();
+        a.length > disk_size - a.start) {
+      throw ContractViolation("bad area at " + std::to_string(a.start) + " of " +
+                              std::to_string(a.length) +
+                              " bytes is empty, unsorted, overlapping "
+                              "or outside the " +
+                              std::to_string(disk_size) + "-byte disk");
+    }
     prev_end = a.start + a.length;
     (void)status_name(a.status);
   }
-  if (bad_bytes(areas) > disk_size) std::abort();
+  if (bad_bytes(areas) > disk_size) throw ContractViolation("more bad bytes than the disk has");
 }
 
 // The mapfile parser: blocks contiguous from 0, bad areas sorted, inside the
 // disk, never overlapping.
-inline int run_ddrescue_map_input(const uint8_t* data, size_t size) {
+inline Outcome exercise_ddrescue_map_input(const uint8_t* data, size_t size) {
   using namespace vdisk::ddrescue;
   std::string text(reinterpret_cast<const char*>(data), size);
-  try {
+  return judge([&] {
     Mapfile map = parse_mapfile(text, "fuzz.map");
     uint64_t pos = 0;
     for (const MapBlock& b : map.blocks) {
-      if (b.pos != pos) std::abort();  // the parser promises contiguous from 0
-      if (b.size > UINT64_MAX - b.pos) std::abort();
+      // The parser promises blocks contiguous from 0 that do not wrap.
+      if (b.pos != pos || b.size > UINT64_MAX - b.pos) {
+        throw ContractViolation("mapfile block at " + std::to_string(b.pos) + " of " +
+                                std::to_string(b.size) + " bytes does not follow " +
+                                std::to_string(pos));
+      }
       pos = b.pos + b.size;
     }
-    if (map.end() != pos) std::abort();
+    if (map.end() != pos)
+      throw ContractViolation("mapfile end " + std::to_string(map.end()) + " is not " +
+                              std::to_string(pos));
     const uint64_t end = map.end();
     for (uint64_t disk : {uint64_t{0}, end / 2, end, end + 512}) {
       if (disk < end / 2) continue;
@@ -55,36 +68,41 @@ inline int run_ddrescue_map_input(const uint8_t* data, size_t size) {
       }
       check_areas(map, disk);
     }
-  } catch (const vdisk::Error&) {
-  }
-  return 0;
+  });
+}
+
+inline int run_ddrescue_map_input(const uint8_t* data, size_t size) {
+  return fuzzer_verdict("ddrescue_map", exercise_ddrescue_map_input(data, size));
 }
 
 // The descriptor parser: what we render from a parsed descriptor must parse
 // again with the same extents.
-inline int run_vmdk_descriptor_input(const uint8_t* data, size_t size) {
+inline Outcome exercise_vmdk_descriptor_input(const uint8_t* data, size_t size) {
   using namespace vdisk::vmdk;
   (void)looks_like_descriptor(data, size);
   std::string text(reinterpret_cast<const char*>(data), size);
-  Descriptor d;
-  try {
-    d = parse_descriptor(text, "fuzz.vmdk", 0);
-  } catch (const vdisk::Error&) {
-    return 0;
-  }
-  (void)d.total_sectors();
-  (void)d.ddb_value("ddb.adapterType");
-  for (const ExtentLine& e : d.extents) (void)extent_kind_name(e.kind);
-  // What we write must read back: a descriptor we render and cannot parse
-  // is a bug in one of the two.
-  std::string again = render_descriptor(d);
-  try {
-    Descriptor d2 = parse_descriptor(again, "fuzz-rendered.vmdk", 0);
-    if (d2.extents.size() != d.extents.size()) std::abort();
-  } catch (const vdisk::Error&) {
-    std::abort();
-  }
-  return 0;
+  return judge([&] {
+    Descriptor d = parse_descriptor(text, "fuzz.vmdk", 0);
+    (void)d.total_sectors();
+    (void)d.ddb_value("ddb.adapterType");
+    for (const ExtentLine& e : d.extents) (void)extent_kind_name(e.kind);
+    // What we write must read back: a descriptor we render and cannot parse
+    // is a bug in one of the two.
+    std::string again = render_descriptor(d);
+    try {
+      Descriptor d2 = parse_descriptor(again, "fuzz-rendered.vmdk", 0);
+      if (d2.extents.size() != d.extents.size()) {
+        throw ContractViolation("the rendered descriptor has " + std::to_string(d2.extents.size()) +
+                                " extents, the parsed one " + std::to_string(d.extents.size()));
+      }
+    } catch (const vdisk::Error& e) {
+      throw ContractViolation(std::string("the descriptor we render does not parse: ") + e.what());
+    }
+  });
+}
+
+inline int run_vmdk_descriptor_input(const uint8_t* data, size_t size) {
+  return fuzzer_verdict("vmdk_descriptor", exercise_vmdk_descriptor_input(data, size));
 }
 
 }  // namespace vdisk::fuzz

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "converters/convert.h"
@@ -501,30 +502,43 @@ TEST_CASE("copy_device: every reader count gives coreutils' hashes and a padded 
 
 TEST_CASE("convert --mapfile to every registered writer leaves the bad areas unallocated",
           "[engine]") {
-  // Format-agnostic: every writable format that qemu-img also reads is
-  // checked against an independently zero-filled copy with qemu-img compare.
+  // A walk of the registry: every format that vdisk can write and read is
+  // converted and checked against an independently zero-filled copy with
+  // qemu-img compare, under the name qemu-img knows it by (ours or an
+  // alias: "vpc" for vhd). A writable format qemu-img cannot read fails
+  // here until the test gets another oracle for it: it is never skipped.
   require_tool("qemu-img");
   RescueFixture fx;
   std::string zf = fx.dir / "zero-filled.img";
   run_ok("cp " + sh_quote(fx.src) + " " + sh_quote(zf) + " && dd if=/dev/zero of=" + sh_quote(zf) +
          " bs=64K seek=64 count=8 conv=notrunc status=none && dd if=/dev/zero of=" + sh_quote(zf) +
          " bs=64K seek=96 count=1 conv=notrunc status=none");
-  RunResult fl = run_vdisk("formats --output json");
-  REQUIRE(fl.exit_code == 0);
-  const Json formats = Json::parse(fl.out);
+  // qemu-img --help ends with "Supported formats: blkdebug ... vpc vvfat".
+  const std::string help = run("qemu-img --help").out;
+  const size_t at = help.find("Supported formats:");
+  REQUIRE(at != std::string::npos);
+  std::set<std::string> qemu_formats;
+  std::istringstream words(help.substr(at + 18, help.find('\n', at) - at - 18));
+  for (std::string w; words >> w;) qemu_formats.insert(w);
   int checked = 0;
-  for (const Json& f : formats.as_array()) {
-    const std::string name = f.find("name")->as_string();
-    if (!f.find("write")->as_bool() || !f.find("read")->as_bool()) continue;
-    if (name != "raw" && name != "vmdk" && name != "vhd" && name != "vhdx" && name != "vdi")
+  for (const FormatDescriptor* f : builtin_formats()) {
+    if (!f->create || !f->open) continue;
+    INFO("format " << f->name);
+    std::vector<std::string> names = {f->name};
+    names.insert(names.end(), f->aliases.begin(), f->aliases.end());
+    std::string qemu_name;
+    for (const std::string& n : names)
+      if (qemu_name.empty() && qemu_formats.count(n)) qemu_name = n;
+    if (qemu_name.empty()) {
+      FAIL_CHECK("qemu-img reads none of this writable format's names: give it an oracle here");
       continue;
-    INFO("format " << name);
-    std::string out = fx.dir / ("out." + name);
-    RunResult r = run_vdisk("convert -O " + name + " --mapfile " + sh_quote(fx.map) + " " +
+    }
+    std::string out = fx.dir / ("out." + f->name);
+    RunResult r = run_vdisk("convert -O " + f->name + " --mapfile " + sh_quote(fx.map) + " " +
                             sh_quote(fx.src) + " " + sh_quote(out));
     INFO(r.err);
     REQUIRE(r.exit_code == 0);
-    run_ok("qemu-img compare -q " + sh_quote(zf) + " " + sh_quote(out));
+    run_ok("qemu-img compare -q -f raw -F " + qemu_name + " " + sh_quote(zf) + " " + sh_quote(out));
     // The garbage in the bad area at 4 MiB was not copied as data.
     RunResult m = run_vdisk("map --output json " + sh_quote(out));
     REQUIRE(m.exit_code == 0);
@@ -535,5 +549,5 @@ TEST_CASE("convert --mapfile to every registered writer leaves the bad areas una
     }
     ++checked;
   }
-  CHECK(checked >= 1);
+  CHECK(checked >= 5);  // raw, vmdk, vhd, vhdx, vdi
 }

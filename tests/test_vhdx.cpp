@@ -253,7 +253,7 @@ TEST_CASE("a pending log is replayed in memory and the file is left untouched", 
   REQUIRE((load_le64(&f[bat + 16]) & 7) == 6);
   REQUIRE((load_le64(&f[bat + 24]) & 7) != 6);
 
-  Guid guid = Guid::random();
+  Guid guid = Guid::random(Env::posix());
   const uint64_t old_size = f.size();
   const uint64_t new_block = (old_size + MiB - 1) / MiB * MiB;
   auto p1 = pattern_bytes(4096, 101), p2a = pattern_bytes(4096, 102),
@@ -358,7 +358,7 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   std::vector<uint8_t>& f = c.bytes;
   f.assign(7 * MiB, 0);
   std::memcpy(&f[0], "vhdxfile", 8);
-  Guid fw = Guid::random(), dw = Guid::random();
+  Guid fw = Guid::random(Env::posix()), dw = Guid::random(Env::posix());
   for (uint64_t h : {kHeader1Offset, kHeader2Offset}) {
     std::memcpy(&f[h], "head", 4);
     store_le64(&f[h + 8], h == kHeader1Offset ? 7 : 8);
@@ -402,7 +402,7 @@ Child build_child(uint64_t vsize, const std::string& parent_linkage,
   item(kFileParametersGuid, v8, 4);
   store_le64(&v8[0], vsize);
   item(kVirtualDiskSizeGuid, v8, 6);
-  const auto id = Guid::random().encoded(GuidByteOrder::kMixedEndian);
+  const auto id = Guid::random(Env::posix()).encoded(GuidByteOrder::kMixedEndian);
   item(kVirtualDiskIdGuid, std::vector<uint8_t>(id.begin(), id.end()), 6);
   store_le32(&v4[0], 512);
   item(kLogicalSectorSizeGuid, v4, 6);
@@ -657,7 +657,7 @@ TEST_CASE("random damage to a pending log never crashes the reader", "[vhdx]") {
   const uint64_t hoff = current_header(f);
   const uint64_t log_offset = load_le64(&f[hoff + 72]);
   const uint64_t bat = bat_offset(f);
-  Guid guid = Guid::random();
+  Guid guid = Guid::random(Env::posix());
   store_guid(&f[hoff + 48], guid);
   store_checksum(&f[hoff], 4096, 4);
   const auto& fmt = require_format("vhdx");

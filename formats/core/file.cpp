@@ -14,6 +14,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -642,6 +643,29 @@ std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> by
       std::move(path), std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
 }
 
+int64_t Env::now_unix() {
+  return static_cast<int64_t>(std::time(nullptr));
+}
+
+void Env::random_bytes(void* buf, size_t len) {
+  auto* p = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    ssize_t n = ::getrandom(p, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("", std::nullopt, "cannot get random bytes from getrandom(2)", errno);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+uint32_t Env::random_u32() {
+  uint8_t b[4];
+  random_bytes(b, sizeof b);
+  return uint32_t{b[0]} | uint32_t{b[1]} << 8 | uint32_t{b[2]} << 16 | uint32_t{b[3]} << 24;
+}
+
 Env& Env::posix(Durability durability) {
   static PosixEnv flushed(Durability::kFlushed);
   static PosixEnv unsafe(Durability::kUnsafe);
@@ -651,6 +675,8 @@ Env& Env::posix(Durability durability) {
 struct MemEnv::State {
   std::mutex mu;
   std::map<std::string, std::shared_ptr<std::vector<uint8_t>>> files;
+  int64_t clock = kDefaultClock;
+  uint64_t random_state = 0;
 };
 
 namespace {
@@ -673,6 +699,38 @@ class MemOutputFile final : public OutputFile {
   std::shared_ptr<MemEnv::State> state_;
   std::vector<uint8_t> bytes_;
   bool done_ = false;
+};
+
+// MemEnv's standard output: append-only like StdoutOutputFile (a gap is
+// filled with zeros, seeking back fails); commit() stores the bytes under "-".
+class MemStreamOutputFile final : public OutputFile {
+ public:
+  explicit MemStreamOutputFile(std::shared_ptr<MemEnv::State> state)
+      : path_("-"), state_(std::move(state)) {}
+  const std::string& path() const override { return path_; }
+  bool is_stream() const override { return true; }
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    if (offset < bytes_.size()) {
+      throw Error(ErrorKind::kInvalidArgument, "<stdout>", offset,
+                  "cannot seek back on a stream (already wrote " + std::to_string(bytes_.size()) +
+                      " bytes)");
+    }
+    bytes_.resize(offset);
+    const auto* p = static_cast<const uint8_t*>(buf);
+    bytes_.insert(bytes_.end(), p, p + len);
+  }
+  void set_size(uint64_t size) override {
+    if (size < bytes_.size())
+      throw Error(ErrorKind::kInvalidArgument, "<stdout>", size, "cannot shrink a stream");
+    bytes_.resize(size);
+  }
+  void commit() override;
+  void discard() override {}
+
+ private:
+  std::string path_;
+  std::shared_ptr<MemEnv::State> state_;
+  std::vector<uint8_t> bytes_;
 };
 }  // namespace
 
@@ -699,7 +757,13 @@ std::unique_ptr<File> MemEnv::open_read(const std::string& path) {
 }
 
 std::unique_ptr<OutputFile> MemEnv::create_output(const std::string& path, bool overwrite) {
+  if (path == "-") return std::make_unique<MemStreamOutputFile>(state_);
   return std::make_unique<MemOutputFile>(path, overwrite, state_);
+}
+
+void MemStreamOutputFile::commit() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->files[path_] = std::make_shared<std::vector<uint8_t>>(std::move(bytes_));
 }
 
 void MemOutputFile::commit() {
@@ -729,6 +793,35 @@ std::vector<DirEntryInfo> MemEnv::list_dir(const std::string& dir) {
 std::string MemEnv::real_path(const std::string& path) {
   // Memory files have no links: a path is its own canonical form.
   return path;
+}
+
+void MemEnv::set_clock(int64_t unix_seconds) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->clock = unix_seconds;
+}
+
+void MemEnv::seed_random(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->random_state = seed;
+}
+
+int64_t MemEnv::now_unix() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->clock;
+}
+
+void MemEnv::random_bytes(void* buf, size_t len) {
+  // splitmix64 (Steele, Lea, Flood: "Fast splittable pseudorandom number
+  // generators", 2014): fully defined by its seed, the same on every host.
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto* p = static_cast<uint8_t*>(buf);
+  for (size_t i = 0; i < len; i += 8) {
+    uint64_t z = (state_->random_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    for (size_t k = 0; k < 8 && i + k < len; ++k) p[i + k] = static_cast<uint8_t>(z >> (8 * k));
+  }
 }
 
 }  // namespace vdisk

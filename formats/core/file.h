@@ -109,24 +109,50 @@ class Env {
   // The canonical absolute path (symlinks resolved); throws when missing.
   virtual std::string real_path(const std::string& path) = 0;
 
+  // The clock and the random source of writers (the VHD footer's timestamp,
+  // GUIDs, VMDK CIDs), here so that a test Env can make a writer's output
+  // byte-for-byte reproducible. The defaults are the host's: time(2), and
+  // getrandom(2), which throws Error(kIo) when it fails (there is no weaker
+  // fallback). Thread-safe.
+  // Seconds since 1970-01-01T00:00:00Z.
+  virtual int64_t now_unix();
+  // Fills buf[0, len) with random bytes.
+  virtual void random_bytes(void* buf, size_t len);
+  // Four bytes of random_bytes() as a little-endian value.
+  uint32_t random_u32();
+
   // The process-wide POSIX environment. With Durability::kUnsafe, outputs
   // skip the fsyncs of commit() (see Durability).
   static Env& posix(Durability durability = Durability::kFlushed);
 };
 
 // An Env over files held in memory, for tests and fuzzing. Paths are plain keys.
+// create_output("-") is a stream (OutputFile::is_stream()) like standard
+// output; commit() stores what it received under "-". The clock and the
+// random source are deterministic: now_unix() answers the clock set with
+// set_clock() (kDefaultClock until then), random_bytes() a splitmix64 stream
+// from the seed given to seed_random() (0 until then), so two MemEnvs set
+// alike make the same image from the same writes.
 class MemEnv final : public Env {
  public:
+  static constexpr int64_t kDefaultClock = 1700000000;  // 2023-11-14T22:13:20Z
+
   MemEnv();
   ~MemEnv() override;
   void add_file(const std::string& path, std::vector<uint8_t> bytes);
+  // The bytes of a committed file; null when there is none. The pointer stays
+  // valid until the file is replaced.
   const std::vector<uint8_t>* contents(const std::string& path) const;
+  void set_clock(int64_t unix_seconds);
+  void seed_random(uint64_t seed);
 
   std::unique_ptr<File> open_read(const std::string& path) override;
   std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override;
   bool exists(const std::string& path) override;
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
   std::string real_path(const std::string& path) override;
+  int64_t now_unix() override;
+  void random_bytes(void* buf, size_t len) override;
 
   struct State;  // shared with the outputs it creates
 

@@ -10,6 +10,10 @@ Env& OpenOptions::environment() const {
   return env ? *env : Env::posix();
 }
 
+Env& CreateRequest::environment() const {
+  return env ? *env : Env::posix();
+}
+
 void default_warning(const std::string& message) {
   std::fprintf(stderr, "vdisk: warning: %s\n", message.c_str());
 }

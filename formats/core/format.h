@@ -60,6 +60,25 @@ struct OpenOptions {
   Env& environment() const;
 };
 
+// Which virtual sizes a writer makes, as data: the registry's round-trip test
+// (tests/test_roundtrip.cpp) makes disks of the sizes a writer declares and
+// expects every other size to be refused with Error(kInvalidArgument) naming
+// it, or rounded up to the unit under CreateRequest::allow_resize.
+struct SizeRule {
+  // The option values the rule applies to, as `-o` text ("target=azure");
+  // empty: every option set.
+  std::string when;
+  // Virtual sizes are whole multiples of this many bytes.
+  uint64_t unit = 1;
+  // The smallest virtual size the writer makes; 1 or more when it cannot
+  // make an empty disk.
+  uint64_t min_size = 0;
+  // A size off the unit is padded (with a note) even without allow_resize.
+  bool pads = false;
+  // Why, for the reader of the descriptor and of a failing test.
+  std::string why;
+};
+
 struct FormatDescriptor {
   std::string name;                  // "vmdk"
   std::vector<std::string> aliases;  // "vpc" for vhd
@@ -76,6 +95,13 @@ struct FormatDescriptor {
   std::unique_ptr<ImageWriter> (*create)(const CreateRequest& req) = nullptr;
   std::vector<OptionSpec> create_options;
   bool can_stream = false;  // create() accepts "-" (standard output)
+  // The sizes create() makes (all rules that apply hold together); none:
+  // any size from 0 bytes.
+  std::vector<SizeRule> size_rules;
+  // Option sets (`-o` text) the round-trip test writes besides every value of
+  // every kEnum and kBool option: kSize/kInt values that change the layout
+  // ("block_size=1M"), and combinations worth their time.
+  std::vector<std::string> roundtrip_options;
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

@@ -1,11 +1,8 @@
 #include "formats/core/guid.h"
 
-#include <sys/random.h>
-
-#include <cerrno>
 #include <cstring>
 
-#include "formats/core/error.h"
+#include "formats/core/file.h"
 
 namespace vdisk {
 
@@ -58,33 +55,12 @@ std::string Guid::to_string(GuidFormat format) const {
   return s;
 }
 
-Guid Guid::random() {
+Guid Guid::random(Env& env) {
   Bytes b;
-  random_bytes(b.data(), b.size());
+  env.random_bytes(b.data(), b.size());
   b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4 (RFC 4122 4.1.3)
   b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // variant 10x (RFC 4122 4.1.1)
   return Guid(b);
-}
-
-void random_bytes(void* buf, size_t len) {
-  auto* p = static_cast<uint8_t*>(buf);
-  while (len > 0) {
-    ssize_t n = getrandom(p, len, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_errno("", std::nullopt, "cannot get random bytes from getrandom(2)", errno);
-    }
-    p += n;
-    len -= static_cast<size_t>(n);
-  }
-}
-
-uint32_t random_u32() {
-  uint8_t b[4];
-  random_bytes(b, sizeof b);
-  uint32_t v;
-  std::memcpy(&v, b, sizeof v);
-  return v;
 }
 
 }  // namespace vdisk

@@ -1,6 +1,5 @@
 // GUIDs / UUIDs (RFC 4122, ITU-T X.667): one 128-bit value type for every
-// format, the two byte orders disk formats store it in, its text form, and the
-// one random source of the format layer.
+// format, the two byte orders disk formats store it in, and its text form.
 #pragma once
 
 #include <array>
@@ -11,6 +10,8 @@
 #include <string_view>
 
 namespace vdisk {
+
+class Env;
 
 // How the 16 bytes of a GUID lie on disk. The value is the same either way;
 // only the first three fields (time_low 4 bytes, time_mid 2, time_hi_and_version
@@ -36,7 +37,7 @@ struct GuidFormat {
 };
 
 // A GUID as a value: its 16 bytes in text (RFC 4122 network) order. Default
-// constructed, it is the nil GUID. Trivially copyable; no I/O except random().
+// constructed, it is the nil GUID. Trivially copyable; no I/O.
 class Guid {
  public:
   static constexpr size_t kSize = 16;
@@ -74,8 +75,8 @@ class Guid {
   constexpr bool is_rfc4122_variant() const { return (bytes_[8] & 0xc0) == 0x80; }
 
   // A random GUID: version 4, RFC 4122 variant (RFC 4122 section 4.4), from
-  // random_bytes().
-  static Guid random();
+  // env.random_bytes() (the host's random source, or a test's seeded one).
+  static Guid random(Env& env);
 
   constexpr const Bytes& bytes() const { return bytes_; }
   friend constexpr bool operator==(const Guid&, const Guid&) = default;
@@ -109,11 +110,5 @@ constexpr std::optional<Guid> Guid::parse(std::string_view text) {
   }
   return Guid(b);
 }
-
-// Fills `buf` with `len` bytes from the kernel's random source (getrandom(2)).
-// Throws Error(kIo) when it fails: there is no weaker fallback.
-void random_bytes(void* buf, size_t len);
-// A random 32-bit value from random_bytes().
-uint32_t random_u32();
 
 }  // namespace vdisk

@@ -32,12 +32,16 @@ struct CreateRequest {
   // writer must refuse with an error that names the size it would need; with
   // it, it rounds and reports old and new size through notes().
   bool allow_resize = false;
-  Env* env = nullptr;
+  Env* env = nullptr;  // null: Env::posix()
   WarningSink warn = default_warning;
   // Information about the source, for writers that record it (may be null).
   const ImageInfo* source_info = nullptr;
   // Source's logical sector size.
   uint32_t sector_size = 512;
+
+  // *env, or Env::posix(); writers take files, the clock and random bytes
+  // from it.
+  Env& environment() const;
 };
 
 class ImageWriter {

@@ -83,6 +83,8 @@ const FormatDescriptor& descriptor() {
       .create = nullptr,
       .create_options = {},
       .can_stream = false,
+      .size_rules = {},
+      .roundtrip_options = {},
   };
   return d;
 }

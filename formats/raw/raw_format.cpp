@@ -23,6 +23,8 @@ const FormatDescriptor& descriptor() {
       .create = create_raw,
       .create_options = {},
       .can_stream = true,
+      .size_rules = {},
+      .roundtrip_options = {},
   };
   return d;
 }

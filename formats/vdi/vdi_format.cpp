@@ -24,6 +24,12 @@ const FormatDescriptor& descriptor() {
       .create = create_vdi,
       .create_options = create_options(),
       .can_stream = false,
+      .size_rules = {{.when = "",
+                      .unit = 512,
+                      .min_size = 0,
+                      .pads = false,
+                      .why = "VDI disk sizes are whole 512-byte sectors"}},
+      .roundtrip_options = {},
   };
   return d;
 }

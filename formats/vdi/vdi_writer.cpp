@@ -60,8 +60,8 @@ class VdiWriter final : public SingleFileWriter {
     h_.lchs_geometry = Geometry{0, 0, 0, kSectorSize};
     h_.disk_size = size_;
     h_.blocks = static_cast<uint32_t>(blocks);
-    h_.uuid_create = Guid::random();
-    h_.uuid_modify = Guid::random();
+    h_.uuid_create = Guid::random(req.environment());
+    h_.uuid_modify = Guid::random(req.environment());
     if (static_) allocated_ = h_.blocks;
     open_output(req);
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <ctime>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -35,8 +34,9 @@ std::array<uint8_t, 4> creator_code(const std::string& text, const std::string& 
   return code;
 }
 
-uint32_t vhd_now() {
-  int64_t now = static_cast<int64_t>(std::time(nullptr)) - kVhdEpoch;
+// Seconds since the VHD epoch (2000-01-01T00:00:00Z) by the request's clock.
+uint32_t vhd_now(Env& env) {
+  int64_t now = env.now_unix() - kVhdEpoch;
   return static_cast<uint32_t>(std::clamp<int64_t>(now, 0, 0xFFFFFFFF));
 }
 
@@ -81,7 +81,7 @@ class VhdWriter final : public SingleFileWriter {
     Footer& f = footer_;
     f.features = kFeatureReserved;
     f.version = kFormatVersion;
-    f.timestamp = vhd_now();
+    f.timestamp = vhd_now(req.environment());
     f.creator_app = creator_code(o.get_string("creator"), path);
     f.creator_version = creator_version();
     f.creator_os = kHostWindows;
@@ -91,7 +91,7 @@ class VhdWriter final : public SingleFileWriter {
     f.cylinders = g.cylinders;
     f.heads = g.heads;
     f.sectors_per_track = g.sectors_per_track;
-    f.unique_id = Guid::random();
+    f.unique_id = Guid::random(req.environment());
     f.saved_state = 0;
 
     if (fixed_) {

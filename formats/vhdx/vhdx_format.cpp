@@ -28,6 +28,19 @@ const FormatDescriptor& descriptor() {
       .create = create_vhdx,
       .create_options = create_options(),
       .can_stream = false,
+      .size_rules = {{.when = "",
+                      .unit = 512,
+                      .min_size = 0,
+                      .pads = false,
+                      .why = "VHDX virtual sizes are whole logical sectors"},
+                     {.when = "logical_sector_size=4096",
+                      .unit = 4096,
+                      .min_size = 0,
+                      .pads = false,
+                      .why = "VHDX virtual sizes are whole logical sectors"}},
+      .roundtrip_options = {"block_size=1M", "subformat=fixed,block_size=1M",
+                            "subformat=fixed,preallocation=full",
+                            "logical_sector_size=4096,block_size=1M"},
   };
   return d;
 }

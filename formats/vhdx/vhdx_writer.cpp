@@ -32,6 +32,7 @@ class VhdxWriter final : public SingleFileWriter {
  public:
   explicit VhdxWriter(const CreateRequest& req) {
     const Options& o = req.options;
+    env_ = &req.environment();
     fixed_ = o.get_string("subformat") == "fixed";
     full_ = o.get_string("preallocation") == "full";
     uint64_t bs = o.get_size("block_size");
@@ -182,7 +183,9 @@ class VhdxWriter final : public SingleFileWriter {
   }
 
   void write_structures() {
-    const Guid file_write = Guid::random(), data_write = Guid::random(), disk_id = Guid::random();
+    Env& env = *env_;
+    const Guid file_write = Guid::random(env), data_write = Guid::random(env),
+               disk_id = Guid::random(env);
 
     // 2.2.1 file type identifier.
     std::vector<uint8_t> id(64 * kKiB, 0);
@@ -306,6 +309,7 @@ class VhdxWriter final : public SingleFileWriter {
     bat_buf_.clear();
   }
 
+  Env* env_ = nullptr;  // the request's: GUIDs come from its random source
   bool fixed_ = false;
   bool full_ = false;
   Geometry geo_;

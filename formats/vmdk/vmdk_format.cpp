@@ -20,6 +20,13 @@ const FormatDescriptor& descriptor() {
       .create_options = create_options(),
       // Only streamOptimized accepts "-"; create_vmdk refuses it for the others.
       .can_stream = true,
+      .size_rules = {{.when = "",
+                      .unit = 512,
+                      .min_size = 512,
+                      .pads = false,
+                      .why = "VMDK capacities are whole 512-byte sectors, and at least one"}},
+      .roundtrip_options = {"grain_size=4K", "subformat=streamOptimized,grain_size=4K",
+                            "subformat=twoGbMaxExtentSparse,grain_size=1M"},
   };
   return d;
 }

@@ -9,7 +9,6 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
-#include "formats/core/guid.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 #include "formats/vmdk/vmdk_grain_feed.h"
 #include "formats/vmdk/vmdk_layout.h"
@@ -229,10 +228,10 @@ class StreamSink final : public ExtentSink {
   StreamExtentWriter w_;
 };
 
-uint32_t parse_cid(const std::string& text) {
+uint32_t parse_cid(const std::string& text, Env& env) {
   if (text.empty()) {
     uint32_t v;
-    do v = random_u32();
+    do v = env.random_u32();
     while (v == kNoParentCid);  // ffffffff means "no parent"
     return v;
   }
@@ -246,11 +245,11 @@ uint32_t parse_cid(const std::string& text) {
 // ddb.uuid in VMware's spelling: "60 00 c2 9b … 4e-5a 9e … 7f". VDF gives
 // it no inner structure, so a random one is 16 random bytes (no RFC 4122
 // version bits), which is what this writer has always produced.
-std::string make_uuid(const std::string& text) {
+std::string make_uuid(const std::string& text, Env& env) {
   std::string hex;
   if (text.empty()) {
     uint8_t bytes[16];
-    random_bytes(bytes, sizeof bytes);
+    env.random_bytes(bytes, sizeof bytes);
     char b[3];
     for (uint8_t byte : bytes) {
       std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(byte));
@@ -290,8 +289,7 @@ void check_descriptor_word(const std::string& option, const std::string& v) {
 
 class VmdkWriter final : public ImageWriter {
  public:
-  explicit VmdkWriter(const CreateRequest& req)
-      : env_(req.env ? *req.env : Env::posix()), path_(req.path) {
+  explicit VmdkWriter(const CreateRequest& req) : env_(req.environment()), path_(req.path) {
     const std::string sub = req.options.get_string("subformat");
     subformat_ = sub;
     size_ = req.virtual_size;
@@ -329,7 +327,7 @@ class VmdkWriter final : public ImageWriter {
                   "vmdk option hwversion='" + hw + "' is not a number (4, 6, 7, … 21)");
     }
     Descriptor d;
-    d.cid = parse_cid(req.options.get_string("cid"));
+    d.cid = parse_cid(req.options.get_string("cid"), env_);
     d.create_type = sub;
     const uint64_t sectors = size_ / kSector;
     const std::string adapter = req.options.get_string("adapter_type");
@@ -343,7 +341,7 @@ class VmdkWriter final : public ImageWriter {
              {"ddb.geometry.cylinders", std::to_string(cyl)},
              {"ddb.geometry.heads", std::to_string(heads)},
              {"ddb.geometry.sectors", std::to_string(spt)},
-             {"ddb.uuid", make_uuid(req.options.get_string("uuid"))}};
+             {"ddb.uuid", make_uuid(req.options.get_string("uuid"), env_)}};
 
     std::string base = path_basename(path_);
     if (path_extension(base) == "vmdk") base = base.substr(0, base.size() - 5);
