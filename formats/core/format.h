@@ -45,6 +45,11 @@ struct OpenOptions {
   // An explicit parent image for the differencing image being opened
   // (overrides the search; applies to that image only, not to its ancestors).
   std::string parent_path;
+  // --snapshot: read the image as it was when this internal snapshot (ID or
+  // name) was taken. Applies to the image being opened, not to its parents;
+  // formats without internal snapshots (FormatDescriptor::has_snapshots)
+  // refuse it.
+  std::string snapshot;
   WarningSink warn = default_warning;
   // `vdisk info` sets this: a differencing image whose parent cannot be found
   // still opens, with a placeholder parent (make_missing_parent) whose reads
@@ -75,7 +80,8 @@ struct FormatDescriptor {
   // Creates a writer; null when not writable.
   std::unique_ptr<ImageWriter> (*create)(const CreateRequest& req) = nullptr;
   std::vector<OptionSpec> create_options;
-  bool can_stream = false;  // create() accepts "-" (standard output)
+  bool can_stream = false;     // create() accepts "-" (standard output)
+  bool has_snapshots = false;  // open() honours OpenOptions::snapshot
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

@@ -20,6 +20,7 @@ OpenOptions parent_options(const OpenOptions& opts) {
   OpenOptions p = opts;
   p.depth = opts.depth + 1;
   p.parent_path.clear();  // --parent names the user's image's parent only
+  p.snapshot.clear();     // so does --snapshot
   return p;
 }
 
@@ -57,8 +58,8 @@ std::vector<ParentPath> candidate_paths(const std::string& child_path, const Par
           spec.search_extensions.end())
         continue;
       try {
-        add(resolve_sibling(opts, child_path, e.name, "parent candidate"),
-            "the search of " + dir, true);
+        add(resolve_sibling(opts, child_path, e.name, "parent candidate"), "the search of " + dir,
+            true);
       } catch (const Error& err) {
         tried.push_back("the search of " + dir + ": " + err.message());
       }
@@ -87,7 +88,8 @@ LocatedParent locate_parent(const std::string& child_path, const ParentSpec& spe
       opts.warn(child_path + ": the parent given with --parent, " + opts.parent_path + ", " +
                 c.why + ": its identity cannot be checked");
     }
-    if (!c.warning.empty()) opts.warn(child_path + ": parent " + opts.parent_path + " " + c.warning);
+    if (!c.warning.empty())
+      opts.warn(child_path + ": parent " + opts.parent_path + " " + c.warning);
     return {std::move(p), opts.parent_path};
   }
 
@@ -132,8 +134,7 @@ BlockDevicePtr attach_parents(OpenedLayer layer, const std::string& path, const 
   std::shared_ptr<const ParentSpec> spec = layer.device->parent_spec();
   if (!spec) {
     if (!opts.parent_path.empty()) {
-      opts.warn(path + ": not a differencing image; --parent " + opts.parent_path +
-                " is ignored");
+      opts.warn(path + ": not a differencing image; --parent " + opts.parent_path + " is ignored");
     }
     return std::move(layer.device);
   }

@@ -7,9 +7,9 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "formats/core/deflate.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/vmdk/vmdk_deflate.h"
 
 namespace vdisk::vmdk {
 
@@ -217,7 +217,7 @@ class SparseExtent final : public ExtentReader {
     }
     auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(grain_bytes_));
     g_inflated.fetch_add(1, std::memory_order_relaxed);
-    if (!inflate_grain(data, csize, out->data(), out->size())) {
+    if (!inflate_buffer(DeflateWrapper::kZlib, data, csize, out->data(), out->size())) {
       throw_corrupt(file_->path(), dpos,
                     "compressed grain " + std::to_string(g) + " does not inflate");
     }

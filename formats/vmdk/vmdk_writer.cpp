@@ -6,12 +6,12 @@
 #include <cstring>
 
 #include "formats/core/block_device.h"
+#include "formats/core/cluster_feed.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/guid.h"
 #include "formats/vmdk/vmdk_descriptor.h"
-#include "formats/vmdk/vmdk_grain_feed.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_stream_writer.h"
 
@@ -191,7 +191,7 @@ class SparseSink final : public ExtentSink {
 
   OutputFile& out_;
   uint64_t grain_bytes_;
-  GrainFeed feed_;
+  ClusterFeed feed_;
   std::string descriptor_;
   SparseHeader h_;
   uint64_t ngrains_ = 0, ntables_ = 0;
