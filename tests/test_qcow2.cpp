@@ -194,9 +194,11 @@ TEST_CASE("qcow2: external data files, dirty, corrupt, encrypted and unknown fea
   // External data file, in the folder: read through the image's L2 tables.
   q("qemu-img create -q -f qcow2 -o data_file=e.data x.qcow2 4M");
   q("qemu-io -f qcow2 -c 'write -P 9 64k 128k' -c 'write -P 4 3M 4k' x.qcow2");
-  CHECK(vdisk_sha256(dir / "x.qcow2") == qemu_sha256(dir / "x.qcow2"));
+  // QEMU 7.2 looks for the data file relative to its working directory.
+  q("qemu-img convert -O raw x.qcow2 x.raw");
+  CHECK(vdisk_sha256(dir / "x.qcow2") == coreutils_digest("sha256sum", dir / "x.raw"));
   CHECK(vdisk_info(dir / "x.qcow2").find("details")->find("data_file")->as_string() == "e.data");
-  check_same_map(qemu_map_runs(dir / "x.qcow2"), vdisk_map_runs(dir / "x.qcow2"));
+  check_same_map(qemu_map_runs("x.qcow2", "", dir.path()), vdisk_map_runs(dir / "x.qcow2"));
 
   // Dirty (a killed qemu-io under lazy refcounts): read, and said in info.
   q("qemu-img create -q -f qcow2 -o lazy_refcounts=on d.qcow2 4M");
@@ -333,14 +335,16 @@ TEST_CASE("qcow2: a child over a backing image stores only what differs", "[qcow
 TEST_CASE("qcow2: a 2^50-byte empty source converts in bounded memory and time", "[qcow2]") {
   require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "huge.raw";
-  run_ok("truncate -s 1P " + sh_quote(src));
+  // A raw file of 2^50 bytes is beyond ext4; an empty qcow2 of that size is not.
+  const std::string src = dir / "huge-src.qcow2";
+  run_ok("qemu-img create -q -f qcow2 " + sh_quote(src) + " 1P");
   const std::string out = dir / "huge.qcow2";
   RunResult r = run("/usr/bin/time -f '%M' " + std::string(VDISK_BIN) +
                     " convert --hash none -O qcow2 " + sh_quote(src) + " " + sh_quote(out));
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
-  // Peak RSS in KiB on the last line of stderr: far below the 16 MiB L1.
+  // Peak RSS in KiB on the last line of stderr: the source's 16 MiB L1 table
+  // and the writer's few clusters, never tables sized by the disk.
   const uint64_t kib = std::stoull(r.err.substr(r.err.find_last_of('\n', r.err.size() - 2) + 1));
   CHECK(kib < 64 * 1024);
   Json qi = Json::parse(run_ok("qemu-img info --output json " + sh_quote(out)));

@@ -59,31 +59,6 @@ uint64_t Qcow2Device::l2_loads() {
   return g_l2_loads.load();
 }
 
-template <class V>
-V Qcow2Device::Lru<V>::get(uint64_t key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = map_.find(key);
-  if (it == map_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
-}
-
-template <class V>
-void Qcow2Device::Lru<V>::put(uint64_t key, V value) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = map_.find(key);
-  if (it != map_.end()) {
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return;
-  }
-  lru_.emplace_front(key, std::move(value));
-  map_[key] = lru_.begin();
-  while (map_.size() > capacity_) {
-    map_.erase(lru_.back().first);
-    lru_.pop_back();
-  }
-}
-
 Qcow2Device::Qcow2Device(std::shared_ptr<const File> file, std::shared_ptr<const File> data,
                          ImageMeta meta, std::vector<uint64_t> l1, std::vector<MetaRange> metadata)
     : file_(std::move(file)),
@@ -450,10 +425,11 @@ std::shared_ptr<const ParentSpec> Qcow2Device::parent_spec() const {
 
 // ---- open ------------------------------------------------------------------------
 
+// The magic claims the file whatever the version: open names a version it
+// does not read (the original qcow, a future one) instead of letting the
+// bytes be read as raw.
 int probe_qcow2(const ProbeInput& in) {
-  if (in.head.size() < 8 || std::memcmp(in.head.data(), kMagic, 4) != 0) return 0;
-  const uint32_t v = load_be32(in.head.data() + kHdrVersion);
-  return v == 2 || v == 3 ? kProbeSignature : 0;
+  return in.head.size() >= 4 && std::memcmp(in.head.data(), kMagic, 4) == 0 ? kProbeSignature : 0;
 }
 
 namespace {

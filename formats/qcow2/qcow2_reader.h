@@ -6,16 +6,14 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "formats/core/block_device.h"
 #include "formats/core/file.h"
 #include "formats/core/format.h"
+#include "formats/core/lru_cache.h"
 #include "formats/qcow2/qcow2_layout.h"
 
 namespace vdisk::qcow2 {
@@ -107,22 +105,8 @@ class Qcow2Device final : public BlockDevice {
   uint32_t entry_words_;  // 1, or 2 with extended L2 entries
   uint64_t clusters_;     // guest clusters
 
-  // Least recently used first out, by key.
-  template <class V>
-  class Lru {
-   public:
-    explicit Lru(size_t capacity) : capacity_(capacity) {}
-    V get(uint64_t key);
-    void put(uint64_t key, V value);
-
-   private:
-    size_t capacity_;
-    std::mutex mu_;
-    std::list<std::pair<uint64_t, V>> lru_;
-    std::unordered_map<uint64_t, typename std::list<std::pair<uint64_t, V>>::iterator> map_;
-  };
-  mutable Lru<Table> l2_cache_;
-  mutable Lru<std::shared_ptr<const std::vector<uint8_t>>> cluster_cache_;
+  mutable LruCache<Table> l2_cache_;
+  mutable LruCache<std::shared_ptr<const std::vector<uint8_t>>> cluster_cache_;
 };
 
 // Opens and validates a qcow2 image: every header field and every offset is
@@ -134,7 +118,7 @@ class Qcow2Device final : public BlockDevice {
 // kNotFound for a missing external data file or --snapshot name.
 BlockDevicePtr open_qcow2(std::shared_ptr<const File> file, const OpenOptions& opts);
 
-// Probe: the magic and version 2 or 3.
+// Probe: the magic "QFI\xfb" (any version; open refuses those it does not read).
 int probe_qcow2(const ProbeInput& in);
 
 }  // namespace vdisk::qcow2

@@ -482,13 +482,42 @@ class HostAllocator {
   std::vector<uint64_t> block_pos_;  // by span; 0: none
 };
 
+// What both writers share: the parameters, whole clusters from the guest
+// stream, the write contract. put() receives `count` whole clusters from
+// guest cluster `g` on, in increasing order.
+class ClusterWriter : public SingleFileWriter {
+ public:
+  uint64_t virtual_size() const override { return p_.size; }
+  void write(uint64_t offset, const void* buf, size_t len) override {
+    check_write_range(offset, len);
+    feed_.write(offset, static_cast<const uint8_t*>(buf), len,
+                [&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
+  }
+  // Ranges never written are zeros: nothing to do until later clusters come.
+  void write_zeroes(uint64_t offset, uint64_t len) override { check_write_range(offset, len); }
+
+ protected:
+  explicit ClusterWriter(Params p) : p_(std::move(p)), feed_(p_.cs) {
+    for (const std::string& n : p_.notes) add_note(n);
+  }
+  virtual void put(uint64_t g, const uint8_t* d, size_t count) = 0;
+  // Hands on the last, partial cluster.
+  void flush_feed() {
+    feed_.flush([&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
+  }
+
+  Params p_;
+
+ private:
+  ClusterFeed feed_;
+};
+
 // ---- a file: one pass ------------------------------------------------------------
 
-class FileWriter final : public SingleFileWriter {
+class FileWriter final : public ClusterWriter {
  public:
   FileWriter(const CreateRequest& req, Params p, BlockDevicePtr backing)
-      : p_(std::move(p)), feed_(p_.cs), cls_(p_, std::move(backing)) {
-    for (const std::string& n : p_.notes) add_note(n);
+      : ClusterWriter(std::move(p)), cls_(p_, std::move(backing)) {
     l2_.assign(static_cast<size_t>(p_.cs), 0);
     l1_buf_.assign(static_cast<size_t>(p_.cs), 0);
     open_output(req);
@@ -510,18 +539,9 @@ class FileWriter final : public SingleFileWriter {
   }
   ~FileWriter() override { pool_.reset(); }
 
-  uint64_t virtual_size() const override { return p_.size; }
-
-  void write(uint64_t offset, const void* buf, size_t len) override {
-    check_write_range(offset, len);
-    feed_.write(offset, static_cast<const uint8_t*>(buf), len,
-                [&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
-  }
-  void write_zeroes(uint64_t offset, uint64_t len) override { check_write_range(offset, len); }
-
  private:
   uint64_t finish_image() override {
-    feed_.flush([&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
+    flush_feed();
     gap(p_.clusters);
     if (pool_) pool_->drain();
     flush_run();
@@ -535,7 +555,7 @@ class FileWriter final : public SingleFileWriter {
   }
 
   // Whole clusters from the feed: first the zero gap before them.
-  void put(uint64_t g, const uint8_t* d, size_t count) {
+  void put(uint64_t g, const uint8_t* d, size_t count) override {
     gap(g);
     for (size_t i = 0; i < count; ++i) {
       const uint8_t* c = d + i * p_.cs;
@@ -665,8 +685,6 @@ class FileWriter final : public SingleFileWriter {
     l1_dirty_ = false;
   }
 
-  Params p_;
-  ClusterFeed feed_;
   Classifier cls_;
   std::unique_ptr<HostAllocator> alloc_;
   uint64_t l1_off_ = 0;
@@ -687,11 +705,10 @@ class FileWriter final : public SingleFileWriter {
 
 // ---- standard output: the layout planned first ------------------------------------
 
-class StreamWriter final : public SingleFileWriter {
+class StreamWriter final : public ClusterWriter {
  public:
   StreamWriter(const CreateRequest& req, Params p, BlockDevicePtr backing)
-      : p_(std::move(p)), feed_(p_.cs), has_backing_(backing != nullptr) {
-    for (const std::string& n : p_.notes) add_note(n);
+      : ClusterWriter(std::move(p)), has_backing_(backing != nullptr) {
     if (p_.compress) {
       refuse(p_.path,
              "compressed qcow2 cannot be written to standard output: the size of each "
@@ -719,15 +736,6 @@ class StreamWriter final : public SingleFileWriter {
     open_output(req);
     emit_metadata();
   }
-
-  uint64_t virtual_size() const override { return p_.size; }
-
-  void write(uint64_t offset, const void* buf, size_t len) override {
-    check_write_range(offset, len);
-    feed_.write(offset, static_cast<const uint8_t*>(buf), len,
-                [&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
-  }
-  void write_zeroes(uint64_t offset, uint64_t len) override { check_write_range(offset, len); }
 
  private:
   struct Table {
@@ -851,24 +859,25 @@ class StreamWriter final : public SingleFileWriter {
   }
 
   uint64_t finish_image() override {
-    feed_.flush([&](uint64_t g, const uint8_t* d, size_t count) { put(g, d, count); });
+    flush_feed();
     return total_clusters_ * p_.cs;
   }
 
   // Data in guest order: a planned cluster goes to its place; anything else
   // must be what the plan saw.
-  void put(uint64_t g, const uint8_t* d, size_t count) {
+  void put(uint64_t g, const uint8_t* d, size_t count) override {
     for (size_t i = 0; i < count; ++i) {
       const uint8_t* c = d + i * p_.cs;
       const uint64_t gi = g + i;
       auto it = tables_.find(gi / p_.l2_entries);
       const uint8_t k =
-          it == tables_.end() ? Decision::kUnalloc : it->second.kind[gi % p_.l2_entries];
-      if (k == Decision::kData) {
+          it == tables_.end() ? uint8_t{Decision::kUnalloc} : it->second.kind[gi % p_.l2_entries];
+      const bool zero = is_zero(c, static_cast<size_t>(p_.cs));
+      if (k == Decision::kData || (k == Decision::kZeroData && !zero)) {
+        // (kZeroData with data: a preallocated cluster; zeros are the gap fill.)
         out_->write_at(data_off_ + host_index(it->second, gi) * p_.cs, c,
                        static_cast<size_t>(p_.cs));
-      } else if (k != Decision::kZeroData && !has_backing_ &&
-                 !is_zero(c, static_cast<size_t>(p_.cs))) {
+      } else if (k != Decision::kZeroData && !has_backing_ && !zero) {
         throw Error(ErrorKind::kIo, p_.path, gi * p_.cs,
                     "the source changed since its layout was planned: guest cluster " +
                         std::to_string(gi) + " was all zeros then and holds data now");
@@ -889,8 +898,6 @@ class StreamWriter final : public SingleFileWriter {
     return cursor_host_;
   }
 
-  Params p_;
-  ClusterFeed feed_;
   bool has_backing_;
   std::map<uint64_t, Table> tables_;
   uint64_t data_clusters_ = 0, blocks_ = 0, rt_clusters_ = 0, total_clusters_ = 0;

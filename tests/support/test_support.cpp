@@ -168,7 +168,8 @@ std::string fuse_unavailable_reason() {
 namespace {
 std::vector<MapRun> map_runs(const std::string& json, bool qemu) {
   std::vector<MapRun> out;
-  for (const Json& e : Json::parse(json).as_array()) {
+  const Json parsed = Json::parse(json);
+  for (const Json& e : parsed.as_array()) {
     std::string type;
     if (qemu) {
       const bool present = e.find("present")->as_bool(), data = e.find("data")->as_bool();
@@ -187,8 +188,10 @@ std::vector<MapRun> map_runs(const std::string& json, bool qemu) {
 }
 }  // namespace
 
-std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra) {
-  return map_runs(run_ok("qemu-img map --output json " + extra + " " + sh_quote(image)), true);
+std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra,
+                                  const std::string& cwd) {
+  const std::string cd = cwd.empty() ? "" : "cd " + sh_quote(cwd) + " && ";
+  return map_runs(run_ok(cd + "qemu-img map --output json " + extra + " " + sh_quote(image)), true);
 }
 
 std::vector<MapRun> vdisk_map_runs(const std::string& image, const std::string& extra) {

@@ -70,8 +70,9 @@ struct MapRun {
 // `qemu-img map --output json IMAGE` (present/data flags turned into vdisk's
 // types) or `vdisk map --output json IMAGE`, adjacent runs of one type and
 // depth merged (the two tools split runs differently). `extra`: more
-// arguments before the image.
-std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra = "");
+// arguments before the image; `cwd`: the folder qemu-img runs in.
+std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra = "",
+                                  const std::string& cwd = "");
 std::vector<MapRun> vdisk_map_runs(const std::string& image, const std::string& extra = "");
 // CHECKs that two maps are the same run for run.
 void check_same_map(const std::vector<MapRun>& qemu, const std::vector<MapRun>& vdisk);
