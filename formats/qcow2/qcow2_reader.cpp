@@ -425,11 +425,12 @@ std::shared_ptr<const ParentSpec> Qcow2Device::parent_spec() const {
 
 // ---- open ------------------------------------------------------------------------
 
-// The magic claims the file whatever the version: open names a version it
-// does not read (the original qcow, a future one) instead of letting the
-// bytes be read as raw.
+// Versions 2 and later: open names a future version it does not read
+// instead of letting the bytes be read as raw. Version 1 (the original qcow)
+// is left to the registry's list of foreign containers, which names it.
 int probe_qcow2(const ProbeInput& in) {
-  return in.head.size() >= 4 && std::memcmp(in.head.data(), kMagic, 4) == 0 ? kProbeSignature : 0;
+  if (in.head.size() < 8 || std::memcmp(in.head.data(), kMagic, 4) != 0) return 0;
+  return load_be32(in.head.data() + kHdrVersion) >= 2 ? kProbeSignature : 0;
 }
 
 namespace {

@@ -118,7 +118,8 @@ class Qcow2Device final : public BlockDevice {
 // kNotFound for a missing external data file or --snapshot name.
 BlockDevicePtr open_qcow2(std::shared_ptr<const File> file, const OpenOptions& opts);
 
-// Probe: the magic "QFI\xfb" (any version; open refuses those it does not read).
+// Probe: the magic "QFI\xfb" and version 2 or later (open refuses the
+// versions it does not read, by name).
 int probe_qcow2(const ProbeInput& in);
 
 }  // namespace vdisk::qcow2
