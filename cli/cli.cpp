@@ -65,13 +65,16 @@ void add_open_options(po::options_description& desc, const char* format_flag) {
       "parent", po::value<std::string>()->default_value(""),
       "parent image of a differencing disk (overrides the search)")(
       "allow-outside-paths",
-      "let extent and parent names point outside the image's folder (absolute, '..', symlinks)");
+      "let extent and parent names point outside the image's folder (absolute, '..', symlinks)")(
+      "snapshot", po::value<std::string>()->default_value(""),
+      "read the image as it was at this internal snapshot (qcow2: ID or name)");
 }
 
 OpenOptions open_options_from(const po::variables_map& vm) {
   OpenOptions o;
   o.allow_outside_paths = vm.count("allow-outside-paths") != 0;
   if (vm.count("parent")) o.parent_path = vm["parent"].as<std::string>();
+  if (vm.count("snapshot")) o.snapshot = vm["snapshot"].as<std::string>();
   return o;
 }
 

@@ -122,6 +122,10 @@ int cmd_convert(const std::vector<std::string>& args) {
   req.env = &Env::posix(cache == "unsafe" ? Durability::kUnsafe : Durability::kFlushed);
   req.source_info = &src_info;
   req.sector_size = src->sector_size();
+  if (!is_stream) req.source = src.get();
+  req.open_image = [](const std::string& p, const std::string& f) {
+    return open_image(p, f, OpenOptions{});
+  };
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
 
   CopyOptions copts;

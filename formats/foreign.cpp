@@ -40,13 +40,8 @@ const char* const kQemuAdvice = "convert it with qemu-img";
 // so a raw disk that happens to start with the same bytes is not refused.
 const std::vector<Signature>& signatures() {
   static const std::vector<Signature> list = {
-      // QEMU docs/interop/qcow2.rst: "QFI\xfb", then the version (1 is the
-      // original qcow, 2 and 3 are qcow2).
-      {{"qcow2", "a qcow2 image", ForeignKind::kDiskImage, kQemuAdvice},
-       [](const ProbeInput& in) {
-         return has(in.head, 0, "QFI\xfb"sv) && in.head.size() >= 8 &&
-                (load_be32(in.head.data() + 4) == 2 || load_be32(in.head.data() + 4) == 3);
-       }},
+      // QEMU docs/interop/qcow2.rst: "QFI\xfb", then the version: 1 is the
+      // original qcow; 2 and later are qcow2, which formats/qcow2 reads.
       {{"qcow", "a qcow (version 1) image", ForeignKind::kDiskImage, kQemuAdvice},
        [](const ProbeInput& in) {
          return has(in.head, 0, "QFI\xfb"sv) && in.head.size() >= 8 &&

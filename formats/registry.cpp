@@ -123,6 +123,11 @@ OpenedLayer open_layer(const std::string& path, const std::string& format,
     throw Error(ErrorKind::kUnsupported, path, std::nullopt,
                 "format " + fmt->name + " cannot be read");
   }
+  if (!opts.snapshot.empty() && !fmt->has_snapshots) {
+    throw Error(
+        ErrorKind::kInvalidArgument, path, std::nullopt,
+        "--snapshot " + opts.snapshot + ": " + fmt->name + " images have no internal snapshots");
+  }
   return {fmt->open(std::move(file), opts), id};
 }
 

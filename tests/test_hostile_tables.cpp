@@ -20,12 +20,12 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
-#include "formats/registry.h"
 #include "formats/ext/ext_tree.h"
 #include "formats/fat/fat_tree.h"
+#include "formats/registry.h"
+#include "tests/support/test_support.h"
 #include "views/partition/partition_layout.h"
 #include "views/partition/partition_table.h"
-#include "tests/support/test_support.h"
 
 using namespace vdisk;
 using namespace vdisk::test;
@@ -348,4 +348,113 @@ TEST_CASE("VMDK grain directory and grain table entries pointing into metadata a
   run_cases(
       dir.path(), "vmdk", vmdk, cases,
       [](const std::string& p) { (void)open_image(p, "vmdk", OpenOptions{}); }, "", "info");
+}
+
+TEST_CASE("qcow2 header, L1, L2, refcount and snapshot fields poked to hostile values are refused",
+          "[hostile][qcow2]") {
+  require_tool("qemu-img");
+  require_tool("qemu-io");
+  TempDir dir;
+  std::string raw = dir / "src.raw";
+  make_sample_disk(raw, 16ull << 20);
+  // QEMU docs/interop/qcow2.rst, all big-endian: cluster_bits at 20, size at
+  // 24, crypt_method at 32, l1_size at 36, l1_table_offset at 40,
+  // refcount_table_offset at 48, refcount_table_clusters at 56,
+  // nb_snapshots at 60, snapshots_offset at 64, incompatible features at 72,
+  // refcount_order at 96, header_length at 100, compression_type at 104.
+  run_ok("qemu-img convert -f raw -O qcow2 " + sh_quote(raw) + " " + sh_quote(dir / "d.qcow2"));
+  const std::vector<uint8_t> img = read_file(dir / "d.qcow2");
+  auto be = [](uint64_t v, int n) {
+    std::vector<uint8_t> b(n);
+    for (int i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(v >> (8 * (n - 1 - i)));
+    return b;
+  };
+  auto at = [](size_t off, std::vector<uint8_t> v) {
+    return [=](std::vector<uint8_t>& b) { put(b, off, v); };
+  };
+  const uint64_t l1 = load_be64(img.data() + 40), rt = load_be64(img.data() + 48);
+  const uint64_t copied = 1ull << 63;
+  const uint64_t l2 = load_be64(img.data() + l1) & 0x00fffffffffffe00ull;
+  const uint64_t block0 = load_be64(img.data() + rt);
+  REQUIRE(l2 != 0);
+  REQUIRE(block0 != 0);
+  size_t k = 0;  // the first allocated L2 entry
+  while (load_be64(img.data() + l2 + 8 * k) == 0) ++k;
+  const uint64_t data = load_be64(img.data() + l2 + 8 * k) & 0x00fffffffffffe00ull;
+  const size_t entry = static_cast<size_t>(l2 + 8 * k);
+  std::vector<Case> cases = {
+      {"cluster_bits 8", at(20, be(8, 4)), ErrorKind::kCorrupt, "below 9"},
+      {"cluster_bits 22", at(20, be(22, 4)), ErrorKind::kUnsupported, "2 MiB limit"},
+      {"version 4", at(4, be(4, 4)), ErrorKind::kUnsupported, "qcow version 4"},
+      {"size 2^62", at(24, be(1ull << 62, 8)), ErrorKind::kCorrupt, "too small"},
+      {"l1_size 2^32-1", at(36, be(0xFFFFFFFF, 4)), ErrorKind::kCorrupt, "L1 table at"},
+      {"l1_size 0", at(36, be(0, 4)), ErrorKind::kCorrupt, "too small"},
+      {"L1 offset unaligned", at(40, be(l1 + 512, 8)), ErrorKind::kCorrupt, "L1 table at"},
+      {"L1 offset 2^63", at(40, be(1ull << 63, 8)), ErrorKind::kCorrupt, "L1 table at"},
+      {"refcount table clusters 2^32-1", at(56, be(0xFFFFFFFF, 4)), ErrorKind::kCorrupt,
+       "refcount table clusters"},
+      {"refcount table offset 0", at(48, be(0, 8)), ErrorKind::kCorrupt, "offset 0"},
+      {"header_length 100", at(100, be(100, 4)), ErrorKind::kCorrupt, "header_length"},
+      {"refcount_order 7", at(96, be(7, 4)), ErrorKind::kCorrupt, "refcount_order"},
+      {"nb_snapshots 2^31", at(60, be(0x80000000, 4)), ErrorKind::kCorrupt, "snapshots"},
+      {"backing name of 5000 bytes",
+       [&](std::vector<uint8_t>& b) {
+         put(b, 8, be(0x200, 8));
+         put(b, 16, be(5000, 4));
+       },
+       ErrorKind::kCorrupt, "backing file name"},
+      {"compression type 1 without its feature bit", at(104, be(1, 1)), ErrorKind::kCorrupt,
+       "feature bit"},
+      {"crypt_method LUKS", at(32, be(2, 4)), ErrorKind::kUnsupported, "encrypted"},
+      {"header extension longer than the cluster", at(112 + 4, be(0xFFFFFFF0, 4)),
+       ErrorKind::kCorrupt, "runs past"},
+      {"L1 entry 0 -> the L1 table", at(l1, be(l1 | copied, 8)), ErrorKind::kCorrupt, "overlaps"},
+      {"L1 entry 0 -> the refcount table", at(l1, be(rt | copied, 8)), ErrorKind::kCorrupt,
+       "overlaps"},
+      {"L1 entry 0 -> past the end", at(l1, be(1ull << 40 | copied, 8)), ErrorKind::kCorrupt,
+       "L1 entry 0"},
+      {"L1 entry 0 with reserved bits", at(l1, be(l2 | copied | 2, 8)), ErrorKind::kCorrupt,
+       "reserved bits"},
+      {"L2 entry -> the header (compressed)", at(entry, be(1ull << 62 | 16, 8)),
+       ErrorKind::kCorrupt, "inside the header cluster"},
+      {"L2 entry -> the L1 table", at(entry, be(l1 | copied, 8)), ErrorKind::kCorrupt,
+       "inside the L1 table"},
+      {"L2 entry -> refcount block 0", at(entry, be(block0 | copied, 8)), ErrorKind::kCorrupt,
+       "inside refcount block 0"},
+      {"L2 entry -> its own L2 table", at(entry, be(l2 | copied, 8)), ErrorKind::kCorrupt,
+       "inside the L2 table of L1 entry 0"},
+      {"L2 entry -> past the end", at(entry, be(1ull << 40 | copied, 8)), ErrorKind::kCorrupt,
+       "outside"},
+      {"L2 entry unaligned", at(entry, be((data + 512) | copied, 8)), ErrorKind::kCorrupt,
+       "not aligned"},
+      {"refcount table entry 0 -> the L1 table", at(rt, be(l1, 8)), ErrorKind::kCorrupt,
+       "overlaps"},
+      {"refcount table entry 0 -> past the end", at(rt, be(1ull << 40, 8)), ErrorKind::kCorrupt,
+       "refcount block 0 at"},
+  };
+  auto open_and_read = [](const std::string& p) {
+    BlockDevicePtr d = open_image(p, "qcow2", OpenOptions{});
+    std::vector<uint8_t> b(1 << 20);
+    for (uint64_t off = 0; off < d->size(); off += b.size())
+      d->read(off, b.data(), static_cast<size_t>(std::min<uint64_t>(b.size(), d->size() - off)));
+  };
+  run_cases(dir.path(), "qcow2", img, cases, open_and_read, "", "hash");
+
+  // The snapshot table ("Snapshots": L1 offset at 0, extra data size at 36).
+  const std::string s = dir / "s.qcow2";
+  run_ok("qemu-img create -q -f qcow2 " + sh_quote(s) + " 4M");
+  run_ok("qemu-io -f qcow2 -c 'write -P 1 0 64k' " + sh_quote(s) + " >/dev/null");
+  run_ok("qemu-img snapshot -c snap " + sh_quote(s));
+  const std::vector<uint8_t> simg = read_file(s);
+  const uint64_t sn = load_be64(simg.data() + 64), sl1 = load_be64(simg.data() + 40);
+  REQUIRE(sn != 0);
+  std::vector<Case> snap_cases = {
+      {"snapshot extra data 2^31 bytes", at(sn + 36, be(0x80000000, 4)), ErrorKind::kCorrupt,
+       "runs past the end"},
+      {"snapshot L1 table -> the active L1 table", at(sn, be(sl1, 8)), ErrorKind::kCorrupt,
+       "overlaps"},
+      {"snapshot table offset past the end", at(64, be(1ull << 40, 8)), ErrorKind::kCorrupt,
+       "snapshot table offset"},
+  };
+  run_cases(dir.path(), "qcow2-snap", simg, snap_cases, open_and_read, "", "hash");
 }

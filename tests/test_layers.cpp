@@ -150,43 +150,7 @@ TEST_CASE("layers: a three-level VMDK chain maps like qemu-img map, layer by lay
 
   for (const std::string name : {"top.vmdk", "mid.vmdk"}) {
     INFO(name);
-    Json qm = Json::parse(run_ok("qemu-img map --output json " + sh_quote(dir / name)));
-    Json vm =
-        Json::parse(run_ok(std::string(VDISK_BIN) + " map --output json " + sh_quote(dir / name)));
-    // qemu-img splits and merges differently; compare byte by byte as runs.
-    struct Run {
-      uint64_t start, length;
-      std::string type;
-      uint64_t depth;
-    };
-    auto runs = [](const Json& j, bool qemu) {
-      std::vector<Run> out;
-      for (const Json& e : j.as_array()) {
-        std::string type;
-        if (qemu) {
-          bool present = e.find("present")->as_bool(), data = e.find("data")->as_bool();
-          type = !present ? "unallocated" : data ? "data" : "zero";
-        } else {
-          type = e.find("type")->as_string();
-        }
-        Run r{e.find("start")->as_u64(), e.find("length")->as_u64(), type,
-              e.find("depth")->as_u64()};
-        if (!out.empty() && out.back().type == r.type && out.back().depth == r.depth)
-          out.back().length += r.length;
-        else
-          out.push_back(r);
-      }
-      return out;
-    };
-    std::vector<Run> a = runs(qm, true), b = runs(vm, false);
-    REQUIRE(a.size() == b.size());
-    for (size_t i = 0; i < a.size(); ++i) {
-      INFO("run " << i << " at " << a[i].start);
-      CHECK(a[i].start == b[i].start);
-      CHECK(a[i].length == b[i].length);
-      CHECK(a[i].type == b[i].type);
-      CHECK(a[i].depth == b[i].depth);
-    }
+    check_same_map(qemu_map_runs(dir / name), vdisk_map_runs(dir / name));
   }
 
   // info: each layer's own allocation is what qemu-img map puts at depth 0

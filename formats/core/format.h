@@ -45,6 +45,11 @@ struct OpenOptions {
   // An explicit parent image for the differencing image being opened
   // (overrides the search; applies to that image only, not to its ancestors).
   std::string parent_path;
+  // --snapshot: read the image as it was when this internal snapshot (ID or
+  // name) was taken. Applies to the image being opened, not to its parents;
+  // formats without internal snapshots (FormatDescriptor::has_snapshots)
+  // refuse it.
+  std::string snapshot;
   WarningSink warn = default_warning;
   // `vdisk info` sets this: a differencing image whose parent cannot be found
   // still opens, with a placeholder parent (make_missing_parent) whose reads
@@ -102,6 +107,7 @@ struct FormatDescriptor {
   // every kEnum and kBool option: kSize/kInt values that change the layout
   // ("block_size=1M"), and combinations worth their time.
   std::vector<std::string> roundtrip_options;
+  bool has_snapshots = false;  // open() honours OpenOptions::snapshot
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

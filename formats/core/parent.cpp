@@ -20,6 +20,7 @@ OpenOptions parent_options(const OpenOptions& opts) {
   OpenOptions p = opts;
   p.depth = opts.depth + 1;
   p.parent_path.clear();  // --parent names the user's image's parent only
+  p.snapshot.clear();     // so does --snapshot
   return p;
 }
 

@@ -38,6 +38,15 @@ struct CreateRequest {
   const ImageInfo* source_info = nullptr;
   // Source's logical sector size.
   uint32_t sector_size = 512;
+  // The device whose content the writes will carry, for a writer that must
+  // plan its whole layout before the first write (qcow2 to standard output
+  // reads it once ahead of the copy). Null when it cannot be read twice
+  // (standard input).
+  const BlockDevice* source = nullptr;
+  // Opens an existing image with its parents (the registry's open_image:
+  // formats cannot include the registry), for a writer that refers to one
+  // (a qcow2 child over its backing file). Null: such options are refused.
+  std::function<BlockDevicePtr(const std::string& path, const std::string& format)> open_image;
 
   // *env, or Env::posix(); writers take files, the clock and random bytes
   // from it.

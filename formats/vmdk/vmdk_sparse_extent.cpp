@@ -3,13 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <list>
-#include <mutex>
-#include <unordered_map>
 
+#include "formats/core/deflate.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/vmdk/vmdk_deflate.h"
+#include "formats/core/lru_cache.h"
 
 namespace vdisk::vmdk {
 
@@ -35,37 +33,9 @@ constexpr int kMaxStatusSteps = 16384;
 constexpr size_t kMaxCoalesce = 8 << 20;
 
 // Decompressed grains, least recently used evicted first.
-class GrainCache {
+class GrainCache : public LruCache<std::shared_ptr<const std::vector<uint8_t>>> {
  public:
-  explicit GrainCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 4)) {}
-  std::shared_ptr<const std::vector<uint8_t>> get(uint64_t grain) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(grain);
-    if (it == map_.end()) return nullptr;
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->second;
-  }
-  void put(uint64_t grain, std::shared_ptr<const std::vector<uint8_t>> data) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(grain);
-    if (it != map_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return;
-    }
-    lru_.emplace_front(grain, std::move(data));
-    map_[grain] = lru_.begin();
-    while (map_.size() > capacity_) {
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-  }
-
- private:
-  using Item = std::pair<uint64_t, std::shared_ptr<const std::vector<uint8_t>>>;
-  size_t capacity_;
-  std::mutex mu_;
-  std::list<Item> lru_;
-  std::unordered_map<uint64_t, std::list<Item>::iterator> map_;
+  explicit GrainCache(size_t capacity) : LruCache(std::max<size_t>(capacity, 4)) {}
 };
 
 class SparseExtent final : public ExtentReader {
@@ -217,7 +187,7 @@ class SparseExtent final : public ExtentReader {
     }
     auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(grain_bytes_));
     g_inflated.fetch_add(1, std::memory_order_relaxed);
-    if (!inflate_grain(data, csize, out->data(), out->size())) {
+    if (!inflate_buffer(DeflateWrapper::kZlib, data, csize, out->data(), out->size())) {
       throw_corrupt(file_->path(), dpos,
                     "compressed grain " + std::to_string(g) + " does not inflate");
     }

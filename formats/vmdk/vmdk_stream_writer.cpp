@@ -1,18 +1,14 @@
 #include "formats/vmdk/vmdk_stream_writer.h"
 
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "formats/core/block_device.h"
+#include "formats/core/cluster_feed.h"
+#include "formats/core/deflate.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/vmdk/vmdk_deflate.h"
-#include "formats/vmdk/vmdk_grain_feed.h"
+#include "formats/core/ordered_pool.h"
 #include "formats/vmdk/vmdk_layout.h"
 
 namespace vdisk::vmdk {
@@ -20,14 +16,6 @@ namespace vdisk::vmdk {
 namespace {
 
 constexpr size_t kOutputBuffer = 1 << 20;
-
-struct Job {
-  uint64_t grain = 0;
-  std::vector<uint8_t> in;
-  std::vector<uint8_t> out;
-  bool done = false;
-  std::exception_ptr error;
-};
 
 }  // namespace
 
@@ -37,7 +25,7 @@ struct StreamExtentWriter::Impl {
   uint64_t grain_bytes;
   uint32_t gtes = kDefaultGtes;
   SparseHeader header;
-  GrainFeed feed;
+  ClusterFeed feed;
   uint64_t pos = 0;  // bytes produced so far (written or buffered)
   std::vector<uint8_t> obuf;
 
@@ -51,20 +39,26 @@ struct StreamExtentWriter::Impl {
   uint64_t ntables = 0;
   std::vector<std::pair<uint64_t, uint32_t>> gd;
 
-  // Compression: workers take jobs from `work`; the writing thread writes
-  // them out from the front of `pending`, so the output order is the input
-  // order whatever the thread timing.
-  std::mutex mu;
-  std::condition_variable cv_work, cv_done;
-  std::deque<Job*> work;
-  std::deque<std::unique_ptr<Job>> pending;
-  std::vector<std::unique_ptr<Job>> spare;
-  std::vector<std::thread> threads;
-  bool stop = false;
-  size_t max_inflight = 8;
+  // Grains are compressed on every core; the pool hands them back in grain
+  // order, so the output order is the input order whatever the timing.
+  OrderedPool pool;
 
   Impl(OutputFile& o, uint64_t cap, uint64_t gb, const std::string& desc, unsigned nthreads)
-      : out(o), capacity(cap), grain_bytes(gb), feed(gb) {
+      : out(o),
+        capacity(cap),
+        grain_bytes(gb),
+        feed(gb),
+        pool(
+            [] {
+              auto c = std::make_shared<DeflateCompressor>(DeflateWrapper::kZlib);
+              return [c](const std::vector<uint8_t>& in, std::vector<uint8_t>& out) {
+                c->compress(in.data(), in.size(), out);
+              };
+            },
+            [this](uint64_t grain, const std::vector<uint8_t>&, const std::vector<uint8_t>& z) {
+              write_grain(grain, z);
+            },
+            nthreads) {
     uint64_t ngrains = div_round_up(capacity * kSector, grain_bytes);
     ntables = div_round_up(ngrains, gtes);
     gt.assign(gtes, 0);
@@ -84,43 +78,6 @@ struct StreamExtentWriter::Impl {
     encode_sparse_header(header, head.data());
     std::memcpy(head.data() + kSector, desc.data(), desc.size());
     append(head.data(), head.size());
-
-    if (nthreads == 0) nthreads = std::max(1u, std::thread::hardware_concurrency());
-    max_inflight = nthreads * 4;
-    for (unsigned i = 0; i < nthreads; ++i) threads.emplace_back([this] { worker(); });
-  }
-
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop = true;
-    }
-    cv_work.notify_all();
-    for (auto& t : threads) t.join();
-  }
-
-  void worker() {
-    GrainCompressor comp;
-    for (;;) {
-      Job* job;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv_work.wait(lock, [&] { return stop || !work.empty(); });
-        if (stop) return;
-        job = work.front();
-        work.pop_front();
-      }
-      try {
-        comp.compress(job->in.data(), job->in.size(), job->out);
-      } catch (...) {
-        job->error = std::current_exception();
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        job->done = true;
-      }
-      cv_done.notify_all();
-    }
   }
 
   void append(const void* p, size_t len) {
@@ -166,65 +123,27 @@ struct StreamExtentWriter::Impl {
     pad_to_sector();
   }
 
-  void write_job(Job& job) {
-    if (job.error) std::rethrow_exception(job.error);
-    uint64_t table = job.grain / gtes;
+  void write_grain(uint64_t grain, const std::vector<uint8_t>& z) {
+    uint64_t table = grain / gtes;
     if (table != cur_table) {
       close_table();
       cur_table = table;
       std::fill(gt.begin(), gt.end(), 0);
       gt_any = false;
     }
-    gt[job.grain % gtes] = sector32(pos);
+    gt[grain % gtes] = sector32(pos);
     gt_any = true;
     uint8_t m[kGrainMarkerHeader];
-    store_le64(m, job.grain * (grain_bytes / kSector));
-    store_le32(m + 8, static_cast<uint32_t>(job.out.size()));
+    store_le64(m, grain * (grain_bytes / kSector));
+    store_le32(m + 8, static_cast<uint32_t>(z.size()));
     append(m, sizeof m);
-    append(job.out.data(), job.out.size());
+    append(z.data(), z.size());
     pad_to_sector();
-  }
-
-  // Writes every finished job at the front; with `all`, waits for the rest.
-  void drain(bool all) {
-    for (;;) {
-      std::unique_ptr<Job> job;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        if (pending.empty()) return;
-        bool must_wait = all || pending.size() >= max_inflight;
-        if (!pending.front()->done) {
-          if (!must_wait) return;
-          cv_done.wait(lock, [&] { return pending.front()->done; });
-        }
-        job = std::move(pending.front());
-        pending.pop_front();
-      }
-      write_job(*job);
-      job->done = false;
-      job->error = nullptr;
-      spare.push_back(std::move(job));
-    }
   }
 
   void submit(uint64_t grain, const uint8_t* data) {
     if (is_zero(data, static_cast<size_t>(grain_bytes))) return;  // stays unallocated
-    std::unique_ptr<Job> job;
-    if (!spare.empty()) {
-      job = std::move(spare.back());
-      spare.pop_back();
-    } else {
-      job = std::make_unique<Job>();
-    }
-    job->grain = grain;
-    job->in.assign(data, data + grain_bytes);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      work.push_back(job.get());
-      pending.push_back(std::move(job));
-    }
-    cv_work.notify_one();
-    drain(false);
+    pool.submit(grain, data, static_cast<size_t>(grain_bytes));
   }
 
   void write(uint64_t offset, const uint8_t* buf, size_t len) {
@@ -235,7 +154,7 @@ struct StreamExtentWriter::Impl {
 
   void finish() {
     feed.flush([&](uint64_t g, const uint8_t* p, size_t) { submit(g, p); });
-    drain(true);
+    pool.drain();
     close_table();
     // Grain directory, footer, end-of-stream (VDF: the footer and the EOS
     // marker occupy the last two sectors... after the footer's marker).

@@ -6,11 +6,11 @@
 #include <cstring>
 
 #include "formats/core/block_device.h"
+#include "formats/core/cluster_feed.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/vmdk/vmdk_descriptor.h"
-#include "formats/vmdk/vmdk_grain_feed.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_stream_writer.h"
 
@@ -203,7 +203,7 @@ class SparseSink final : public ExtentSink {
 
   OutputFile& out_;
   uint64_t grain_bytes_;
-  GrainFeed feed_;
+  ClusterFeed feed_;
   std::string descriptor_;
   SparseHeader h_;
   uint64_t ngrains_ = 0, ntables_ = 0;

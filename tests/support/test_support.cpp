@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "formats/core/json.h"
+
 namespace vdisk::test {
 
 std::string sh_quote(const std::string& s) {
@@ -161,6 +163,52 @@ std::string fuse_unavailable_reason() {
   if (::access("/dev/fuse", R_OK | W_OK) != 0) return "/dev/fuse is missing or not accessible";
   if (run("command -v fusermount3").exit_code != 0) return "fusermount3 is not installed";
   return "";
+}
+
+namespace {
+std::vector<MapRun> map_runs(const std::string& json, bool qemu) {
+  std::vector<MapRun> out;
+  const Json parsed = Json::parse(json);
+  for (const Json& e : parsed.as_array()) {
+    std::string type;
+    if (qemu) {
+      const bool present = e.find("present")->as_bool(), data = e.find("data")->as_bool();
+      type = !present ? "unallocated" : data ? "data" : "zero";
+    } else {
+      type = e.find("type")->as_string();
+    }
+    MapRun r{e.find("start")->as_u64(), e.find("length")->as_u64(), type,
+             e.find("depth")->as_u64()};
+    if (!out.empty() && out.back().type == r.type && out.back().depth == r.depth)
+      out.back().length += r.length;
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra,
+                                  const std::string& cwd) {
+  const std::string cd = cwd.empty() ? "" : "cd " + sh_quote(cwd) + " && ";
+  return map_runs(run_ok(cd + "qemu-img map --output json " + extra + " " + sh_quote(image)), true);
+}
+
+std::vector<MapRun> vdisk_map_runs(const std::string& image, const std::string& extra) {
+  return map_runs(
+      run_ok(std::string(VDISK_BIN) + " map --output json " + extra + " " + sh_quote(image)),
+      false);
+}
+
+void check_same_map(const std::vector<MapRun>& a, const std::vector<MapRun>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("run " << i << " at " << a[i].start);
+    CHECK(a[i].start == b[i].start);
+    CHECK(a[i].length == b[i].length);
+    CHECK(a[i].type == b[i].type);
+    CHECK(a[i].depth == b[i].depth);
+  }
 }
 
 }  // namespace vdisk::test

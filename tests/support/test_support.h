@@ -60,6 +60,23 @@ std::vector<uint8_t> pattern_bytes(size_t len, uint32_t seed);
 // list of (offset, length) data ranges written.
 void make_sample_disk(const std::string& path, uint64_t size);
 
+// One run of `map --output json`: its type as vdisk names it ("data",
+// "zero", "unallocated") and the layer that answered.
+struct MapRun {
+  uint64_t start = 0, length = 0;
+  std::string type;
+  uint64_t depth = 0;
+};
+// `qemu-img map --output json IMAGE` (present/data flags turned into vdisk's
+// types) or `vdisk map --output json IMAGE`, adjacent runs of one type and
+// depth merged (the two tools split runs differently). `extra`: more
+// arguments before the image; `cwd`: the folder qemu-img runs in.
+std::vector<MapRun> qemu_map_runs(const std::string& image, const std::string& extra = "",
+                                  const std::string& cwd = "");
+std::vector<MapRun> vdisk_map_runs(const std::string& image, const std::string& extra = "");
+// CHECKs that two maps are the same run for run.
+void check_same_map(const std::vector<MapRun>& qemu, const std::vector<MapRun>& vdisk);
+
 // Requires that `tool` is on PATH (FAILs the test with a message otherwise).
 void require_tool(const std::string& tool);
 

@@ -1,7 +1,8 @@
 // Turns guest writes (increasing offsets, any 512-byte multiple) into whole
-// grains for the sparse and streamOptimized extent writers: runs of complete
-// grains are passed straight from the caller's buffer, pieces of a grain are
-// gathered (zero-filled) until the grain is complete or a later grain starts.
+// clusters (VMDK grains, qcow2 clusters) for writers that allocate by the
+// cluster: runs of complete clusters are passed straight from the caller's
+// buffer, pieces of a cluster are gathered (zero-filled) until the cluster is
+// complete or a later cluster starts.
 #pragma once
 
 #include <algorithm>
@@ -9,14 +10,14 @@
 #include <cstring>
 #include <vector>
 
-namespace vdisk::vmdk {
+namespace vdisk {
 
-class GrainFeed {
+class ClusterFeed {
  public:
-  explicit GrainFeed(uint64_t grain_bytes)
+  explicit ClusterFeed(uint64_t grain_bytes)
       : grain_(grain_bytes), buf_(static_cast<size_t>(grain_bytes)) {}
 
-  // emit(first_grain, data, count): `count` whole grains at `data`.
+  // emit(first_cluster, data, count): `count` whole clusters at `data`.
   template <class Emit>
   void write(uint64_t offset, const uint8_t* p, size_t len, Emit&& emit) {
     while (len > 0) {
@@ -56,4 +57,4 @@ class GrainFeed {
   bool have_ = false;
 };
 
-}  // namespace vdisk::vmdk
+}  // namespace vdisk

@@ -1,0 +1,27 @@
+#include "formats/core/format.h"
+#include "formats/qcow2/qcow2_reader.h"
+#include "formats/qcow2/qcow2_writer.h"
+
+namespace vdisk::qcow2 {
+
+const FormatDescriptor& descriptor() {
+  static const FormatDescriptor d{
+      .name = "qcow2",
+      .aliases = {},
+      .description =
+          "QEMU copy-on-write v2/v3: compressed (zlib, zstd), extended L2, backing "
+          "chains, internal snapshots (read), external data files (read)",
+      .extensions = {"qcow2", "qcow"},
+      .subformats = {},
+      .probe = probe_qcow2,
+      .open = open_qcow2,
+      .create = create_qcow2,
+      .create_options = create_options(),
+      // create_qcow2 plans the whole layout first when the output is "-".
+      .can_stream = true,
+      .has_snapshots = true,
+  };
+  return d;
+}
+
+}  // namespace vdisk::qcow2
