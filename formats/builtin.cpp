@@ -23,11 +23,26 @@ const FormatDescriptor& descriptor();
 namespace vdi {
 const FormatDescriptor& descriptor();
 }
+namespace compressed {
+const FormatDescriptor& with_compression(const FormatDescriptor& raw);
+const FormatDescriptor& gzip_descriptor();
+const FormatDescriptor& xz_descriptor();
+const FormatDescriptor& zstd_descriptor();
+const FormatDescriptor& bzip2_descriptor();
+}  // namespace compressed
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
-      &raw::descriptor(), &iso9660::descriptor(), &vmdk::descriptor(),
-      &vhd::descriptor(), &vhdx::descriptor(),    &vdi::descriptor(),
+      &compressed::with_compression(raw::descriptor()),
+      &iso9660::descriptor(),
+      &vmdk::descriptor(),
+      &vhd::descriptor(),
+      &vhdx::descriptor(),
+      &vdi::descriptor(),
+      &compressed::gzip_descriptor(),
+      &compressed::xz_descriptor(),
+      &compressed::zstd_descriptor(),
+      &compressed::bzip2_descriptor(),
   };
   return list;
 }
