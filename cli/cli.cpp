@@ -65,13 +65,17 @@ void add_open_options(po::options_description& desc, const char* format_flag) {
       "parent", po::value<std::string>()->default_value(""),
       "parent image of a differencing disk (overrides the search)")(
       "allow-outside-paths",
-      "let extent and parent names point outside the image's folder (absolute, '..', symlinks)");
+      "let extent and parent names point outside the image's folder (absolute, '..', symlinks)")(
+      "index", po::value<std::string>()->value_name("FILE"),
+      "compressed raw images (gzip, bzip2, zstd): keep the access-point index in FILE (read "
+      "when it exists, else written after the first pass)");
 }
 
 OpenOptions open_options_from(const po::variables_map& vm) {
   OpenOptions o;
   o.allow_outside_paths = vm.count("allow-outside-paths") != 0;
   if (vm.count("parent")) o.parent_path = vm["parent"].as<std::string>();
+  if (vm.count("index")) o.index_path = vm["index"].as<std::string>();
   return o;
 }
 

@@ -30,6 +30,9 @@ const FormatDescriptor& xz_descriptor();
 const FormatDescriptor& zstd_descriptor();
 const FormatDescriptor& bzip2_descriptor();
 }  // namespace compressed
+namespace dmg {
+const FormatDescriptor& descriptor();
+}
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
@@ -39,6 +42,9 @@ const std::vector<const FormatDescriptor*>& builtin_formats() {
       &vhd::descriptor(),
       &vhdx::descriptor(),
       &vdi::descriptor(),
+      // Before the compressed formats: a DMG's data fork often starts with
+      // a bzip2 stream; its koly trailer wins the tie (first listed wins).
+      &dmg::descriptor(),
       &compressed::gzip_descriptor(),
       &compressed::xz_descriptor(),
       &compressed::zstd_descriptor(),

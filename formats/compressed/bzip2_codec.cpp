@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <tuple>
 
 #include "formats/compressed/codec.h"
 #include "formats/compressed/compressed_layout.h"
@@ -268,22 +267,39 @@ class Bzip2Codec final : public Codec {
 
  private:
   // Every block and end-of-stream magic, at any bit offset after the header.
+  // A magic starting at bit 8i+s covers all of byte i+1 with its bits
+  // [8-s, 16-s): a table of those bytes picks the few positions worth a
+  // full 48-bit compare.
   std::vector<Cand> scan() const {
+    uint16_t table[256] = {};
+    for (int s = 0; s < 8; ++s) {
+      table[(kBz2BlockMagic >> (32 + s)) & 0xff] |= static_cast<uint16_t>(1u << s);
+      table[(kBz2EosMagic >> (32 + s)) & 0xff] |= static_cast<uint16_t>(1u << (s + 8));
+    }
     std::vector<Cand> c;
-    InputCursor in(*file_, 0);
-    uint64_t reg = 0, bit = 0;
-    for (auto [p, n] = in.peek(); n > 0; in.advance(n), std::tie(p, n) = in.peek()) {
+    const File& f = *file_;
+    const uint64_t fsize = f.size();
+    constexpr size_t kPiece = 4 << 20;
+    std::vector<uint8_t> buf(kPiece + 8);
+    for (uint64_t off = 0; off < fsize; off += kPiece) {
+      std::fill(buf.begin(), buf.end(), 0);
+      size_t got = f.read_some(off, buf.data(), buf.size());
+      size_t n = std::min<size_t>(kPiece, got);
       for (size_t i = 0; i < n; ++i) {
-        uint8_t b = p[i];
-        for (int k = 7; k >= 0; --k) {
-          reg = reg << 1 | ((b >> k) & 1);
-          ++bit;
-          uint64_t m = reg & kMagicMask;
-          if ((m == kBz2BlockMagic || m == kBz2EosMagic) && bit >= 48 + 32) {
+        uint16_t t = table[buf[i + 1]];
+        if (!t) continue;
+        uint64_t w = 0;
+        for (int k = 0; k < 8; ++k) w = w << 8 | buf[i + k];
+        for (int s = 0; s < 8; ++s) {
+          uint64_t m = (w >> (16 - s)) & kMagicMask;
+          bool block = (t >> s & 1) && m == kBz2BlockMagic;
+          bool eos = (t >> (s + 8) & 1) && m == kBz2EosMagic;
+          uint64_t bit = (off + i) * 8 + s;
+          if ((block || eos) && bit >= 32 && bit + 48 <= fsize * 8) {
             if (c.size() >= kMaxCandidates)
-              throw Error(ErrorKind::kUnsupported, file_->path(), bit / 8,
+              throw Error(ErrorKind::kUnsupported, f.path(), off + i,
                           "more than 16777216 bzip2 blocks");
-            c.push_back(Cand{bit - 48, m == kBz2EosMagic});
+            c.push_back(Cand{bit, eos});
           }
         }
       }
