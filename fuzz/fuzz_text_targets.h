@@ -12,8 +12,9 @@
 #include <vector>
 
 #include "formats/core/error.h"
-#include "views/ddrescue/ddrescue_map.h"
+#include "formats/dmg/dmg_plist.h"
 #include "formats/vmdk/vmdk_descriptor.h"
+#include "views/ddrescue/ddrescue_map.h"
 
 namespace vdisk::fuzz {
 
@@ -83,6 +84,28 @@ inline int run_vmdk_descriptor_input(const uint8_t* data, size_t size) {
     if (d2.extents.size() != d.extents.size()) std::abort();
   } catch (const vdisk::Error&) {
     std::abort();
+  }
+  return 0;
+}
+
+// The DMG property list reader and base64: every <data> under any dict is
+// decoded; the decoded size can never exceed the text's.
+inline void walk_plist(const vdisk::dmg::PlistNode& n, int depth) {
+  if (depth > vdisk::dmg::kMaxPlistDepth + 1) std::abort();
+  if (n.type == "data") {
+    std::vector<uint8_t> b = vdisk::dmg::decode_base64(n.text, "input", 0);
+    if (b.size() > n.text.size()) std::abort();
+  }
+  for (const auto& c : n.children) walk_plist(c, depth + 1);
+}
+
+inline int run_dmg_plist_input(const uint8_t* data, size_t size) {
+  std::string text(reinterpret_cast<const char*>(data), size);
+  try {
+    vdisk::dmg::PlistNode root = vdisk::dmg::parse_plist(text, "input", 0);
+    if (const auto* rf = root.get("resource-fork")) (void)rf->get("blkx");
+    walk_plist(root, 0);
+  } catch (const vdisk::Error&) {
   }
   return 0;
 }

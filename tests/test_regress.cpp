@@ -39,6 +39,8 @@ TEST_CASE("regression inputs under testdata/regress replay without crashing", "[
         CHECK(vdisk::fuzz::run_vmdk_descriptor_input(bytes.data(), bytes.size()) == 0);
       } else if (target == "ddrescue_map") {
         CHECK(vdisk::fuzz::run_ddrescue_map_input(bytes.data(), bytes.size()) == 0);
+      } else if (target == "dmg_plist") {
+        CHECK(vdisk::fuzz::run_dmg_plist_input(bytes.data(), bytes.size()) == 0);
       } else {
         CHECK(vdisk::fuzz::run_fuzz_input(target, bytes.data(), bytes.size()) == 0);
       }

@@ -402,6 +402,9 @@ BlockDevicePtr open_compressed(std::shared_ptr<const File> file, const OpenOptio
     // Codecs that pass the data through the sink get their zero runs here;
     // bzip2 decodes blocks apart and joins their runs itself.
     if (idx.scanned && zt.position() > 0) idx.zeros = zt.finish();
+    // Nothing decodes at all: the headers are damaged, not the data.
+    if (idx.damaged_at == 0)
+      throw Error(ErrorKind::kCorrupt, file->path(), std::nullopt, idx.damage);
     if (!idx.damage.empty() && idx.damaged_at != UINT64_MAX && idx.size <= idx.damaged_at) {
       // The pass stopped at the damage: the disk is shown one sector longer
       // than what could be decoded, so the rest reads as a read error

@@ -12,6 +12,7 @@
 #endif
 
 #include "formats/compressed/compressed_layout.h"
+#include "formats/core/block_device.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/ordered_workers.h"
@@ -202,6 +203,14 @@ class CompressedWriter final : public SingleFileWriter {
   }
 
   void submit_current() {
+    // Written zeros (a raw source's zero-filled ranges come as data) reuse
+    // the zero piece compressed once.
+    if (cur_.size() == chunk_ && is_zero(cur_.data(), cur_.size())) {
+      cur_.clear();
+      pos_ -= chunk_;
+      zeros_to(pos_ + chunk_);
+      return;
+    }
     auto piece = take_piece();
     piece->in_len = cur_.size();
     std::swap(piece->in, cur_);

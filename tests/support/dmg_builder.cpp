@@ -49,9 +49,7 @@ std::vector<uint8_t> adc_encode(const std::vector<uint8_t>& in) {
   return out;
 }
 
-namespace {
-
-std::string base64(const std::vector<uint8_t>& b) {
+std::string base64_encode(const std::vector<uint8_t>& b) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string s;
   for (size_t i = 0; i < b.size(); i += 3) {
@@ -66,6 +64,8 @@ std::string base64(const std::vector<uint8_t>& b) {
   }
   return s;
 }
+
+namespace {
 
 void be32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
   store_be32(b.data() + at, v);
@@ -145,7 +145,7 @@ std::vector<uint8_t> make_dmg(const std::vector<uint8_t>& disk, const DmgBuildOp
         name +
         "</string>\n"
         "\t\t\t\t<key>Data</key>\n\t\t\t\t<data>\n\t\t\t\t" +
-        base64(mish) + "\n\t\t\t\t</data>\n\t\t\t\t<key>ID</key>\n\t\t\t\t<string>" +
+        base64_encode(mish) + "\n\t\t\t\t</data>\n\t\t\t\t<key>ID</key>\n\t\t\t\t<string>" +
         std::to_string(id) + "</string>\n\t\t\t\t<key>Name</key>\n\t\t\t\t<string>" + name +
         "</string>\n\t\t\t</dict>\n";
     first += psec;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace vdisk::test {
@@ -22,6 +23,9 @@ struct DmgBuildOptions {
 };
 
 std::vector<uint8_t> make_dmg(const std::vector<uint8_t>& disk, const DmgBuildOptions& o);
+
+// RFC 4648 base64, in lines as hdiutil writes them.
+std::string base64_encode(const std::vector<uint8_t>& b);
 
 // ADC encoding of `in` (literals and matches of both lengths).
 std::vector<uint8_t> adc_encode(const std::vector<uint8_t>& in);
