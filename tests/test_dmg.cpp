@@ -80,5 +80,8 @@ TEST_CASE("DMG codecs vdisk does not decode, and encrypted DMGs, are named", "[d
   write_file(enc, e);
   RunResult r = run_vdisk("info " + sh_quote(enc));
   CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("encrypted DMG"));
+  CHECK_THAT(r.err, Catch::Contains("encrypted Apple disk image"));
+  RunResult f = run_vdisk("info -f dmg " + sh_quote(enc));
+  CHECK(f.exit_code == 2);
+  CHECK_THAT(f.err, Catch::Contains("encrypted DMG (encrcdsa)"));
 }

@@ -27,7 +27,7 @@ const FormatDescriptor& descriptor() {
       .name = "dmg",
       .aliases = {"udif"},
       .description = "Apple UDIF disk image (read: raw, zero, zlib, bzip2, ADC chunks)",
-      .extensions = {"dmg", "sparseimage"},
+      .extensions = {"dmg"},
       .probe = probe,
       .open = open_dmg,
   };
