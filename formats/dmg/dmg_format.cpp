@@ -7,14 +7,10 @@
 namespace vdisk::dmg {
 
 namespace {
-// The koly trailer in the last 512 bytes; encrypted and sparse Apple images
-// by their magic, so they are refused by name, never read as raw.
+// The koly trailer in the last 512 bytes. Encrypted and sparse Apple
+// images are refused by name by the registry's foreign list
+// (formats/foreign.cpp); open_dmg refuses them too under -f dmg.
 int probe(const ProbeInput& in) {
-  if (in.head.size() >= 8 && std::memcmp(in.head.data(), "encrcdsa", 8) == 0)
-    return kProbeSignature;
-  if (in.head.size() >= 4 && std::memcmp(in.head.data(), "sprs", 4) == 0) return kProbeSignature;
-  if (in.tail.size() >= 8 && std::memcmp(in.tail.data() + in.tail.size() - 8, "cdsaencr", 8) == 0)
-    return kProbeSignature;
   if (in.tail.size() >= kKolySize &&
       std::memcmp(in.tail.data() + in.tail.size() - kKolySize, "koly", 4) == 0)
     return kProbeSignature;
