@@ -1,9 +1,9 @@
 #include "cli/tree_open.h"
 
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/foreign.h"
 #include "formats/registry.h"
-#include "formats/core/file.h"
 #include "views/partition/partition_table.h"
 
 namespace vdisk::cli {
