@@ -68,6 +68,9 @@ void add_open_options(po::options_description& desc, const char* format_flag) {
       "let extent and parent names point outside the image's folder (absolute, '..', symlinks)")(
       "snapshot", po::value<std::string>()->default_value(""),
       "read the image as it was at this internal snapshot (qcow2: ID or name)");
+      "index", po::value<std::string>()->value_name("FILE"),
+      "compressed raw images (gzip, bzip2, zstd): keep the access-point index in FILE (read "
+      "when it exists, else written after the first pass)");
 }
 
 OpenOptions open_options_from(const po::variables_map& vm) {
@@ -75,6 +78,7 @@ OpenOptions open_options_from(const po::variables_map& vm) {
   o.allow_outside_paths = vm.count("allow-outside-paths") != 0;
   if (vm.count("parent")) o.parent_path = vm["parent"].as<std::string>();
   if (vm.count("snapshot")) o.snapshot = vm["snapshot"].as<std::string>();
+  if (vm.count("index")) o.index_path = vm["index"].as<std::string>();
   return o;
 }
 

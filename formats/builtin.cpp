@@ -26,11 +26,33 @@ const FormatDescriptor& descriptor();
 namespace qcow2 {
 const FormatDescriptor& descriptor();
 }
+namespace compressed {
+const FormatDescriptor& with_compression(const FormatDescriptor& raw);
+const FormatDescriptor& gzip_descriptor();
+const FormatDescriptor& xz_descriptor();
+const FormatDescriptor& zstd_descriptor();
+const FormatDescriptor& bzip2_descriptor();
+}  // namespace compressed
+namespace dmg {
+const FormatDescriptor& descriptor();
+}
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
-      &raw::descriptor(),  &iso9660::descriptor(), &vmdk::descriptor(),  &vhd::descriptor(),
-      &vhdx::descriptor(), &vdi::descriptor(),     &qcow2::descriptor(),
+      &compressed::with_compression(raw::descriptor()),
+      &iso9660::descriptor(),
+      &vmdk::descriptor(),
+      &vhd::descriptor(),
+      &vhdx::descriptor(),
+      &vdi::descriptor(),
+      &qcow2::descriptor(),
+      // Before the compressed formats: a DMG's data fork often starts with
+      // a bzip2 stream; its koly trailer wins the tie (first listed wins).
+      &dmg::descriptor(),
+      &compressed::gzip_descriptor(),
+      &compressed::xz_descriptor(),
+      &compressed::zstd_descriptor(),
+      &compressed::bzip2_descriptor(),
   };
   return list;
 }

@@ -94,45 +94,20 @@ const std::vector<Signature>& signatures() {
          return has(in.head, 0, "PK\x03\x04"sv) && (contains(in.head, "information.turtle") ||
                                                     contains(in.tail, "information.turtle"));
        }},
-      // Apple UDIF: the 512-byte "koly" trailer; encrypted images start
-      // with "encrcdsa" (v2) or end with "cdsaencr" (v1).
+      // Apple images vdisk does not read (UDIF itself is formats/dmg):
+      // encrypted images start with "encrcdsa" (v2) or end with "cdsaencr"
+      // (v1).
       {{"DMG (encrypted)", "an encrypted Apple disk image", ForeignKind::kEncrypted,
         "decrypt it on macOS (hdiutil convert) first"},
        [](const ProbeInput& in) {
          return has(in.head, 0, "encrcdsa"sv) ||
                 (in.tail.size() >= 8 && has(in.tail, in.tail.size() - 8, "cdsaencr"sv));
        }},
-      {{"DMG", "an Apple disk image (UDIF/DMG)", ForeignKind::kDiskImage,
-        "convert it with dmg2img or qemu-img"},
-       [](const ProbeInput& in) {
-         return in.tail.size() >= 512 && has(in.tail, in.tail.size() - 512, "koly"sv) &&
-                load_be32(in.tail.data() + in.tail.size() - 512 + 4) == 4;
-       }},
       {{"sparseimage", "an Apple sparse disk image", ForeignKind::kDiskImage,
         "convert it on macOS with hdiutil convert"},
        [](const ProbeInput& in) { return has(in.head, 0, "sprs"sv); }},
-      // Compressed streams: RFC 1952 (gzip: ID1 ID2 CM=8), the .xz format,
-      // RFC 8878 (zstd frame magic), bzip2 ("BZh" level, then the pi block
-      // magic or the end-of-stream magic), LZ4 frames, lzip.
-      {{"gzip", "a gzip-compressed file", ForeignKind::kCompressed,
-        "decompress it first: gunzip -k"},
-       [](const ProbeInput& in) { return has(in.head, 0, "\x1f\x8b\x08"sv); }},
-      {{"xz", "an xz-compressed file", ForeignKind::kCompressed, "decompress it first: xz -dk"},
-       [](const ProbeInput& in) {
-         return has(in.head, 0,
-                    "\xfd"
-                    "7zXZ\0"sv);
-       }},
-      {{"zstd", "a zstd-compressed file", ForeignKind::kCompressed, "decompress it first: zstd -d"},
-       [](const ProbeInput& in) { return has(in.head, 0, "\x28\xb5\x2f\xfd"sv); }},
-      {{"bzip2", "a bzip2-compressed file", ForeignKind::kCompressed,
-        "decompress it first: bunzip2 -k"},
-       [](const ProbeInput& in) {
-         return has(in.head, 0, "BZh"sv) && in.head.size() >= 10 && in.head[3] >= '1' &&
-                in.head[3] <= '9' &&
-                (has(in.head, 4, "\x31\x41\x59\x26\x53\x59"sv) ||
-                 has(in.head, 4, "\x17\x72\x45\x38\x50\x90"sv));
-       }},
+      // Compressed streams vdisk does not read (gzip, xz, zstd and bzip2
+      // are formats of their own, formats/compressed): LZ4 frames, lzip.
       {{"lz4", "an LZ4-compressed file", ForeignKind::kCompressed, "decompress it first: lz4 -d"},
        [](const ProbeInput& in) { return has(in.head, 0, "\x04\x22\x4d\x18"sv); }},
       {{"lzip", "an lzip-compressed file", ForeignKind::kCompressed,

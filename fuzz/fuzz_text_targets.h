@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "formats/core/error.h"
+#include "formats/dmg/dmg_plist.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 #include "fuzz/outcome.h"
 #include "views/ddrescue/ddrescue_map.h"
@@ -103,6 +104,32 @@ inline Outcome exercise_vmdk_descriptor_input(const uint8_t* data, size_t size) 
 
 inline int run_vmdk_descriptor_input(const uint8_t* data, size_t size) {
   return fuzzer_verdict("vmdk_descriptor", exercise_vmdk_descriptor_input(data, size));
+}
+
+// The DMG property list reader and base64: every <data> under any dict is
+// decoded; the decoded size can never exceed the text's.
+inline void walk_plist(const vdisk::dmg::PlistNode& n, int depth) {
+  if (depth > vdisk::dmg::kMaxPlistDepth + 1)
+    throw ContractViolation("the property list nests deeper than its limit");
+  if (n.type == "data") {
+    std::vector<uint8_t> b = vdisk::dmg::decode_base64(n.text, "input", 0);
+    if (b.size() > n.text.size())
+      throw ContractViolation("base64 decoded to more bytes than its text");
+  }
+  for (const auto& c : n.children) walk_plist(c, depth + 1);
+}
+
+inline Outcome exercise_dmg_plist_input(const uint8_t* data, size_t size) {
+  std::string text(reinterpret_cast<const char*>(data), size);
+  return judge([&] {
+    vdisk::dmg::PlistNode root = vdisk::dmg::parse_plist(text, "input", 0);
+    if (const auto* rf = root.get("resource-fork")) (void)rf->get("blkx");
+    walk_plist(root, 0);
+  });
+}
+
+inline int run_dmg_plist_input(const uint8_t* data, size_t size) {
+  return fuzzer_verdict("dmg_plist", exercise_dmg_plist_input(data, size));
 }
 
 }  // namespace vdisk::fuzz

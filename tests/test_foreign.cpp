@@ -36,8 +36,9 @@ void expect_refused(const std::string& path, const std::string& article) {
 }  // namespace
 
 TEST_CASE("foreign containers made by their own tools are refused by name", "[foreign]") {
-  for (const char* tool : {"qemu-img", "gzip", "xz", "zstd", "bzip2", "lz4", "lzip", "zip", "7z",
-                           "tar", "ewfacquire", "affconvert", "img2simg", "cryptsetup"})
+  // gzip, xz, zstd and bzip2 are read (tests/test_compressed.cpp).
+  for (const char* tool : {"qemu-img", "lz4", "lzip", "zip", "7z", "tar", "ewfacquire",
+                           "affconvert", "img2simg", "cryptsetup"})
     require_tool(tool);
   TempDir dir;
   std::string src = dir / "src.raw";
@@ -46,10 +47,6 @@ TEST_CASE("foreign containers made by their own tools are refused by name", "[fo
       {"d.qcow", "qemu-img create -q -f qcow d.qcow 8M", "a qcow (version 1) image"},
       {"d.qed", "qemu-img create -q -f qed d.qed 8M", "a QED image"},
       {"d.hdd", "qemu-img create -q -f parallels d.hdd 8M", "a Parallels disk image"},
-      {"src.raw.gz", "gzip -k src.raw", "a gzip-compressed file"},
-      {"src.raw.xz", "xz -k src.raw", "an xz-compressed file"},
-      {"src.raw.zst", "zstd -q src.raw", "a zstd-compressed file"},
-      {"src.raw.bz2", "bzip2 -k src.raw", "a bzip2-compressed file"},
       {"src.raw.lz4", "lz4 -q src.raw src.raw.lz4", "an LZ4-compressed file"},
       {"src.raw.lz", "lzip -k src.raw", "an lzip-compressed file"},
       {"src.zip", "zip -q src.zip src.raw", "a ZIP archive"},
@@ -201,8 +198,6 @@ TEST_CASE("identify_foreign needs the signature, not just a prefix of it", "[for
     in.tail = head;
     return identify_foreign(in).has_value();
   };
-  CHECK(probe({'B', 'Z', 'h', '9', 0x31, 0x41, 0x59, 0x26, 0x53, 0x59}));
-  CHECK_FALSE(probe({'B', 'Z', 'h', '9', 0, 0, 0, 0, 0, 0}));
   // qcow2 (versions 2, 3) has a reader now; the original qcow stays here.
   CHECK(probe({'Q', 'F', 'I', 0xfb, 0, 0, 0, 1}));
   CHECK_FALSE(probe({'Q', 'F', 'I', 0xfb, 0, 0, 0, 9}));

@@ -20,9 +20,11 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file_tree.h"
+#include "formats/dmg/dmg_plist.h"
 #include "formats/ext/ext_tree.h"
 #include "formats/fat/fat_tree.h"
 #include "formats/registry.h"
+#include "tests/support/dmg_builder.h"
 #include "tests/support/test_support.h"
 #include "views/partition/partition_layout.h"
 #include "views/partition/partition_table.h"
@@ -457,4 +459,238 @@ TEST_CASE("qcow2 header, L1, L2, refcount and snapshot fields poked to hostile v
        "snapshot table offset"},
   };
   run_cases(dir.path(), "qcow2-snap", simg, snap_cases, open_and_read, "", "hash");
+
+// --- compressed raw images and DMG (issue 21) ---------------------------------
+
+namespace {
+
+uint32_t crc(const std::vector<uint8_t>& b, size_t off, size_t len) {
+  return static_cast<uint32_t>(crc32(0, b.data() + off, static_cast<uInt>(len)));
+}
+
+BlockDevicePtr open_probed(const std::string& path) {
+  OpenOptions o;
+  o.warn = [](const std::string&) {};
+  return open_image(path, "", o);
+}
+
+// Rewrites the DMG's plist with `edit` applied to the mish of blkx entry
+// `entry` (decoded), or to the whole XML text when entry < 0.
+std::vector<uint8_t> edit_dmg(const std::vector<uint8_t>& dmg, int entry,
+                              const std::function<void(std::vector<uint8_t>&)>& mish_edit,
+                              const std::function<void(std::string&)>& xml_edit = nullptr) {
+  uint64_t xoff = load_be64(dmg.data() + dmg.size() - 512 + 216);
+  uint64_t xlen = load_be64(dmg.data() + dmg.size() - 512 + 224);
+  std::string xml(dmg.begin() + xoff, dmg.begin() + xoff + xlen);
+  if (entry >= 0) {
+    size_t at = 0;
+    for (int i = 0; i <= entry; ++i) at = xml.find("<data>", at) + 6;
+    size_t end = xml.find("</data>", at);
+    std::vector<uint8_t> m = vdisk::dmg::decode_base64(xml.substr(at, end - at), "t", 0);
+    mish_edit(m);
+    xml.replace(at, end - at, "\n" + base64_encode(m) + "\n");
+  }
+  if (xml_edit) xml_edit(xml);
+  std::vector<uint8_t> out(dmg.begin(), dmg.begin() + xoff);
+  out.insert(out.end(), xml.begin(), xml.end());
+  std::vector<uint8_t> koly(dmg.end() - 512, dmg.end());
+  store_be64(koly.data() + 224, xml.size());
+  out.insert(out.end(), koly.begin(), koly.end());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("xz index and footer fields poked to extreme values are refused",
+          "[hostile][compressed]") {
+  require_tool("xz");
+  TempDir dir;
+  std::string raw = dir / "d.raw";
+  write_file(raw, pattern_bytes(3 << 20, 9));
+  std::string xz = dir / "d.xz";
+  run_ok("xz -0 -T2 --block-size=1MiB -c " + sh_quote(raw) + " > " + sh_quote(xz));
+  const std::vector<uint8_t> good = read_file(xz);
+  const size_t n = good.size(), foot = n - 12;
+  const uint64_t index_size = (uint64_t{load_le32(good.data() + foot + 4)} + 1) * 4;
+  const size_t index = foot - index_size;
+  auto fix_footer = [=](std::vector<uint8_t>& b) {
+    store_le32(b.data() + foot, crc(b, foot + 4, 6));
+  };
+  auto fix_index = [=](std::vector<uint8_t>& b) {
+    store_le32(b.data() + foot - 4, crc(b, index, index_size - 4));
+  };
+  std::vector<Case> cases = {
+      {"footer magic", [=](auto& b) { b[n - 1] = 'X'; }, ErrorKind::kCorrupt, "footer magic"},
+      {"footer CRC32", [=](auto& b) { b[foot + 4] ^= 1; }, ErrorKind::kCorrupt, "footer CRC32"},
+      {"backward size past the start",
+       [=](auto& b) {
+         store_le32(b.data() + foot + 4, 0x7fffffff);
+         fix_footer(b);
+       },
+       ErrorKind::kCorrupt, "backward size"},
+      {"stream flags unknown",
+       [=](auto& b) {
+         b[foot + 9] = 0x30;
+         fix_footer(b);
+       },
+       ErrorKind::kUnsupported, "flags"},
+      {"index CRC32", [=](auto& b) { b[index + 1] ^= 1; }, ErrorKind::kCorrupt, "index CRC32"},
+      {"index record count",
+       [=](auto& b) {
+         b[index + 1] = 0x7f;
+         fix_index(b);
+       },
+       ErrorKind::kCorrupt, "index"},
+      {"index block sizes past the file",
+       [=](auto& b) {
+         b[index + 2] = 0xff;
+         b[index + 3] |= 0x7f;
+         fix_index(b);
+       },
+       ErrorKind::kCorrupt, "xz"},
+      {"stream header CRC32", [=](auto& b) { b[8] ^= 1; }, ErrorKind::kCorrupt, "header CRC32"},
+  };
+  run_cases(
+      dir.path(), "xz", good, cases, [](const std::string& p) { open_probed(p); }, "", "info");
+}
+
+TEST_CASE("zstd frame headers and seek tables poked to extreme values are refused",
+          "[hostile][compressed]") {
+  require_tool("zstd");
+  TempDir dir;
+  std::string raw = dir / "d.raw";
+  write_file(raw, pattern_bytes(3 << 20, 9));
+  // The seekable format, as our writer makes it (zstd -d checks it first).
+  std::string z = dir / "d.zst";
+  run_ok(std::string(VDISK_BIN) + " convert --hash none -O raw -o compression=zstd " +
+         sh_quote(raw) + " " + sh_quote(z) + " >/dev/null");
+  run_ok("zstd -tq " + sh_quote(z));
+  const std::vector<uint8_t> good = read_file(z);
+  const size_t n = good.size();
+  std::vector<Case> cases = {
+      {"seek table frame count", [=](auto& b) { store_le32(b.data() + n - 9, 0xffffffff); },
+       ErrorKind::kCorrupt, "frames"},
+      {"seek table descriptor reserved bits", [=](auto& b) { b[n - 5] = 0x7c; },
+       ErrorKind::kCorrupt, "reserved"},
+      {"seek table entry size", [=](auto& b) { store_le32(b.data() + n - 9 - 8 * 1, 0x7fffffff); },
+       ErrorKind::kCorrupt, "seek table"},
+      {"seek table frame size",
+       [=](auto& b) {
+         size_t head = n - (8 + load_le32(b.data() + n - 9) * 8 + 9);
+         store_le32(b.data() + head + 4, load_le32(b.data() + head + 4) + 1);
+       },
+       ErrorKind::kCorrupt, "seek table"},
+  };
+  run_cases(
+      dir.path(), "zstd-seekable", good, cases, [](const std::string& p) { open_probed(p); }, "",
+      "info");
+  // A plain zstd frame (no seek table): the header walk.
+  std::string plain = dir / "p.zst";
+  run_ok("zstd -q -c " + sh_quote(raw) + " > " + sh_quote(plain));
+  const std::vector<uint8_t> pgood = read_file(plain);
+  std::vector<Case> pcases = {
+      {"frame header reserved bit", [](auto& b) { b[4] |= 0x08; }, ErrorKind::kCorrupt, "reserved"},
+      {"block type reserved",
+       [](auto& b) {
+         static const int kDict[4] = {0, 1, 2, 4};
+         int fcs = b[4] >> 6 ? 1 << (b[4] >> 6) : (b[4] & 0x20 ? 1 : 0);
+         size_t hsize = 5 + (b[4] & 0x20 ? 0 : 1) + kDict[b[4] & 3] + fcs;
+         b[hsize] |= 0x06;  // the first block header follows magic and frame header
+       },
+       ErrorKind::kCorrupt, "reserved"},
+      {"bytes after the last frame",
+       [](auto& b) {
+         b.insert(b.end(), {1, 2, 3, 4, 5});
+       },
+       ErrorKind::kCorrupt, "after the last zstd frame"},
+  };
+  run_cases(
+      dir.path(), "zstd-plain", pgood, pcases, [](const std::string& p) { open_probed(p); }, "",
+      "info");
+}
+
+TEST_CASE("gzip and bzip2 streams damaged in their first bytes are refused at open",
+          "[hostile][compressed]") {
+  for (const char* t : {"gzip", "bzip2"}) require_tool(t);
+  TempDir dir;
+  std::string raw = dir / "d.raw";
+  write_file(raw, pattern_bytes(1 << 20, 3));
+  std::string gz = dir / "d.gz", bz = dir / "d.bz2";
+  // -n: no name in the header, so the deflate data starts at byte 10.
+  run_ok("gzip -n -c " + sh_quote(raw) + " > " + sh_quote(gz));
+  run_ok("bzip2 -c " + sh_quote(raw) + " > " + sh_quote(bz));
+  std::vector<Case> gcases = {
+      {"FLG reserved bits", [](auto& b) { b[3] = 0x20; }, ErrorKind::kNotThisFormat, ""},
+      {"first deflate block type 3", [](auto& b) { b[10] = 0x07; }, ErrorKind::kCorrupt, "gzip"},
+  };
+  // FLG reserved bits fail the probe: the file is then raw, and opens; the
+  // case list only holds what must be refused.
+  gcases.erase(gcases.begin());
+  run_cases(
+      dir.path(), "gzip", read_file(gz), gcases, [](const std::string& p) { open_probed(p); }, "",
+      "info");
+  std::vector<Case> bcases = {
+      {"first block CRC", [](auto& b) { b[10] ^= 0xff; }, ErrorKind::kCorrupt, "bzip2"},
+  };
+  run_cases(
+      dir.path(), "bzip2", read_file(bz), bcases, [](const std::string& p) { open_probed(p); }, "",
+      "info");
+}
+
+TEST_CASE("DMG koly, mish and plist fields poked to extreme values are refused", "[hostile][dmg]") {
+  TempDir dir;
+  std::vector<uint8_t> disk = pattern_bytes(3 << 20, 5);
+  std::fill(disk.begin() + (1 << 20), disk.begin() + (2 << 20), 0);
+  DmgBuildOptions o;
+  o.partitions = {1024};
+  const std::vector<uint8_t> good = make_dmg(disk, o);
+  const size_t k = good.size() - 512;
+  auto replace_with = [](std::vector<uint8_t> img) {
+    return [img](std::vector<uint8_t>& b) { b = img; };
+  };
+  auto mish = [&](int entry, size_t off, uint64_t v, int width) {
+    return replace_with(edit_dmg(good, entry, [=](std::vector<uint8_t>& m) {
+      if (width == 8)
+        store_be64(m.data() + off, v);
+      else
+        store_be32(m.data() + off, static_cast<uint32_t>(v));
+    }));
+  };
+  auto xml = [&](std::function<void(std::string&)> f) {
+    return replace_with(edit_dmg(good, -1, nullptr, std::move(f)));
+  };
+  std::string bomb = "<plist><dict>";
+  for (int i = 0; i < 100; ++i) bomb += "<key>k</key><dict>";
+  std::vector<Case> cases = {
+      {"koly header size", [=](auto& b) { store_be32(b.data() + k + 8, 4096); },
+       ErrorKind::kCorrupt, "header size"},
+      {"data fork past the trailer", [=](auto& b) { store_be64(b.data() + k + 24, 1ull << 40); },
+       ErrorKind::kCorrupt, "data fork"},
+      {"plist past the trailer", [=](auto& b) { store_be64(b.data() + k + 216, k); },
+       ErrorKind::kCorrupt, "property list"},
+      {"plist length 0 (resource fork only)", [=](auto& b) { store_be64(b.data() + k + 224, 0); },
+       ErrorKind::kUnsupported, "resource fork"},
+      {"sector count huge", [=](auto& b) { store_be64(b.data() + k + 492, ~0ull); },
+       ErrorKind::kCorrupt, "sector count"},
+      {"mish signature", mish(0, 0, 0x6d697368 + 1, 4), ErrorKind::kCorrupt, "mish"},
+      {"mish chunk count", mish(0, 200, 0xffffffff, 4), ErrorKind::kCorrupt, "chunks"},
+      {"chunk outside its partition", mish(0, 204 + 16, 1ull << 40, 8), ErrorKind::kCorrupt,
+       "outside its partition"},
+      {"chunk data outside the data fork", mish(1, 204 + 24, 1ull << 40, 8), ErrorKind::kCorrupt,
+       "data fork"},
+      {"partitions overlap", mish(1, 8, 0, 8), ErrorKind::kCorrupt, "overlap"},
+      {"compressed chunk of 1 TiB", mish(1, 204 + 16, 1ull << 31, 8), ErrorKind::kCorrupt,
+       "partition"},
+      {"plist nested 100 deep", xml([&](std::string& s) { s = bomb; }), ErrorKind::kCorrupt,
+       "32 levels"},
+      {"plist without blkx", xml([](std::string& s) { s.replace(s.find("blkx"), 4, "blkz"); }),
+       ErrorKind::kCorrupt, "blkx"},
+      {"base64 with a bad character",
+       xml([](std::string& s) { s.insert(s.find("<data>") + 8, "*"); }), ErrorKind::kCorrupt,
+       "base64"},
+      {"plist not closed", xml([](std::string& s) { s.resize(s.size() / 2); }), ErrorKind::kCorrupt,
+       "property list"},
+  };
+  run_cases(
+      dir.path(), "dmg", good, cases, [](const std::string& p) { open_probed(p); }, "", "info");
 }

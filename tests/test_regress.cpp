@@ -65,6 +65,7 @@ fuzz::Outcome replay(const std::string& target, const std::vector<uint8_t>& byte
     return fuzz::exercise_vmdk_descriptor_input(bytes.data(), bytes.size());
   if (target == "ddrescue_map")
     return fuzz::exercise_ddrescue_map_input(bytes.data(), bytes.size());
+  if (target == "dmg_plist") return fuzz::exercise_dmg_plist_input(bytes.data(), bytes.size());
   return fuzz::exercise_input(target, bytes.data(), bytes.size());
 }
 

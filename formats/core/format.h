@@ -51,6 +51,12 @@ struct OpenOptions {
   // refuse it.
   std::string snapshot;
   WarningSink warn = default_warning;
+  // Compressed raw images (gzip, bzip2, zstd without sizes) need an index of
+  // access points built by one decoding pass. Empty: kept in memory only.
+  // Else this sidecar file is read when it exists (and must belong to the
+  // image) or written there after the pass; nothing is ever written beside
+  // a source unless named here.
+  std::string index_path;
   // `vdisk info` sets this: a differencing image whose parent cannot be found
   // still opens, with a placeholder parent (make_missing_parent) whose reads
   // fail with the original "not found" error, so info can show the image's own
