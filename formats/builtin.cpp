@@ -23,11 +23,14 @@ const FormatDescriptor& descriptor();
 namespace vdi {
 const FormatDescriptor& descriptor();
 }
+namespace e01 {
+const FormatDescriptor& descriptor();
+}
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
-      &raw::descriptor(), &iso9660::descriptor(), &vmdk::descriptor(),
-      &vhd::descriptor(), &vhdx::descriptor(),    &vdi::descriptor(),
+      &raw::descriptor(),  &iso9660::descriptor(), &vmdk::descriptor(), &vhd::descriptor(),
+      &vhdx::descriptor(), &vdi::descriptor(),     &e01::descriptor(),
   };
   return list;
 }

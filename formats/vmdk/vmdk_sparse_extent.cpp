@@ -3,13 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <list>
 #include <mutex>
-#include <unordered_map>
 
+#include "formats/core/deflate.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/vmdk/vmdk_deflate.h"
+#include "formats/core/lru_cache.h"
 
 namespace vdisk::vmdk {
 
@@ -35,38 +34,7 @@ constexpr int kMaxStatusSteps = 16384;
 constexpr size_t kMaxCoalesce = 8 << 20;
 
 // Decompressed grains, least recently used evicted first.
-class GrainCache {
- public:
-  explicit GrainCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 4)) {}
-  std::shared_ptr<const std::vector<uint8_t>> get(uint64_t grain) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(grain);
-    if (it == map_.end()) return nullptr;
-    lru_.splice(lru_.begin(), lru_, it->second);
-    return it->second->second;
-  }
-  void put(uint64_t grain, std::shared_ptr<const std::vector<uint8_t>> data) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = map_.find(grain);
-    if (it != map_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second);
-      return;
-    }
-    lru_.emplace_front(grain, std::move(data));
-    map_[grain] = lru_.begin();
-    while (map_.size() > capacity_) {
-      map_.erase(lru_.back().first);
-      lru_.pop_back();
-    }
-  }
-
- private:
-  using Item = std::pair<uint64_t, std::shared_ptr<const std::vector<uint8_t>>>;
-  size_t capacity_;
-  std::mutex mu_;
-  std::list<Item> lru_;
-  std::unordered_map<uint64_t, std::list<Item>::iterator> map_;
-};
+using GrainCache = LruCache<uint64_t, std::vector<uint8_t>>;
 
 class SparseExtent final : public ExtentReader {
  public:
@@ -78,7 +46,7 @@ class SparseExtent final : public ExtentReader {
         gtes_(gtes),
         compressed_(compressed),
         desc_(std::move(desc)),
-        cache_(kGrainCacheBytes / grain_bytes) {
+        cache_(std::max<size_t>(kGrainCacheBytes / grain_bytes, 4)) {
     num_grains_ = div_round_up(size_, grain_bytes_);
     slot_.assign(static_cast<size_t>(div_round_up(num_grains_, gtes_)), kNoSlot);
   }
@@ -217,10 +185,13 @@ class SparseExtent final : public ExtentReader {
     }
     auto out = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(grain_bytes_));
     g_inflated.fetch_add(1, std::memory_order_relaxed);
-    if (!inflate_grain(data, csize, out->data(), out->size())) {
+    // The last grain of a disk may inflate short: the rest reads as zeros.
+    std::optional<size_t> got = inflate_zlib(data, csize, out->data(), out->size());
+    if (!got) {
       throw_corrupt(file_->path(), dpos,
                     "compressed grain " + std::to_string(g) + " does not inflate");
     }
+    std::memset(out->data() + *got, 0, out->size() - *got);
     return out;
   }
 

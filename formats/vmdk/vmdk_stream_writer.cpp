@@ -1,17 +1,13 @@
 #include "formats/vmdk/vmdk_stream_writer.h"
 
-#include <condition_variable>
 #include <cstring>
-#include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 #include "formats/core/block_device.h"
+#include "formats/core/deflate.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/vmdk/vmdk_deflate.h"
+#include "formats/core/ordered_pool.h"
 #include "formats/vmdk/vmdk_grain_feed.h"
 #include "formats/vmdk/vmdk_layout.h"
 
@@ -25,8 +21,6 @@ struct Job {
   uint64_t grain = 0;
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
-  bool done = false;
-  std::exception_ptr error;
 };
 
 }  // namespace
@@ -47,20 +41,15 @@ struct StreamExtentWriter::Impl {
   bool gt_any = false;
   std::vector<uint32_t> gd;
 
-  // Compression: workers take jobs from `work`; the writing thread writes
-  // them out from the front of `pending`, so the output order is the input
-  // order whatever the thread timing.
-  std::mutex mu;
-  std::condition_variable cv_work, cv_done;
-  std::deque<Job*> work;
-  std::deque<std::unique_ptr<Job>> pending;
-  std::vector<std::unique_ptr<Job>> spare;
-  std::vector<std::thread> threads;
-  bool stop = false;
-  size_t max_inflight = 8;
+  // Compression on every core; grains come back in guest order.
+  OrderedPool<Job> pool;
 
   Impl(OutputFile& o, uint64_t cap, uint64_t gb, const std::string& desc, unsigned nthreads)
-      : out(o), capacity(cap), grain_bytes(gb), feed(gb) {
+      : out(o), capacity(cap), grain_bytes(gb), feed(gb), pool(nthreads, 0, [] {
+          return [comp = std::make_shared<ZlibCompressor>()](Job& job) {
+            comp->compress(job.in.data(), job.in.size(), job.out);
+          };
+        }) {
     uint64_t ngrains = div_round_up(capacity * kSector, grain_bytes);
     gd.assign(static_cast<size_t>(div_round_up(ngrains, gtes)), 0);
     gt.assign(gtes, 0);
@@ -80,43 +69,6 @@ struct StreamExtentWriter::Impl {
     encode_sparse_header(header, head.data());
     std::memcpy(head.data() + kSector, desc.data(), desc.size());
     append(head.data(), head.size());
-
-    if (nthreads == 0) nthreads = std::max(1u, std::thread::hardware_concurrency());
-    max_inflight = nthreads * 4;
-    for (unsigned i = 0; i < nthreads; ++i) threads.emplace_back([this] { worker(); });
-  }
-
-  ~Impl() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop = true;
-    }
-    cv_work.notify_all();
-    for (auto& t : threads) t.join();
-  }
-
-  void worker() {
-    GrainCompressor comp;
-    for (;;) {
-      Job* job;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv_work.wait(lock, [&] { return stop || !work.empty(); });
-        if (stop) return;
-        job = work.front();
-        work.pop_front();
-      }
-      try {
-        comp.compress(job->in.data(), job->in.size(), job->out);
-      } catch (...) {
-        job->error = std::current_exception();
-      }
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        job->done = true;
-      }
-      cv_done.notify_all();
-    }
   }
 
   void append(const void* p, size_t len) {
@@ -162,8 +114,7 @@ struct StreamExtentWriter::Impl {
     pad_to_sector();
   }
 
-  void write_job(Job& job) {
-    if (job.error) std::rethrow_exception(job.error);
+  void write_job(const Job& job) {
     uint64_t table = job.grain / gtes;
     if (table != cur_table) {
       close_table();
@@ -181,46 +132,12 @@ struct StreamExtentWriter::Impl {
     pad_to_sector();
   }
 
-  // Writes every finished job at the front; with `all`, waits for the rest.
-  void drain(bool all) {
-    for (;;) {
-      std::unique_ptr<Job> job;
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        if (pending.empty()) return;
-        bool must_wait = all || pending.size() >= max_inflight;
-        if (!pending.front()->done) {
-          if (!must_wait) return;
-          cv_done.wait(lock, [&] { return pending.front()->done; });
-        }
-        job = std::move(pending.front());
-        pending.pop_front();
-      }
-      write_job(*job);
-      job->done = false;
-      job->error = nullptr;
-      spare.push_back(std::move(job));
-    }
-  }
-
   void submit(uint64_t grain, const uint8_t* data) {
     if (is_zero(data, static_cast<size_t>(grain_bytes))) return;  // stays unallocated
-    std::unique_ptr<Job> job;
-    if (!spare.empty()) {
-      job = std::move(spare.back());
-      spare.pop_back();
-    } else {
-      job = std::make_unique<Job>();
-    }
+    std::unique_ptr<Job> job = pool.get();
     job->grain = grain;
     job->in.assign(data, data + grain_bytes);
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      work.push_back(job.get());
-      pending.push_back(std::move(job));
-    }
-    cv_work.notify_one();
-    drain(false);
+    pool.submit(std::move(job), [this](const Job& j) { write_job(j); });
   }
 
   void write(uint64_t offset, const uint8_t* buf, size_t len) {
@@ -231,7 +148,7 @@ struct StreamExtentWriter::Impl {
 
   void finish() {
     feed.flush([&](uint64_t g, const uint8_t* p, size_t) { submit(g, p); });
-    drain(true);
+    pool.drain([this](const Job& j) { write_job(j); });
     close_table();
     // Grain directory, footer, end-of-stream (VDF: the footer and the EOS
     // marker occupy the last two sectors... after the footer's marker).

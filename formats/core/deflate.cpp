@@ -1,0 +1,147 @@
+#include "formats/core/deflate.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#ifdef VDISK_HAVE_LIBDEFLATE
+#include <libdeflate.h>
+#endif
+
+namespace vdisk {
+
+#ifdef VDISK_HAVE_LIBDEFLATE
+struct ZlibCompressor::Impl {
+  libdeflate_compressor* c = nullptr;
+};
+ZlibCompressor::ZlibCompressor(int level) : impl_(std::make_unique<Impl>()) {
+  impl_->c = libdeflate_alloc_compressor(std::clamp(level, 0, 12));
+  if (!impl_->c) throw std::bad_alloc();
+}
+ZlibCompressor::~ZlibCompressor() {
+  libdeflate_free_compressor(impl_->c);
+}
+void ZlibCompressor::compress(const uint8_t* in, size_t len, std::vector<uint8_t>& out) {
+  out.resize(libdeflate_zlib_compress_bound(impl_->c, len));
+  size_t n = libdeflate_zlib_compress(impl_->c, in, len, out.data(), out.size());
+  if (n == 0) throw std::runtime_error("libdeflate_zlib_compress failed");
+  out.resize(n);
+}
+const char* ZlibCompressor::library() {
+  return "libdeflate";
+}
+int ZlibCompressor::max_level() {
+  return 12;
+}
+
+std::optional<size_t> inflate_zlib(const uint8_t* in, size_t in_len, uint8_t* out, size_t out_cap) {
+  // A decompressor is ~32 KiB of tables: one per thread, reused.
+  struct Holder {
+    libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+    ~Holder() { libdeflate_free_decompressor(d); }
+  };
+  thread_local Holder h;
+  if (!h.d) return std::nullopt;
+  size_t got = 0;
+  size_t used = 0;
+  libdeflate_result r = libdeflate_zlib_decompress_ex(h.d, in, in_len, out, out_cap, &used, &got);
+  if (r != LIBDEFLATE_SUCCESS) return std::nullopt;
+  return got;
+}
+
+uint32_t adler32(const void* data, size_t len, uint32_t adler) {
+  return libdeflate_adler32(adler, data, len);
+}
+#else
+struct ZlibCompressor::Impl {
+  z_stream z{};
+};
+ZlibCompressor::ZlibCompressor(int level) : impl_(std::make_unique<Impl>()) {
+  if (deflateInit(&impl_->z, std::clamp(level, 0, 9)) != Z_OK) throw std::bad_alloc();
+}
+ZlibCompressor::~ZlibCompressor() {
+  deflateEnd(&impl_->z);
+}
+void ZlibCompressor::compress(const uint8_t* in, size_t len, std::vector<uint8_t>& out) {
+  z_stream& z = impl_->z;
+  deflateReset(&z);
+  out.resize(deflateBound(&z, static_cast<uLong>(len)));
+  z.next_in = const_cast<Bytef*>(in);
+  z.avail_in = static_cast<uInt>(len);
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) throw std::runtime_error("deflate failed");
+  out.resize(out.size() - z.avail_out);
+}
+const char* ZlibCompressor::library() {
+  return "zlib";
+}
+int ZlibCompressor::max_level() {
+  return 9;
+}
+
+std::optional<size_t> inflate_zlib(const uint8_t* in, size_t in_len, uint8_t* out, size_t out_cap) {
+  if (in_len > UINT_MAX || out_cap > UINT_MAX) return std::nullopt;
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return std::nullopt;
+  z.next_in = const_cast<Bytef*>(in);
+  z.avail_in = static_cast<uInt>(in_len);
+  z.next_out = out;
+  z.avail_out = static_cast<uInt>(out_cap);
+  int r = inflate(&z, Z_FINISH);
+  size_t got = out_cap - z.avail_out;
+  inflateEnd(&z);
+  if (r != Z_STREAM_END) return std::nullopt;
+  return got;
+}
+
+uint32_t adler32(const void* data, size_t len, uint32_t adler) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (len > 0) {
+    uInt n = static_cast<uInt>(std::min<size_t>(len, 1u << 30));
+    adler = static_cast<uint32_t>(::adler32(adler, p, n));
+    p += n, len -= n;
+  }
+  return adler;
+}
+#endif
+
+std::optional<std::vector<uint8_t>> inflate_zlib_bounded(const uint8_t* in, size_t in_len,
+                                                         size_t max_out) {
+  if (in_len > UINT_MAX) return std::nullopt;
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return std::nullopt;
+  std::vector<uint8_t> out(std::min<size_t>(max_out, std::max<size_t>(4096, in_len * 4)));
+  z.next_in = const_cast<Bytef*>(in);
+  z.avail_in = static_cast<uInt>(in_len);
+  int r = Z_OK;
+  size_t got = 0;
+  for (;;) {
+    z.next_out = out.data() + got;
+    z.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - got, UINT_MAX));
+    const uInt before = z.avail_out;
+    r = inflate(&z, Z_NO_FLUSH);
+    got += before - z.avail_out;
+    if (r == Z_STREAM_END) break;
+    if (r != Z_OK && r != Z_BUF_ERROR) break;
+    if (got < out.size()) {
+      if (z.avail_in == 0) break;  // truncated stream
+      continue;
+    }
+    if (out.size() >= max_out) {
+      r = Z_MEM_ERROR;  // would exceed the bound
+      break;
+    }
+    out.resize(std::min<size_t>(max_out, out.size() * 2));
+  }
+  inflateEnd(&z);
+  if (r != Z_STREAM_END) return std::nullopt;
+  out.resize(got);
+  return out;
+}
+
+}  // namespace vdisk
