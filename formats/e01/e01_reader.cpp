@@ -1115,10 +1115,9 @@ uint64_t chunks_inflated() {
 int probe_e01(const ProbeInput& in) {
   if (in.head.size() < 8) return 0;
   const uint8_t* h = in.head.data();
-  for (const uint8_t* sig : {kEvfSignature, kLvfSignature, kEvf2Signature, kLef2Signature}) {
-    if (std::memcmp(h, sig, 8) == 0) return kProbeSignature;
-  }
-  return 0;
+  // EWF2 and EWF-L01 are left to the registry's list of foreign containers,
+  // which names them; open_e01 refuses them too when forced with -f e01.
+  return std::memcmp(h, kEvfSignature, 8) == 0 ? kProbeSignature : 0;
 }
 
 BlockDevicePtr open_e01(std::shared_ptr<const File> file, const OpenOptions& opts) {

@@ -31,8 +31,7 @@ namespace vdisk::e01 {
 // rest; an EWF image has no unallocated ranges.
 BlockDevicePtr open_e01(std::shared_ptr<const File> file, const OpenOptions& opts);
 
-// Probe score: kProbeSignature for the EVF signature, and for the EWF2 and
-// EWF-L01 signatures (open then refuses them by name).
+// Probe score: kProbeSignature for the EVF signature (EWF-E01, SMART).
 int probe_e01(const ProbeInput& in);
 
 // Chunks inflated by this process so far (tests: the chunk cache keeps a
