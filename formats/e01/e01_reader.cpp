@@ -877,11 +877,16 @@ class SegmentWalker {
                v.bytes_per_sector != want.bytes_per_sector) {
       what = "a different chunk layout";
     }
-    if (!what.empty()) {
+    if (what.empty()) return;
+    if (seg == 0) {
       throw_corrupt(f.path(), data,
-                    "segment " + std::to_string(p_.segments[seg].number) +
-                        " belongs to another image: its data section says " + what);
+                    "the data section (the volume section's copy) disagrees with the volume "
+                    "section: " +
+                        what);
     }
+    throw_corrupt(f.path(), data,
+                  "segment " + std::to_string(p_.segments[seg].number) +
+                      " belongs to another image: its data section says " + what);
   }
 
   void read_table(const File& f, size_t seg, uint64_t off, uint64_t data, uint64_t dlen,
@@ -914,12 +919,7 @@ class SegmentWalker {
       t.data_start = t.entries_offset + uint64_t{t.count} * kTableEntrySize;
       t.data_end = end;
     }
-    if (!t.header_ok) {
-      // Count and base come from the table2 copy, if one follows.
-      opts_.warn(f.path() + ": at offset " + std::to_string(data) +
-                 ": table header checksum does not match; relying on its table2 copy");
-      t.count = 0;
-    }
+    if (!t.header_ok) t.count = 0;  // count and base come from the table2 copy, if one follows
     p_.tables.push_back(t);
   }
 
@@ -940,6 +940,9 @@ class SegmentWalker {
                                                   kTableHeaderSize + (t.sectors_layout ? 4 : 0) <=
                                               dlen;
     if (!t.header_ok && t.mirror_header_ok) {
+      opts_.warn(f.path() + ": at offset " + std::to_string(t.section_offset) +
+                 ": table header checksum does not match; using its table2 copy at offset " +
+                 std::to_string(off));
       t.count = h.entry_count;
       t.base = h.base_offset;
       if (!t.sectors_layout) t.data_start = t.entries_offset + uint64_t{t.count} * kTableEntrySize;
