@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -177,8 +178,8 @@ TEST_CASE("ewfacquire's compression levels, chunk sizes and segment sizes read b
   CHECK(detail(info, "segments").as_array().size() >= 8);
   CHECK(detail(info, "segments").as_array()[1].find("path")->as_string() == dir / "seg-none.E02");
   // Converting to raw gives the exact bytes too.
-  run_ok(std::string(VDISK_BIN) + " convert --hash none -O raw " +
-         sh_quote(dir / "seg-fast.E01") + " " + sh_quote(dir / "out.raw"));
+  run_ok(std::string(VDISK_BIN) + " convert --hash none -O raw " + sh_quote(dir / "seg-fast.E01") +
+         " " + sh_quote(dir / "out.raw"));
   CHECK(coreutils_digest("sha256sum", dir / "out.raw") == want);
 }
 
@@ -552,8 +553,8 @@ TEST_CASE("E01 writer refuses bad names, bad options and out-of-limit case metad
   const std::string src = dir / "s.raw";
   write_file(src, pattern_bytes(1 * MiB, 1));
   auto refused = [&](const std::string& args, const std::string& out, const std::string& what) {
-    RunResult r = run_vdisk("convert --hash none -O e01 " + args + " " + sh_quote(src) + " " +
-                            sh_quote(out));
+    RunResult r =
+        run_vdisk("convert --hash none -O e01 " + args + " " + sh_quote(src) + " " + sh_quote(out));
     INFO(args << " -> " << out);
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains(what));
@@ -571,4 +572,170 @@ TEST_CASE("E01 writer refuses bad names, bad options and out-of-limit case metad
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--allow-resize"));
   CHECK_FALSE(file_exists(dir / "odd.E01"));
+}
+
+TEST_CASE("verify without --expect checks the hashes an E01 stores and every chunk's checksum",
+          "[e01][verify]") {
+  require_ewf_tools();
+  TempDir dir;
+  const std::string src = make_source(dir, 16 * MiB);
+  ewfacquire(src, dir / "a", "-c fast -d sha1");
+  // As ewfverify says: a good image verifies (exit 0).
+  RunResult theirs = run("ewfverify -q " + sh_quote(dir / "a.E01"));
+  REQUIRE(theirs.exit_code == 0);
+  RunResult r = run_vdisk("verify " + sh_quote(dir / "a.E01"));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("matches the hashes stored in the image"));
+  CHECK_THAT(r.out, Catch::Contains(coreutils_digest("md5sum", src)));
+  CHECK_THAT(r.out, Catch::Contains(coreutils_digest("sha1sum", src)));
+  // --expect still works on top.
+  r = run_vdisk("verify --expect sha256:" + coreutils_digest("sha256sum", src) + " " +
+                sh_quote(dir / "a.E01"));
+  CHECK(r.exit_code == 0);
+
+  // A stored MD5 that does not match the media: ewfverify and vdisk fail
+  // (exit 1), vdisk naming the hash.
+  std::vector<uint8_t> img = read_file(dir / "a.E01");
+  size_t hash = 0;
+  for (size_t off = e01::kFileHeaderSize;;) {
+    std::string t(reinterpret_cast<const char*>(&img[off]));
+    if (t == "hash") {
+      hash = off + 76;
+      break;
+    }
+    off = static_cast<size_t>(load_le64(&img[off + 16]));
+    REQUIRE(off < img.size());
+  }
+  std::vector<uint8_t> bad = img;
+  bad[hash] ^= 1;
+  store_le32(&bad[hash + 32], static_cast<uint32_t>(::adler32(1, &bad[hash], 32)));
+  // The digest section holds the MD5 too (and is preferred); poke both.
+  for (size_t off = e01::kFileHeaderSize;;) {
+    std::string t(reinterpret_cast<const char*>(&bad[off]));
+    if (t == "digest") {
+      bad[off + 76] ^= 1;
+      store_le32(&bad[off + 76 + 76], static_cast<uint32_t>(::adler32(1, &bad[off + 76], 76)));
+      break;
+    }
+    if (t == "done") break;
+    off = static_cast<size_t>(load_le64(&bad[off + 16]));
+  }
+  write_file(dir / "a.E01", bad);
+  CHECK(run("ewfverify -q " + sh_quote(dir / "a.E01")).exit_code == 1);
+  r = run_vdisk("verify " + sh_quote(dir / "a.E01"));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out, Catch::Contains("FAILED"));
+  CHECK_THAT(r.out, Catch::Contains("md5"));
+
+  // A damaged chunk: listed with its media offset, exit 1, after a full pass.
+  bad = img;
+  size_t table = 0;
+  for (size_t off = e01::kFileHeaderSize;;) {
+    std::string t(reinterpret_cast<const char*>(&bad[off]));
+    if (t == "table") {
+      table = off + 76;
+      break;
+    }
+    off = static_cast<size_t>(load_le64(&bad[off + 16]));
+  }
+  const uint64_t base = load_le64(&bad[table + 8]);
+  for (uint32_t chunk : {129u, 200u}) {
+    const uint32_t entry = load_le32(&bad[table + 24 + 4 * chunk]);
+    bad[base + (entry & 0x7fffffff) + 30] ^= 0x55;
+  }
+  write_file(dir / "a.E01", bad);
+  CHECK(run("ewfverify -q " + sh_quote(dir / "a.E01")).exit_code == 1);
+  r = run_vdisk("verify " + sh_quote(dir / "a.E01"));
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out, Catch::Contains("2 damaged chunks"));
+  CHECK_THAT(r.out, Catch::Contains("media offset 0x408000"));  // chunk 129
+  CHECK_THAT(r.out, Catch::Contains("media offset 0x640000"));  // chunk 200
+
+  // A damaged container (a section descriptor): exit 2.
+  bad = img;
+  bad[e01::kFileHeaderSize + 72] ^= 1;
+  write_file(dir / "a.E01", bad);
+  r = run_vdisk("verify " + sh_quote(dir / "a.E01"));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("section descriptor checksum"));
+  // An image that stores no hashes needs --expect.
+  r = run_vdisk("verify " + sh_quote(src));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("stores no hashes"));
+}
+
+TEST_CASE(
+    "error2 ranges are treated like unrescued mapfile areas: kept out, hashed as zeros, EIO "
+    "on request",
+    "[e01][mount]") {
+  require_ewf_tools();
+  TempDir dir;
+  const std::string src = dir / "r.raw", map = dir / "r.map";
+  const std::vector<uint8_t> content = pattern_bytes(8 * MiB, 5);
+  write_file(src, content);
+  std::string m =
+      "0x00800000     +               1\n"
+      "0x00000000  0x00200000  +\n"
+      "0x00200000  0x00010000  -\n"
+      "0x00210000  0x005F0000  +\n";
+  write_file(map, std::vector<uint8_t>(m.begin(), m.end()));
+  RunResult r = run_vdisk("convert --hash none --mapfile " + sh_quote(map) + " -O e01 " +
+                          sh_quote(src) + " " + sh_quote(dir / "m.E01"));
+  REQUIRE(r.exit_code == 0);
+  // The zero-filled source, made with dd.
+  const std::string zf = dir / "zf.raw";
+  run_ok("cp " + sh_quote(src) + " " + sh_quote(zf) + " && dd if=/dev/zero of=" + sh_quote(zf) +
+         " bs=64K seek=32 count=1 conv=notrunc status=none");
+  // hash: the second set counts the unread ranges as zeros (here, as stored).
+  r = run_vdisk("hash " + sh_quote(dir / "m.E01"));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.err, Catch::Contains("1 unrescued area"));
+  CHECK(parse_tagged_digest(r.out, "SHA256") == coreutils_digest("sha256sum", zf));
+  // convert keeps them out of the output (a hole in a raw file).
+  r = run_vdisk("convert --hash none -O raw " + sh_quote(dir / "m.E01") + " " +
+                sh_quote(dir / "out.raw"));
+  REQUIRE(r.exit_code == 0);
+  CHECK(coreutils_digest("sha256sum", dir / "out.raw") == coreutils_digest("sha256sum", zf));
+  // And an E01 made from it records them again.
+  r = run_vdisk("convert --hash none -O e01 " + sh_quote(dir / "m.E01") + " " +
+                sh_quote(dir / "again.E01"));
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(run_ok("ewfinfo " + sh_quote(dir / "again.E01")),
+             Catch::Contains("at sector(s): 4096 - 4223 number: 128"));
+  // map marks them.
+  r = run_vdisk("map --output json " + sh_quote(dir / "m.E01"));
+  REQUIRE(r.exit_code == 0);
+  bool marked = false;
+  const Json rows = Json::parse(r.out);
+  for (const Json& e : rows.as_array()) {
+    if (e.find("start")->as_u64() == 0x200000) {
+      marked = e.find("length")->as_u64() == 0x10000 && !e.find("rescued")->as_bool() &&
+               e.find("ddrescue_status")->as_string() == "-";
+    }
+  }
+  CHECK(marked);
+
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  const std::string mp = dir / "mnt";
+  std::filesystem::create_directory(mp);
+  MountGuard guard(mp);
+  r = run_vdisk("mount --mode block --bad-areas eio " + sh_quote(dir / "m.E01") + " " +
+                sh_quote(mp));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  int fd = ::open((mp + "/disk.raw").c_str(), O_RDONLY);
+  REQUIRE(fd >= 0);
+  std::vector<uint8_t> buf(4096);
+  CHECK(::pread(fd, buf.data(), buf.size(), 0) == 4096);
+  CHECK(std::equal(buf.begin(), buf.end(), content.begin()));
+  errno = 0;
+  CHECK(::pread(fd, buf.data(), buf.size(), 0x200000 + 8192) == -1);
+  CHECK(errno == EIO);
+  CHECK(::pread(fd, buf.data(), buf.size(), 0x210000) == 4096);
+  ::close(fd);
+  CHECK(run_vdisk("unmount " + sh_quote(mp)).exit_code == 0);
 }
