@@ -111,8 +111,21 @@ std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_
                                                             BlockDevicePtr dev,
                                                             const std::string& image,
                                                             ddrescue::BadAreaMode mode) {
-  if (!vm.count("mapfile")) return nullptr;
-  ddrescue::Mapfile map = ddrescue::load_mapfile(Env::posix(), vm["mapfile"].as<std::string>());
+  // An image that records the sectors its acquisition could not read (an
+  // E01's error2) is seen like a rescued image: those ranges are painted
+  // over the mapfile's areas, or make the map on their own.
+  const std::vector<ByteRange> own = dev->unreadable_ranges();
+  if (!vm.count("mapfile") && own.empty()) return nullptr;
+  ddrescue::Mapfile map;
+  if (vm.count("mapfile"))
+    map = ddrescue::load_mapfile(Env::posix(), vm["mapfile"].as<std::string>());
+  if (!own.empty()) {
+    if (vm.count("mapfile")) ddrescue::check_covers(map, dev->size());
+    map = ddrescue::mapfile_with_bad_ranges(
+        vm.count("mapfile") ? &map : nullptr, dev->size(), own, '-',
+        vm.count("mapfile") ? map.path + " and " + image + "'s own list of unread sectors"
+                            : image + "'s own list of unread sectors");
+  }
   auto rescued = std::make_shared<const ddrescue::RescuedDevice>(dev, map, mode);
   const auto& areas = rescued->bad_areas();
   uint64_t total = ddrescue::bad_bytes(areas);

@@ -69,11 +69,13 @@ std::unique_ptr<ProgressSink> progress_from(const po::variables_map& vm);
 
 // Adds --mapfile (a GNU ddrescue mapfile of the image).
 void add_mapfile_option(po::options_description& desc);
-// With --mapfile: `dev` seen through the mapfile (unrescued areas
-// unallocated, reading as zeros, or failing with EIO in kEio mode, for
-// `vdisk mount --mapfile MAP --bad-areas eio|zeros`: see
-// ddrescue::parse_bad_area_mode); null without it. Also lists the unrescued
-// areas on stderr under the label `image`.
+// With --mapfile, or when `dev` lists ranges its acquisition could not read
+// (BlockDevice::unreadable_ranges, an E01's error2; painted over the
+// mapfile's areas as bad sectors): `dev` seen through the map (unrescued
+// areas unallocated, reading as zeros, or failing with EIO in kEio mode,
+// for `vdisk mount --bad-areas eio|zeros`: see
+// ddrescue::parse_bad_area_mode); null with neither. Also lists the
+// unrescued areas on stderr under the label `image`.
 std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(
     const po::variables_map& vm, BlockDevicePtr dev, const std::string& image,
     ddrescue::BadAreaMode mode = ddrescue::BadAreaMode::kZeros);

@@ -47,7 +47,9 @@ BlockDevicePtr open_mount_device(const po::variables_map& vm) {
   // as zeros (default) or fail with EIO, as the analyst chooses.
   auto mode = ddrescue::parse_bad_area_mode(vm["bad-areas"].as<std::string>());
   if (auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>(), mode)) return rescued;
-  if (!vm["bad-areas"].defaulted()) throw UsageError("--bad-areas needs --mapfile");
+  if (!vm["bad-areas"].defaulted()) {
+    throw UsageError("--bad-areas needs --mapfile (or an image that lists its unread sectors)");
+  }
   return dev;
 }
 

@@ -1,6 +1,9 @@
-// `vdisk verify IMAGE (--expect ALGO:HEX | --hash-file REPORT.json)`: re-hashes
-// an image and compares with what the user or a report says it holds.
+// `vdisk verify IMAGE [--expect ALGO:HEX | --hash-file REPORT.json]`: re-hashes
+// an image and compares with what the user, a report or (with neither) the
+// image itself says it holds; pieces whose stored checksums fail (E01
+// chunks) are listed and make the verification fail.
 #include <cstdio>
+#include <mutex>
 
 #include "cli/cli.h"
 #include "converters/convert.h"
@@ -116,16 +119,42 @@ int cmd_verify(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (!parse_args(
           "verify",
-          "[-f FMT] IMAGE (--expect ALGO:HEX ... | --hash-file REPORT.json) [-p|--progress json] "
+          "[-f FMT] IMAGE [--expect ALGO:HEX ... | --hash-file REPORT.json] [-p|--progress json] "
           "[--on-read-error stop|continue [--error-map OUT.map]]",
           desc, pos, args, vm)) {
     return kExitOk;
   }
   const bool has_expect = vm.count("expect") != 0, has_report = vm.count("hash-file") != 0;
-  if (has_expect == has_report)
-    throw UsageError("give either --expect ALGO:HEX or --hash-file REPORT.json");
+  if (has_expect && has_report)
+    throw UsageError("give either --expect ALGO:HEX or --hash-file REPORT.json, not both");
+  const OnReadError on_read_error = read_error_policy_from(vm, false, false);
+  const std::string image = vm["image"].as<std::string>();
+  // Damaged pieces of formats that checksum their content (E01 chunks) are
+  // listed after one full pass instead of stopping it.
+  std::mutex damage_mu;
+  std::vector<DamagedData> damage;
+  uint64_t damage_count = 0;
+  OpenOptions open_opts = open_options_from(vm);
+  open_opts.on_damaged_data = [&](const DamagedData& d) {
+    std::lock_guard<std::mutex> lock(damage_mu);
+    if (++damage_count <= 20) damage.push_back(d);
+  };
+  BlockDevicePtr dev =
+      open_image(image, vm.count("format") ? vm["format"].as<std::string>() : "", open_opts);
   std::vector<Expectation> candidates;
-  if (has_expect) {
+  if (!has_expect && !has_report) {
+    // The hashes the image itself stores (an E01's MD5 and SHA-1).
+    Expectation e{"the hashes stored in the image", {}, std::nullopt};
+    for (const StoredDigest& d : dev->stored_digests()) {
+      e.hashes.push_back(parse_hash(d.algo, d.hex, image + " (" + d.where + ")"));
+    }
+    if (e.hashes.empty()) {
+      throw UsageError(image +
+                       " stores no hashes of its own: give --expect ALGO:HEX or --hash-file "
+                       "REPORT.json");
+    }
+    candidates.push_back(e);
+  } else if (has_expect) {
     Expectation e{"the expected digests", {}, std::nullopt};
     for (const std::string& x : vm["expect"].as<std::vector<std::string>>()) {
       size_t colon = x.find(':');
@@ -144,9 +173,6 @@ int cmd_verify(const std::vector<std::string>& args) {
     }
   }
   auto progress = progress_from(vm);
-  const OnReadError on_read_error = read_error_policy_from(vm, false, false);
-  const std::string image = vm["image"].as<std::string>();
-  BlockDevicePtr dev = open_from_args(vm, "image");
   CopyOptions o;
   o.algos = algos;
   o.cancel = &cancel_flag();
@@ -168,9 +194,27 @@ int cmd_verify(const std::vector<std::string>& args) {
     }
     throw std::logic_error("hash missing");
   };
+  if (damage_count) {
+    std::printf("verify: %s: %llu damaged chunk%s (read as zeros when they do not decode):\n",
+                image.c_str(), static_cast<unsigned long long>(damage_count),
+                damage_count == 1 ? "" : "s");
+    for (const DamagedData& d : damage) {
+      std::printf("  media offset %s, %llu bytes: %s\n", hex_offset(d.offset).c_str(),
+                  static_cast<unsigned long long>(d.length), d.message.c_str());
+    }
+    if (damage_count > damage.size()) {
+      std::printf("  ... and %llu more\n",
+                  static_cast<unsigned long long>(damage_count - damage.size()));
+    }
+  }
   for (const Expectation& c : candidates) {
     bool ok = !c.size || *c.size == r.virtual_size;
     for (auto& h : c.hashes) ok = ok && got(h.algo) == h.hex;
+    if (ok && damage_count) {
+      std::printf("verify: FAILED: %s matches %s, but its chunks are damaged\n", image.c_str(),
+                  c.what.c_str());
+      return kExitDifferent;
+    }
     if (ok) {
       std::printf("verify: OK: %s matches %s (", image.c_str(), c.what.c_str());
       for (size_t i = 0; i < c.hashes.size(); ++i) {

@@ -187,10 +187,15 @@ void find_runs(Chunk& c, size_t gran) {
   }
 }
 
-// Writes a data chunk's runs: data as data, zero runs as zero ranges.
+// Writes a data chunk's runs: data as data, zero runs as zero ranges, and
+// the ranges that failed to read (between the runs) as unreadable.
 uint64_t write_runs(ImageWriter& dst, const Chunk& c, uint64_t& zero_bytes) {
   uint64_t written = 0;
+  size_t err = 0;
   for (const Run& r : c.runs) {
+    for (; err < c.errors.size() && c.errors[err].start < c.offset + r.start; ++err) {
+      dst.mark_unreadable(c.errors[err].start, c.errors[err].length);
+    }
     if (r.data) {
       dst.write(c.offset + r.start, c.buf->data() + r.start, static_cast<size_t>(r.length));
       written += r.length;
@@ -199,6 +204,8 @@ uint64_t write_runs(ImageWriter& dst, const Chunk& c, uint64_t& zero_bytes) {
       zero_bytes += r.length;
     }
   }
+  for (; err < c.errors.size(); ++err)
+    dst.mark_unreadable(c.errors[err].start, c.errors[err].length);
   return written;
 }
 
@@ -398,7 +405,10 @@ CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptio
       try {
         while (ChunkPtr c = q->pop()) {
           if (error.failed()) continue;
-          if (c->bad) continue;  // left unallocated: never written, reads as zeros
+          if (c->bad) {  // never written (reads as zeros); a format may record it
+            dst->mark_unreadable(c->offset, c->length);
+            continue;
+          }
           if (c->zero) {
             dst->write_zeroes(c->offset, c->length);
             zero_bytes += c->length;

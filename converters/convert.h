@@ -16,12 +16,6 @@
 
 namespace vdisk {
 
-// A byte range of the source.
-struct ByteRange {
-  uint64_t start = 0;
-  uint64_t length = 0;
-};
-
 enum class OnReadError { kStop, kContinue };
 
 struct CopyOptions {

@@ -36,6 +36,9 @@ const FormatDescriptor& bzip2_descriptor();
 namespace dmg {
 const FormatDescriptor& descriptor();
 }
+namespace e01 {
+const FormatDescriptor& descriptor();
+}
 
 const std::vector<const FormatDescriptor*>& builtin_formats() {
   static const std::vector<const FormatDescriptor*> list = {
@@ -46,6 +49,7 @@ const std::vector<const FormatDescriptor*>& builtin_formats() {
       &vhdx::descriptor(),
       &vdi::descriptor(),
       &qcow2::descriptor(),
+      &e01::descriptor(),
       // Before the compressed formats: a DMG's data fork often starts with
       // a bzip2 stream; its koly trailer wins the tie (first listed wins).
       &dmg::descriptor(),

@@ -70,11 +70,9 @@ const std::vector<Signature>& signatures() {
          return in.head.size() >= 28 && load_le32(in.head.data()) == 0xed26ff3a &&
                 load_le16(in.head.data() + 4) == 1;
        }},
-      // Expert Witness (libyal EWF document, "File header"): EVF / LVF and
-      // the EWF2 variants. SMART (.s01) files carry the EVF signature too.
-      {{"E01", "an Expert Witness (EWF: E01 or SMART s01) evidence file", ForeignKind::kForensic,
-        "export it with ewfexport"},
-       [](const ProbeInput& in) { return has(in.head, 0, "EVF\x09\x0d\x0a\xff\x00"sv); }},
+      // Expert Witness (libyal EWF document, "File header"): the EWF2 and
+      // logical evidence variants. EWF-E01 and SMART (EVF) are read by
+      // formats/e01.
       {{"Ex01", "an EnCase 7 (Ex01, EWF2) evidence file", ForeignKind::kForensic,
         "export it with ewfexport"},
        [](const ProbeInput& in) { return has(in.head, 0, "EVF2\x0d\x0a\x81\x00"sv); }},

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -693,4 +694,120 @@ TEST_CASE("DMG koly, mish and plist fields poked to extreme values are refused",
   };
   run_cases(
       dir.path(), "dmg", good, cases, [](const std::string& p) { open_probed(p); }, "", "info");
+
+TEST_CASE("E01 section descriptors, volume and table fields poked to extreme values are refused",
+          "[hostile][e01]") {
+  require_tool("ewfacquire");
+  TempDir dir;
+  std::string raw = dir / "src.raw";
+  make_sample_disk(raw, 16ull << 20);
+  // libyal "Expert Witness Compression Format (EWF)", little-endian: file
+  // header 13 bytes (segment number at 9); section descriptors of 76 bytes:
+  // type (16), next offset (8, at 16), size (8, at 24), Adler-32 of bytes
+  // 0-71 at 72. Volume data (1052 bytes): chunk count at 4, sectors per
+  // chunk at 8, bytes per sector at 12, sector count (8) at 16, Adler-32 at
+  // 1048. Table: header of 24 bytes (entry count at 0, base offset at 8,
+  // Adler-32 at 20), 4-byte entries, then the Adler-32 of the entries.
+  run_ok("ewfacquire -u -q -f encase6 -c fast -t " + sh_quote(dir / "e") + " " + sh_quote(raw) +
+         " >/dev/null");
+  const std::vector<uint8_t> e01 = read_file(dir / "e.E01");
+  std::map<std::string, size_t> at;  // first section of each type
+  for (size_t off = 13; off + 76 <= e01.size();) {
+    std::string type(reinterpret_cast<const char*>(e01.data() + off));
+    at.emplace(type, off);
+    if (type == "done") break;
+    off = static_cast<size_t>(load_le64(e01.data() + off + 16));
+  }
+  for (const char* t : {"header2", "volume", "sectors", "table", "table2", "done"}) {
+    INFO(t);
+    REQUIRE(at.count(t));
+  }
+  REQUIRE(at.count("data"));  // the volume's copy, after the tables of a single segment
+  const size_t hdr2 = at["header2"], vol = at["volume"] + 76, data = at["data"] + 76,
+               table = at["table"] + 76, table2 = at["table2"] + 76;
+  const uint32_t entries = load_le32(e01.data() + table);
+  auto adler = [](const uint8_t* p, size_t n) {
+    return static_cast<uint32_t>(::adler32(1, p, static_cast<uInt>(n)));
+  };
+  // Each poke keeps the checksums right, so the field itself is judged.
+  auto descriptor = [=](size_t field, uint64_t v) {
+    return [=](std::vector<uint8_t>& b) {
+      store_le64(b.data() + hdr2 + field, v);
+      store_le32(b.data() + hdr2 + 72, adler(b.data() + hdr2, 72));
+    };
+  };
+  // The volume section and its copy, the data section.
+  auto volume = [=](size_t field, uint64_t v, int bytes) {
+    return [=](std::vector<uint8_t>& b) {
+      for (size_t s : {vol, data}) {
+        if (bytes == 8)
+          store_le64(b.data() + s + field, v);
+        else
+          store_le32(b.data() + s + field, static_cast<uint32_t>(v));
+        store_le32(b.data() + s + 1048, adler(b.data() + s, 1048));
+      }
+    };
+  };
+  auto both_tables = [=](std::function<void(uint8_t*)> poke) {
+    return [=](std::vector<uint8_t>& b) {
+      for (size_t t : {table, table2}) {
+        poke(b.data() + t);
+        store_le32(b.data() + t + 20, adler(b.data() + t, 20));
+        store_le32(b.data() + t + 24 + 4 * entries, adler(b.data() + t + 24, 4 * entries));
+      }
+    };
+  };
+  std::vector<Case> cases = {
+      {"segment number 0", [](std::vector<uint8_t>& b) { store_le16(b.data() + 9, 0); },
+       ErrorKind::kCorrupt, "segment number 0"},
+      {"start of fields 2", [](std::vector<uint8_t>& b) { b[8] = 2; }, ErrorKind::kCorrupt,
+       "framed"},
+      {"section descriptor checksum", [=](std::vector<uint8_t>& b) { b[hdr2 + 72] ^= 1; },
+       ErrorKind::kCorrupt, "section descriptor checksum"},
+      {"next offset 0 (backwards)", descriptor(16, 0), ErrorKind::kCorrupt,
+       "names the next section"},
+      {"next offset 2^63", descriptor(16, 1ull << 63), ErrorKind::kCorrupt,
+       "names the next section"},
+      {"size disagrees with next offset", descriptor(24, 77), ErrorKind::kCorrupt,
+       "disagrees with its next section offset"},
+      {"bytes per sector 0", volume(12, 0, 4), ErrorKind::kCorrupt, "bytes per sector 0"},
+      {"bytes per sector 1000", volume(12, 1000, 4), ErrorKind::kCorrupt, "bytes per sector"},
+      {"sectors per chunk 0", volume(8, 0, 4), ErrorKind::kCorrupt, "0 sectors per chunk"},
+      {"sectors per chunk 2^31", volume(8, 1ull << 31, 4), ErrorKind::kUnsupported, "chunks of"},
+      {"sector count 2^63", volume(16, 1ull << 63, 8), ErrorKind::kCorrupt, "sector count"},
+      {"sector count one more", volume(16, (16ull << 20) / 512 + 64, 8), ErrorKind::kCorrupt,
+       "the tables list"},
+      {"table entry count 2^32-1", both_tables([](uint8_t* t) { store_le32(t, 0xFFFFFFFF); }),
+       ErrorKind::kCorrupt, "entries, room for"},
+      {"table entry 0 past its sectors section",
+       both_tables([](uint8_t* t) { store_le32(t + 24, 0x7FFFFFF0u); }), ErrorKind::kCorrupt,
+       "outside the chunk data"},
+      {"table entry 1 before entry 0",
+       both_tables([](uint8_t* t) { store_le32(t + 28, load_le32(t + 24)); }), ErrorKind::kCorrupt,
+       "does not come after"},
+      {"table base 2^63", both_tables([](uint8_t* t) { store_le64(t + 8, 1ull << 63); }),
+       ErrorKind::kCorrupt, "outside the chunk data"},
+      {"both table headers' checksums",
+       [=](std::vector<uint8_t>& b) { b[table + 20] ^= 1, b[table2 + 20] ^= 1; },
+       ErrorKind::kCorrupt, "no good table2 copy"},
+      {"data section disagrees with the volume",
+       [=](std::vector<uint8_t>& b) {
+         store_le64(b.data() + data + 16, 12345);
+         store_le32(b.data() + data + 1048, adler(b.data() + data, 1048));
+       },
+       ErrorKind::kCorrupt, "disagrees with the volume section"},
+      {"truncated before done", [=](std::vector<uint8_t>& b) { b.resize(at.at("done") + 40); },
+       ErrorKind::kCorrupt, "truncated"},
+  };
+  run_cases(
+      dir.path(), "e01", e01, cases,
+      [](const std::string& p) {
+        BlockDevicePtr d = open_image(p, "e01", OpenOptions{});
+        std::vector<uint8_t> buf(1 << 20);
+        for (uint64_t o = 0; o < d->size(); o += buf.size())
+          d->read(o, buf.data(),
+                  static_cast<size_t>(std::min<uint64_t>(buf.size(), d->size() - o)));
+        (void)map_extents(*d);
+      },
+      "", "hash");
 }

@@ -27,6 +27,21 @@ struct ParentSpec;
 enum class ExtentType : uint8_t { kData, kZero, kUnallocated };
 const char* extent_type_name(ExtentType t);
 
+// A byte range of a device.
+struct ByteRange {
+  uint64_t start = 0;
+  uint64_t length = 0;
+};
+
+// A digest of a device's whole content that the image itself records (the
+// MD5 and SHA-1 an E01 acquisition stored): `vdisk verify` without
+// --expect checks the content against these.
+struct StoredDigest {
+  std::string algo;   // "md5", "sha1" or "sha256"
+  std::string hex;    // lower case
+  std::string where;  // what in the image holds it ("hash section")
+};
+
 struct Extent {
   uint64_t length = 0;
   ExtentType type = ExtentType::kData;
@@ -82,6 +97,16 @@ class BlockDevice {
   // registry's open_image() uses it to locate the parent and compose the two
   // in a LayeredDevice; the format itself never reads its parent.
   virtual std::shared_ptr<const ParentSpec> parent_spec() const { return nullptr; }
+
+  // Ranges the image itself marks as never read from the original medium
+  // (an E01's error2 sectors, where the acquiring tool stored zeros):
+  // sorted, non-overlapping, inside [0, size()); empty for most formats.
+  // The CLI treats them like the unrescued areas of a ddrescue mapfile.
+  virtual std::vector<ByteRange> unreadable_ranges() const { return {}; }
+
+  // Digests of the whole content that the image records; empty for most
+  // formats.
+  virtual std::vector<StoredDigest> stored_digests() const { return {}; }
 
  protected:
   // Called only with offset + len <= size() and len > 0.

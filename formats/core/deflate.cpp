@@ -2,7 +2,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 
 #ifdef VDISK_HAVE_LIBDEFLATE
@@ -18,12 +21,13 @@ int window_bits(DeflateWrapper w) {
   return w == DeflateWrapper::kZlib ? 15 : -15;
 }
 
-// zlib inflate; the fallback when libdeflate is missing or refuses a stream
-// that zlib accepts (a bare stream cut right after the output is full).
-bool zlib_inflate(DeflateWrapper wrapper, const uint8_t* in, size_t in_len, uint8_t* out,
-                  size_t out_len) {
+// zlib inflate into at most out_len bytes; the bytes produced, or nullopt.
+// A bare stream that fills the output before its end counts as complete.
+std::optional<size_t> zlib_inflate(DeflateWrapper wrapper, const uint8_t* in, size_t in_len,
+                                   uint8_t* out, size_t out_len) {
+  if (in_len > UINT_MAX || out_len > UINT_MAX) return std::nullopt;
   z_stream z{};
-  if (inflateInit2(&z, window_bits(wrapper)) != Z_OK) return false;
+  if (inflateInit2(&z, window_bits(wrapper)) != Z_OK) return std::nullopt;
   z.next_in = const_cast<Bytef*>(in);
   z.avail_in = static_cast<uInt>(in_len);
   z.next_out = out;
@@ -33,10 +37,37 @@ bool zlib_inflate(DeflateWrapper wrapper, const uint8_t* in, size_t in_len, uint
   inflateEnd(&z);
   const bool full_bare =
       wrapper == DeflateWrapper::kRaw && got == out_len && (r == Z_BUF_ERROR || r == Z_OK);
-  if (r != Z_STREAM_END && !full_bare) return false;
-  if (got < out_len) std::memset(out + got, 0, out_len - got);
-  return true;
+  if (r != Z_STREAM_END && !full_bare) return std::nullopt;
+  return got;
 }
+
+#ifdef VDISK_HAVE_LIBDEFLATE
+// libdeflate's decompressor is ~32 KiB of tables: one per thread, reused.
+// Falls back to zlib for what libdeflate refuses and zlib accepts (a bare
+// stream cut right after the output is full).
+std::optional<size_t> fast_inflate(DeflateWrapper wrapper, const uint8_t* in, size_t in_len,
+                                   uint8_t* out, size_t out_len) {
+  struct Holder {
+    libdeflate_decompressor* d = libdeflate_alloc_decompressor();
+    ~Holder() { libdeflate_free_decompressor(d); }
+  };
+  thread_local Holder h;
+  if (!h.d) return std::nullopt;
+  size_t got = 0, used = 0;
+  libdeflate_result r =
+      wrapper == DeflateWrapper::kZlib
+          ? libdeflate_zlib_decompress_ex(h.d, in, in_len, out, out_len, &used, &got)
+          : libdeflate_deflate_decompress_ex(h.d, in, in_len, out, out_len, &used, &got);
+  if (r == LIBDEFLATE_SUCCESS) return got;
+  if (wrapper == DeflateWrapper::kRaw) return zlib_inflate(wrapper, in, in_len, out, out_len);
+  return std::nullopt;
+}
+#else
+std::optional<size_t> fast_inflate(DeflateWrapper wrapper, const uint8_t* in, size_t in_len,
+                                   uint8_t* out, size_t out_len) {
+  return zlib_inflate(wrapper, in, in_len, out, out_len);
+}
+#endif
 
 }  // namespace
 
@@ -48,7 +79,7 @@ struct DeflateCompressor::Impl {
 DeflateCompressor::DeflateCompressor(DeflateWrapper wrapper, int level)
     : impl_(std::make_unique<Impl>()) {
   impl_->wrapper = wrapper;
-  impl_->c = libdeflate_alloc_compressor(level);
+  impl_->c = libdeflate_alloc_compressor(std::clamp(level, 0, 12));
   if (!impl_->c) throw std::bad_alloc();
 }
 DeflateCompressor::~DeflateCompressor() {
@@ -66,24 +97,11 @@ void DeflateCompressor::compress(const uint8_t* in, size_t len, std::vector<uint
 const char* DeflateCompressor::library() {
   return "libdeflate";
 }
-
-bool inflate_buffer(DeflateWrapper wrapper, const uint8_t* in, size_t in_len, uint8_t* out,
-                    size_t out_len) {
-  // A decompressor is ~32 KiB of tables: one per thread, reused.
-  struct Holder {
-    libdeflate_decompressor* d = libdeflate_alloc_decompressor();
-    ~Holder() { libdeflate_free_decompressor(d); }
-  };
-  thread_local Holder h;
-  if (!h.d) return false;
-  size_t got = 0, used = 0;
-  libdeflate_result r =
-      wrapper == DeflateWrapper::kZlib
-          ? libdeflate_zlib_decompress_ex(h.d, in, in_len, out, out_len, &used, &got)
-          : libdeflate_deflate_decompress_ex(h.d, in, in_len, out, out_len, &used, &got);
-  if (r != LIBDEFLATE_SUCCESS) return zlib_inflate(wrapper, in, in_len, out, out_len);
-  if (got < out_len) std::memset(out + got, 0, out_len - got);
-  return true;
+int DeflateCompressor::max_level() {
+  return 12;
+}
+uint32_t adler32(const void* data, size_t len, uint32_t adler) {
+  return libdeflate_adler32(adler, data, len);
 }
 #else
 struct DeflateCompressor::Impl {
@@ -91,8 +109,8 @@ struct DeflateCompressor::Impl {
 };
 DeflateCompressor::DeflateCompressor(DeflateWrapper wrapper, int level)
     : impl_(std::make_unique<Impl>()) {
-  if (deflateInit2(&impl_->z, level, Z_DEFLATED, window_bits(wrapper), 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK)
+  if (deflateInit2(&impl_->z, std::clamp(level, 0, 9), Z_DEFLATED, window_bits(wrapper), 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::bad_alloc();
 }
 DeflateCompressor::~DeflateCompressor() {
@@ -112,11 +130,64 @@ void DeflateCompressor::compress(const uint8_t* in, size_t len, std::vector<uint
 const char* DeflateCompressor::library() {
   return "zlib";
 }
+int DeflateCompressor::max_level() {
+  return 9;
+}
+uint32_t adler32(const void* data, size_t len, uint32_t adler) {
+  const auto* p = static_cast<const Bytef*>(data);
+  while (len > 0) {
+    uInt n = static_cast<uInt>(std::min<size_t>(len, 1u << 30));
+    adler = static_cast<uint32_t>(::adler32(adler, p, n));
+    p += n, len -= n;
+  }
+  return adler;
+}
+#endif
 
 bool inflate_buffer(DeflateWrapper wrapper, const uint8_t* in, size_t in_len, uint8_t* out,
                     size_t out_len) {
-  return zlib_inflate(wrapper, in, in_len, out, out_len);
+  std::optional<size_t> got = fast_inflate(wrapper, in, in_len, out, out_len);
+  if (!got) return false;
+  if (*got < out_len) std::memset(out + *got, 0, out_len - *got);
+  return true;
 }
-#endif
+
+std::optional<size_t> inflate_zlib(const uint8_t* in, size_t in_len, uint8_t* out, size_t out_cap) {
+  return fast_inflate(DeflateWrapper::kZlib, in, in_len, out, out_cap);
+}
+
+std::optional<std::vector<uint8_t>> inflate_zlib_bounded(const uint8_t* in, size_t in_len,
+                                                         size_t max_out) {
+  if (in_len > UINT_MAX) return std::nullopt;
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return std::nullopt;
+  std::vector<uint8_t> out(std::min<size_t>(max_out, std::max<size_t>(4096, in_len * 4)));
+  z.next_in = const_cast<Bytef*>(in);
+  z.avail_in = static_cast<uInt>(in_len);
+  int r = Z_OK;
+  size_t got = 0;
+  for (;;) {
+    z.next_out = out.data() + got;
+    z.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - got, UINT_MAX));
+    const uInt before = z.avail_out;
+    r = inflate(&z, Z_NO_FLUSH);
+    got += before - z.avail_out;
+    if (r == Z_STREAM_END) break;
+    if (r != Z_OK && r != Z_BUF_ERROR) break;
+    if (got < out.size()) {
+      if (z.avail_in == 0) break;  // truncated stream
+      continue;
+    }
+    if (out.size() >= max_out) {
+      r = Z_MEM_ERROR;  // would exceed the bound
+      break;
+    }
+    out.resize(std::min<size_t>(max_out, out.size() * 2));
+  }
+  inflateEnd(&z);
+  if (r != Z_STREAM_END) return std::nullopt;
+  out.resize(got);
+  return out;
+}
 
 }  // namespace vdisk

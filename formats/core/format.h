@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -36,6 +37,15 @@ struct ProbeInput {
   std::span<const uint8_t> tail;  // the last min(size, 64 KiB) bytes
 };
 
+// A piece of a device's content whose stored checksum does not match (an
+// E01 chunk with a bad Adler-32 or zlib stream): `offset` and `length` in
+// the device, `message` naming the file, its offset and what is wrong.
+struct DamagedData {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string message;
+};
+
 struct OpenOptions {
   Env* env = nullptr;  // null: Env::posix()
   // Extent and parent names may resolve outside the referencing file's folder
@@ -63,6 +73,11 @@ struct OpenOptions {
   // fields and its parent locators; each such error is appended here. Never
   // set for commands that read content.
   std::vector<std::string>* missing_parents = nullptr;
+  // `vdisk verify` sets this: a format that checksums its content reports
+  // each damaged piece here and delivers what it could decode (zeros where
+  // it could not) instead of failing the read with Error(kCorrupt), so one
+  // pass finds every damaged piece. Called from the reading threads.
+  std::function<void(const DamagedData&)> on_damaged_data;
   // Chain bookkeeping of the registry: how deep in a chain this open is, and
   // File::identity() of the images below which it is opened (loop check).
   int depth = 0;

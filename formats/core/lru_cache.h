@@ -1,26 +1,28 @@
-// A small thread-safe LRU map from a 64-bit key to a shared value, for the
-// caches formats keep within a fixed budget (decompressed VMDK grains, qcow2
-// L2 tables and clusters).
+// A small thread-safe least-recently-used cache of shared, immutable values
+// (decompressed grains and chunks, loaded tables): readers on several threads
+// share one entry, and an evicted entry lives on while a reader holds it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
-#include <cstdint>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
 
 namespace vdisk {
 
-// V is a pointer-like type (std::shared_ptr<const T>): get() returns a null
-// V on a miss. Holds at most `capacity` entries; the least recently used
-// goes first. Every method may be called from any thread.
-template <class V>
+template <class Key, class Value>
 class LruCache {
  public:
-  explicit LruCache(size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  using Ptr = std::shared_ptr<const Value>;
 
-  V get(uint64_t key) {
+  // Keeps at most `capacity` entries (at least 1).
+  explicit LruCache(size_t capacity) : capacity_(std::max<size_t>(capacity, 1)) {}
+
+  // The entry for `key` (now the most recently used), or null.
+  Ptr get(const Key& key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return nullptr;
@@ -28,13 +30,15 @@ class LruCache {
     return it->second->second;
   }
 
-  // Keeps the value already cached under `key`, if any.
-  void put(uint64_t key, V value) {
+  // Inserts `value` unless `key` is present (another thread got there
+  // first: its value is kept), evicting the least recently used entries
+  // beyond the capacity. Returns the cached value.
+  Ptr put(const Key& key, Ptr value) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) {
       lru_.splice(lru_.begin(), lru_, it->second);
-      return;
+      return it->second->second;
     }
     lru_.emplace_front(key, std::move(value));
     map_[key] = lru_.begin();
@@ -42,14 +46,17 @@ class LruCache {
       map_.erase(lru_.back().first);
       lru_.pop_back();
     }
+    return lru_.front().second;
   }
 
+  size_t capacity() const { return capacity_; }
+
  private:
-  using Item = std::pair<uint64_t, V>;
+  using Item = std::pair<Key, Ptr>;
   size_t capacity_;
   std::mutex mu_;
   std::list<Item> lru_;
-  std::unordered_map<uint64_t, typename std::list<Item>::iterator> map_;
+  std::unordered_map<Key, typename std::list<Item>::iterator> map_;
 };
 
 }  // namespace vdisk

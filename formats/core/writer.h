@@ -72,6 +72,13 @@ class ImageWriter {
   // it zero where the format can say so). Same ordering contract as write().
   virtual void write_zeroes(uint64_t offset, uint64_t len) {}
 
+  // Declares [offset, offset + len) unreadable in the source (a read error
+  // under --on-read-error continue, an unrescued area of a ddrescue
+  // mapfile): the image reads as zeros there, and a format that records such
+  // ranges (E01's error2 section) records it. Same ordering contract as
+  // write(). The default writes nothing (the range reads as zero).
+  virtual void mark_unreadable(uint64_t offset, uint64_t len) {}
+
   // Flushes, fsyncs and renames every output file into place. After it, the
   // image is complete under its final name(s).
   virtual void finish() = 0;

@@ -105,8 +105,8 @@ class Qcow2Device final : public BlockDevice {
   uint32_t entry_words_;  // 1, or 2 with extended L2 entries
   uint64_t clusters_;     // guest clusters
 
-  mutable LruCache<Table> l2_cache_;
-  mutable LruCache<std::shared_ptr<const std::vector<uint8_t>>> cluster_cache_;
+  mutable LruCache<uint64_t, std::vector<uint64_t>> l2_cache_;
+  mutable LruCache<uint64_t, std::vector<uint8_t>> cluster_cache_;
 };
 
 // Opens and validates a qcow2 image: every header field and every offset is

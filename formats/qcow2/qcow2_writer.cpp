@@ -514,6 +514,12 @@ class ClusterWriter : public SingleFileWriter {
 
 // ---- a file: one pass ------------------------------------------------------------
 
+// One cluster on its way through the compression pool.
+struct CompressJob {
+  uint64_t tag = 0;
+  std::vector<uint8_t> in, out;
+};
+
 class FileWriter final : public ClusterWriter {
  public:
   FileWriter(const CreateRequest& req, Params p, BlockDevicePtr backing)
@@ -525,16 +531,17 @@ class FileWriter final : public ClusterWriter {
     l1_off_ = alloc_->clusters(p_.l1_clusters);
     if (p_.compress) {
       const uint8_t type = p_.compression_type;
-      pool_ = std::make_unique<OrderedPool>(
-          [type] {
-            std::shared_ptr<ClusterCompressor> c = make_compressor(type);
-            return [c](const std::vector<uint8_t>& in, std::vector<uint8_t>& out) {
-              c->compress(in.data(), in.size(), out);
-            };
-          },
-          [this](uint64_t g, const std::vector<uint8_t>& in, const std::vector<uint8_t>& out) {
-            deliver(g, in, out);
-          });
+      pool_ = std::make_unique<OrderedPool<CompressJob>>(0, 0, [type] {
+        std::shared_ptr<ClusterCompressor> c = make_compressor(type);
+        return [c](CompressJob& j) {
+          // An empty input is a marker keeping a zero or unallocated
+          // cluster in order among the compressed ones.
+          if (j.in.empty())
+            j.out.clear();
+          else
+            c->compress(j.in.data(), j.in.size(), j.out);
+        };
+      });
     }
   }
   ~FileWriter() override { pool_.reset(); }
@@ -543,7 +550,7 @@ class FileWriter final : public ClusterWriter {
   uint64_t finish_image() override {
     flush_feed();
     gap(p_.clusters);
-    if (pool_) pool_->drain();
+    if (pool_) pool_->drain(delivery());
     flush_run();
     flush_append();
     close_table();
@@ -578,10 +585,13 @@ class FileWriter final : public ClusterWriter {
     if (pool_) {
       // In order with the compressed clusters around it.
       decisions_.push_back(d);
+      std::unique_ptr<CompressJob> j = pool_->get();
+      j->tag = g;
       if (d.kind == Decision::kData)
-        pool_->submit(g, data, static_cast<size_t>(p_.cs));
+        j->in.assign(data, data + p_.cs);
       else
-        pool_->submit(g, nullptr, 0);
+        j->in.clear();
+      pool_->submit(std::move(j), delivery());
       return;
     }
     table_for(g);
@@ -700,7 +710,11 @@ class FileWriter final : public ClusterWriter {
   std::vector<uint8_t> abuf_;
   uint64_t abuf_pos_ = 0;
   std::deque<Decision> decisions_;
-  std::unique_ptr<OrderedPool> pool_;  // last: its workers stop first
+  // Compressed clusters' results, in cluster order, to deliver().
+  auto delivery() {
+    return [this](const CompressJob& j) { deliver(j.tag, j.in, j.out); };
+  }
+  std::unique_ptr<OrderedPool<CompressJob>> pool_;  // last: its workers stop first
 };
 
 // ---- standard output: the layout planned first ------------------------------------

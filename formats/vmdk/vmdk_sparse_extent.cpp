@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <mutex>
 
 #include "formats/core/deflate.h"
 #include "formats/core/endian.h"
@@ -33,7 +34,7 @@ constexpr int kMaxStatusSteps = 16384;
 constexpr size_t kMaxCoalesce = 8 << 20;
 
 // Decompressed grains, least recently used evicted first.
-class GrainCache : public LruCache<std::shared_ptr<const std::vector<uint8_t>>> {
+class GrainCache : public LruCache<uint64_t, std::vector<uint8_t>> {
  public:
   explicit GrainCache(size_t capacity) : LruCache(std::max<size_t>(capacity, 4)) {}
 };
@@ -48,7 +49,7 @@ class SparseExtent final : public ExtentReader {
         gtes_(gtes),
         compressed_(compressed),
         desc_(std::move(desc)),
-        cache_(kGrainCacheBytes / grain_bytes) {
+        cache_(std::max<size_t>(kGrainCacheBytes / grain_bytes, 4)) {
     num_grains_ = div_round_up(size_, grain_bytes_);
     slot_.assign(static_cast<size_t>(div_round_up(num_grains_, gtes_)), kNoSlot);
   }

@@ -17,6 +17,12 @@ namespace {
 
 constexpr size_t kOutputBuffer = 1 << 20;
 
+struct Job {
+  uint64_t grain = 0;
+  std::vector<uint8_t> in;
+  std::vector<uint8_t> out;
+};
+
 }  // namespace
 
 struct StreamExtentWriter::Impl {
@@ -39,26 +45,15 @@ struct StreamExtentWriter::Impl {
   uint64_t ntables = 0;
   std::vector<std::pair<uint64_t, uint32_t>> gd;
 
-  // Grains are compressed on every core; the pool hands them back in grain
-  // order, so the output order is the input order whatever the timing.
-  OrderedPool pool;
+  // Compression on every core; grains come back in guest order.
+  OrderedPool<Job> pool;
 
   Impl(OutputFile& o, uint64_t cap, uint64_t gb, const std::string& desc, unsigned nthreads)
-      : out(o),
-        capacity(cap),
-        grain_bytes(gb),
-        feed(gb),
-        pool(
-            [] {
-              auto c = std::make_shared<DeflateCompressor>(DeflateWrapper::kZlib);
-              return [c](const std::vector<uint8_t>& in, std::vector<uint8_t>& out) {
-                c->compress(in.data(), in.size(), out);
-              };
-            },
-            [this](uint64_t grain, const std::vector<uint8_t>&, const std::vector<uint8_t>& z) {
-              write_grain(grain, z);
-            },
-            nthreads) {
+      : out(o), capacity(cap), grain_bytes(gb), feed(gb), pool(nthreads, 0, [] {
+          return [comp = std::make_shared<DeflateCompressor>(DeflateWrapper::kZlib)](Job& job) {
+            comp->compress(job.in.data(), job.in.size(), job.out);
+          };
+        }) {
     uint64_t ngrains = div_round_up(capacity * kSector, grain_bytes);
     ntables = div_round_up(ngrains, gtes);
     gt.assign(gtes, 0);
@@ -123,7 +118,9 @@ struct StreamExtentWriter::Impl {
     pad_to_sector();
   }
 
-  void write_grain(uint64_t grain, const std::vector<uint8_t>& z) {
+  void write_job(const Job& job) {
+    const uint64_t grain = job.grain;
+    const std::vector<uint8_t>& z = job.out;
     uint64_t table = grain / gtes;
     if (table != cur_table) {
       close_table();
@@ -143,7 +140,10 @@ struct StreamExtentWriter::Impl {
 
   void submit(uint64_t grain, const uint8_t* data) {
     if (is_zero(data, static_cast<size_t>(grain_bytes))) return;  // stays unallocated
-    pool.submit(grain, data, static_cast<size_t>(grain_bytes));
+    std::unique_ptr<Job> job = pool.get();
+    job->grain = grain;
+    job->in.assign(data, data + grain_bytes);
+    pool.submit(std::move(job), [this](const Job& j) { write_job(j); });
   }
 
   void write(uint64_t offset, const uint8_t* buf, size_t len) {
@@ -154,7 +154,7 @@ struct StreamExtentWriter::Impl {
 
   void finish() {
     feed.flush([&](uint64_t g, const uint8_t* p, size_t) { submit(g, p); });
-    pool.drain();
+    pool.drain([this](const Job& j) { write_job(j); });
     close_table();
     // Grain directory, footer, end-of-stream (VDF: the footer and the EOS
     // marker occupy the last two sectors... after the footer's marker).

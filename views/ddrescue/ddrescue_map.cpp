@@ -1,5 +1,6 @@
 #include "views/ddrescue/ddrescue_map.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "formats/core/error.h"
@@ -283,6 +284,45 @@ std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas
   }
   block(pos, disk_size - pos, '+');
   return out;
+}
+
+Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
+                                const std::vector<ByteRange>& ranges, char status,
+                                const std::string& path) {
+  std::vector<BadArea> under = base ? bad_areas(*base, disk_size) : std::vector<BadArea>{};
+  std::vector<ByteRange> over = ranges;
+  std::sort(over.begin(), over.end(),
+            [](const ByteRange& a, const ByteRange& b) { return a.start < b.start; });
+  // Every boundary of either list; between two boundaries one status holds:
+  // the painted one where a range covers it, else the base's.
+  std::vector<uint64_t> cuts;
+  for (const BadArea& a : under) cuts.insert(cuts.end(), {a.start, a.start + a.length});
+  for (const ByteRange& r : over) {
+    if (r.length == 0 || r.start >= disk_size) continue;
+    cuts.insert(cuts.end(), {r.start, std::min(disk_size, r.start + r.length)});
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  std::vector<BadArea> out;
+  size_t ui = 0, oi = 0;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    const uint64_t a = cuts[i], b = cuts[i + 1];
+    while (oi < over.size() && over[oi].start + over[oi].length <= a) ++oi;
+    while (ui < under.size() && under[ui].start + under[ui].length <= a) ++ui;
+    char st = '+';
+    // Ranges may overlap each other: any that covers [a, b) paints it.
+    for (size_t k = oi; k < over.size() && over[k].start <= a; ++k) {
+      if (over[k].start + over[k].length > a) st = status;
+    }
+    if (st == '+' && ui < under.size() && under[ui].start <= a) st = under[ui].status;
+    if (st == '+') continue;
+    if (!out.empty() && out.back().status == st && out.back().start + out.back().length == a) {
+      out.back().length += b - a;
+    } else {
+      out.push_back({a, b - a, st});
+    }
+  }
+  return parse_mapfile(format_mapfile(disk_size, out, {}), path);
 }
 
 }  // namespace vdisk::ddrescue

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/core/block_device.h"
 #include "formats/core/file.h"
 
 namespace vdisk::ddrescue {
@@ -83,5 +84,14 @@ uint64_t bad_bytes(const std::vector<BadArea>& areas);
 // reads the result back. Throws Error(kInvalidArgument) for bad areas.
 std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
                            const std::vector<std::string>& comments);
+
+// A mapfile of a disk of `disk_size` bytes whose unrescued areas are those
+// of `base` (null: none) with `ranges` painted over them with `status`:
+// how an image that records its own unread sectors (an E01's error2) is
+// seen through the same RescuedDevice as a ddrescue mapfile. `ranges` must
+// lie inside the disk. The result's path is `path` (used in messages).
+Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
+                                const std::vector<ByteRange>& ranges, char status,
+                                const std::string& path);
 
 }  // namespace vdisk::ddrescue
