@@ -43,7 +43,7 @@ class Fd {
 struct Extractor {
   Extractor(const OpenedTree& tree, std::string d) : t(tree), dest(std::move(d)) {}
   const OpenedTree& t;
-  std::string dest;  // for messages
+  std::string dest;      // for messages
   bool streams = false;  // --streams: named data streams too, as "file:stream"
   uint64_t files = 0, dirs = 0, links = 0, skipped = 0, stream_files = 0;
   std::set<NodeId> on_path;
@@ -184,7 +184,8 @@ struct Extractor {
                   host_path + ": file ends after " + std::to_string(off) + " of " +
                       std::to_string(st.size) + " bytes");
     }
-    if (::ftruncate(fd, static_cast<off_t>(st.size)) != 0) fail(host_path, "cannot set size", errno);
+    if (::ftruncate(fd, static_cast<off_t>(st.size)) != 0)
+      fail(host_path, "cannot set size", errno);
     if (::fchmod(fd, keep_mode(st.mode)) != 0) fail(host_path, "cannot set mode", errno);
     if (::futimens(fd, times) != 0) fail(host_path, "cannot set times", errno);
   }
@@ -215,8 +216,8 @@ int cmd_extract(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("extract", "[--partition N] [--streams] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc, pos, args,
-                  vm))
+  if (!parse_args("extract", "[--partition N] [--streams] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc,
+                  pos, args, vm))
     return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
   std::string path = command_path(t, vm, "path", "/");

@@ -144,7 +144,8 @@ int cmd_ls(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("ls", "[-l] [-R] [-a] [--output json] [--partition N] IMAGE[@pN[:PATH]] [PATH]", desc, pos, args, vm))
+  if (!parse_args("ls", "[-l] [-R] [-a] [--output json] [--partition N] IMAGE[@pN[:PATH]] [PATH]",
+                  desc, pos, args, vm))
     return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
   std::string path = command_path(t, vm, "path", "/");

@@ -12,17 +12,17 @@
 namespace vdisk::ntfs {
 
 // --- Volume header / boot sector (libyal "The volume header") --------------
-inline constexpr uint32_t kBsOemId = 3;              // 8 bytes: "NTFS    "
-inline constexpr uint32_t kBsBytesPerSector = 11;    // u16: 256..4096, power of two
-inline constexpr uint32_t kBsSectorsPerCluster = 13; // u8: 1..128, or 244..255 = 2^(256-n)
-inline constexpr uint32_t kBsTotalSectors = 40;      // u64: sectors in the volume (the backup
-                                                     // boot sector lies after them)
-inline constexpr uint32_t kBsMftLcn = 48;            // u64: cluster of $MFT's VCN 0
-inline constexpr uint32_t kBsMftMirrLcn = 56;        // u64: cluster of $MFTMirr's VCN 0
-inline constexpr uint32_t kBsClustersPerRecord = 64; // s8: >0 clusters, <0 2^-n bytes
-inline constexpr uint32_t kBsClustersPerIndex = 68;  // s8: same encoding, index buffers
-inline constexpr uint32_t kBsSerial = 72;            // u64: volume serial number
-inline constexpr uint32_t kBsSignature = 510;        // 0x55 0xAA
+inline constexpr uint32_t kBsOemId = 3;               // 8 bytes: "NTFS    "
+inline constexpr uint32_t kBsBytesPerSector = 11;     // u16: 256..4096, power of two
+inline constexpr uint32_t kBsSectorsPerCluster = 13;  // u8: 1..128, or 244..255 = 2^(256-n)
+inline constexpr uint32_t kBsTotalSectors = 40;       // u64: sectors in the volume (the backup
+                                                      // boot sector lies after them)
+inline constexpr uint32_t kBsMftLcn = 48;             // u64: cluster of $MFT's VCN 0
+inline constexpr uint32_t kBsMftMirrLcn = 56;         // u64: cluster of $MFTMirr's VCN 0
+inline constexpr uint32_t kBsClustersPerRecord = 64;  // s8: >0 clusters, <0 2^-n bytes
+inline constexpr uint32_t kBsClustersPerIndex = 68;   // s8: same encoding, index buffers
+inline constexpr uint32_t kBsSerial = 72;             // u64: volume serial number
+inline constexpr uint32_t kBsSignature = 510;         // 0x55 0xAA
 inline constexpr uint32_t kBootSectorSize = 512;
 inline constexpr char kNtfsOemId[] = "NTFS    ";
 // BitLocker replaces the OEM id with "-FVE-FS-" (libyal "BitLocker Drive
@@ -33,9 +33,9 @@ inline constexpr char kBitLockerOemId[] = "-FVE-FS-";
 // FILE records and INDX buffers share it. The last u16 of every 512-byte
 // stride on disk holds the update sequence number; the array holds the
 // original values. The stride is 512 bytes whatever the sector size.
-inline constexpr uint32_t kMsMagic = 0;        // 4 bytes: "FILE", "INDX" ("BAAD" = damaged)
-inline constexpr uint32_t kMsUsaOffset = 4;    // u16: offset of the update sequence array
-inline constexpr uint32_t kMsUsaCount = 6;     // u16: 1 + number of strides
+inline constexpr uint32_t kMsMagic = 0;      // 4 bytes: "FILE", "INDX" ("BAAD" = damaged)
+inline constexpr uint32_t kMsUsaOffset = 4;  // u16: offset of the update sequence array
+inline constexpr uint32_t kMsUsaCount = 6;   // u16: 1 + number of strides
 inline constexpr uint32_t kFixupStride = 512;
 
 // --- MFT entry header, FILE_RECORD_SEGMENT_HEADER (libyal "MFT entry header")
@@ -48,7 +48,7 @@ inline constexpr uint32_t kFrBytesAllocated = 28;  // u32: record size
 inline constexpr uint32_t kFrBaseRecord = 32;      // u64 file reference: 0 in a base record
 inline constexpr uint32_t kFrHeaderSize = 42;      // minimum before the update sequence
 inline constexpr uint16_t kFrInUse = 0x0001;
-inline constexpr uint16_t kFrDirectory = 0x0002;   // FILE_NAME_INDEX_PRESENT
+inline constexpr uint16_t kFrDirectory = 0x0002;  // FILE_NAME_INDEX_PRESENT
 // A file reference: MFT entry number in the low 48 bits, sequence above.
 inline constexpr uint64_t kRefRecordMask = 0x0000FFFFFFFFFFFFull;
 
@@ -75,13 +75,13 @@ inline constexpr uint32_t kAtValueLength = 16;  // u32
 inline constexpr uint32_t kAtValueOffset = 20;  // u16
 inline constexpr uint32_t kAtResidentHeaderSize = 24;
 // Non-resident form (libyal "Non-resident MFT attribute"), from the attribute start.
-inline constexpr uint32_t kAtLowestVcn = 16;     // u64
-inline constexpr uint32_t kAtHighestVcn = 24;    // u64 (-1 when empty)
-inline constexpr uint32_t kAtRunsOffset = 32;    // u16: mapping pairs
-inline constexpr uint32_t kAtCompUnit = 34;      // u16: log2 clusters per compression unit
-inline constexpr uint32_t kAtAllocatedSize = 40; // u64 bytes (first fragment only)
-inline constexpr uint32_t kAtDataSize = 48;      // u64 bytes (first fragment only)
-inline constexpr uint32_t kAtValidSize = 56;     // u64 bytes: past it the data reads as zeros
+inline constexpr uint32_t kAtLowestVcn = 16;      // u64
+inline constexpr uint32_t kAtHighestVcn = 24;     // u64 (-1 when empty)
+inline constexpr uint32_t kAtRunsOffset = 32;     // u16: mapping pairs
+inline constexpr uint32_t kAtCompUnit = 34;       // u16: log2 clusters per compression unit
+inline constexpr uint32_t kAtAllocatedSize = 40;  // u64 bytes (first fragment only)
+inline constexpr uint32_t kAtDataSize = 48;       // u64 bytes (first fragment only)
+inline constexpr uint32_t kAtValidSize = 56;      // u64 bytes: past it the data reads as zeros
 inline constexpr uint32_t kAtNonResidentHeaderSize = 64;
 inline constexpr uint16_t kAfCompressionMask = 0x00FF;  // 1 = LZNT1
 inline constexpr uint16_t kAfEncrypted = 0x4000;
@@ -103,14 +103,14 @@ inline constexpr uint32_t kAttrLoggedUtilityStream = 0x100;  // "$EFS" marks an 
 inline constexpr uint32_t kAttrEnd = 0xFFFFFFFF;
 
 // --- $STANDARD_INFORMATION (libyal "The standard information attribute") ---
-inline constexpr uint32_t kSiCreationTime = 0;   // FILETIME (100 ns since 1601, UTC)
-inline constexpr uint32_t kSiModifiedTime = 8;   // FILETIME: data last written
-inline constexpr uint32_t kSiMftChangeTime = 16; // FILETIME: MFT entry last changed
-inline constexpr uint32_t kSiAccessTime = 24;    // FILETIME
+inline constexpr uint32_t kSiCreationTime = 0;     // FILETIME (100 ns since 1601, UTC)
+inline constexpr uint32_t kSiModifiedTime = 8;     // FILETIME: data last written
+inline constexpr uint32_t kSiMftChangeTime = 16;   // FILETIME: MFT entry last changed
+inline constexpr uint32_t kSiAccessTime = 24;      // FILETIME
 inline constexpr uint32_t kSiFileAttributes = 32;  // u32: kFa* flags
 inline constexpr uint32_t kSiSizeV1 = 48;
-inline constexpr uint32_t kSiOwnerId = 48;       // u32 (v3.0+)
-inline constexpr uint32_t kSiSecurityId = 52;    // u32 (v3.0+): key into $Secure:$SII
+inline constexpr uint32_t kSiOwnerId = 48;     // u32 (v3.0+)
+inline constexpr uint32_t kSiSecurityId = 52;  // u32 (v3.0+): key into $Secure:$SII
 inline constexpr uint32_t kSiSizeV3 = 72;
 
 // File attribute flags ([MS-FSCC] 2.6, libyal "File attribute flags").
@@ -137,14 +137,14 @@ inline constexpr uint32_t kAlInstance = 24;   // u16
 inline constexpr uint32_t kAlHeaderSize = 26;
 
 // --- $FILE_NAME (libyal "The file name attribute") --------------------------
-inline constexpr uint32_t kFnParent = 0;         // u64 file reference
-inline constexpr uint32_t kFnCreationTime = 8;   // FILETIME (updated only on rename)
-inline constexpr uint32_t kFnDataSize = 48;      // u64 (not always current)
+inline constexpr uint32_t kFnParent = 0;           // u64 file reference
+inline constexpr uint32_t kFnCreationTime = 8;     // FILETIME (updated only on rename)
+inline constexpr uint32_t kFnDataSize = 48;        // u64 (not always current)
 inline constexpr uint32_t kFnFileAttributes = 56;  // u32
-inline constexpr uint32_t kFnReparseTag = 60;    // u32 when kFaReparsePoint
-inline constexpr uint32_t kFnNameLength = 64;    // u8: UTF-16 units
-inline constexpr uint32_t kFnNamespace = 65;     // u8: kNs*
-inline constexpr uint32_t kFnName = 66;          // UTF-16LE
+inline constexpr uint32_t kFnReparseTag = 60;      // u32 when kFaReparsePoint
+inline constexpr uint32_t kFnNameLength = 64;      // u8: UTF-16 units
+inline constexpr uint32_t kFnNamespace = 65;       // u8: kNs*
+inline constexpr uint32_t kFnName = 66;            // UTF-16LE
 inline constexpr uint8_t kNsPosix = 0;
 inline constexpr uint8_t kNsWin32 = 1;
 inline constexpr uint8_t kNsDos = 2;  // the 8.3 alias: never shown
@@ -158,29 +158,29 @@ inline constexpr uint16_t kVolDirty = 0x0001;
 
 // --- Index (libyal "The index") ---------------------------------------------
 // $INDEX_ROOT value: the index root header, then an index node header.
-inline constexpr uint32_t kIrIndexedType = 0;  // u32: 0x30 for $I30
-inline constexpr uint32_t kIrCollation = 4;    // u32
-inline constexpr uint32_t kIrBlockSize = 8;    // u32: index buffer bytes
+inline constexpr uint32_t kIrIndexedType = 0;        // u32: 0x30 for $I30
+inline constexpr uint32_t kIrCollation = 4;          // u32
+inline constexpr uint32_t kIrBlockSize = 8;          // u32: index buffer bytes
 inline constexpr uint32_t kIrClustersPerBlock = 12;  // u8 (u32 slot)
 inline constexpr uint32_t kIrNodeHeader = 16;
 // INDX buffer: multi-sector header, then the index node header at 24.
-inline constexpr uint32_t kIxVcn = 16;         // u64: this buffer's VCN
+inline constexpr uint32_t kIxVcn = 16;  // u64: this buffer's VCN
 inline constexpr uint32_t kIxNodeHeader = 24;
 // Index node header, from its own start.
-inline constexpr uint32_t kInEntriesOffset = 0;  // u32: first entry
-inline constexpr uint32_t kInIndexLength = 4;    // u32: used bytes, from the node header
+inline constexpr uint32_t kInEntriesOffset = 0;    // u32: first entry
+inline constexpr uint32_t kInIndexLength = 4;      // u32: used bytes, from the node header
 inline constexpr uint32_t kInAllocatedLength = 8;  // u32
 inline constexpr uint32_t kInFlags = 12;           // u32: 1 = has children
 inline constexpr uint32_t kInNodeHeaderSize = 16;
 // Index entry (libyal "The index value").
-inline constexpr uint32_t kIeReference = 0;  // u64 file reference ($I30)
-inline constexpr uint32_t kIeLength = 8;     // u16: entry length, 8-aligned
-inline constexpr uint32_t kIeKeyLength = 10; // u16
-inline constexpr uint32_t kIeFlags = 12;     // u32: kIeHasChild | kIeLast
-inline constexpr uint32_t kIeKey = 16;       // key ($FILE_NAME for $I30)
+inline constexpr uint32_t kIeReference = 0;   // u64 file reference ($I30)
+inline constexpr uint32_t kIeLength = 8;      // u16: entry length, 8-aligned
+inline constexpr uint32_t kIeKeyLength = 10;  // u16
+inline constexpr uint32_t kIeFlags = 12;      // u32: kIeHasChild | kIeLast
+inline constexpr uint32_t kIeKey = 16;        // key ($FILE_NAME for $I30)
 inline constexpr uint32_t kIeHeaderSize = 16;
-inline constexpr uint32_t kIeHasChild = 1;   // the child VCN is the entry's last 8 bytes
-inline constexpr uint32_t kIeLast = 2;       // no key: ends the node
+inline constexpr uint32_t kIeHasChild = 1;  // the child VCN is the entry's last 8 bytes
+inline constexpr uint32_t kIeLast = 2;      // no key: ends the node
 // $Secure:$SII value (libyal "The security descriptor identifier index value"):
 // after the 16-byte entry header and the 4-byte key.
 inline constexpr uint32_t kSiiSdsOffset = 12;  // u64, from the value start (entry + 20)

@@ -31,8 +31,9 @@ Lznt1Result lznt1_decompress(const uint8_t* in, size_t in_len, uint8_t* out, siz
     size_t data_len = (header & kLznt1SizeMask) + 1u;
     size_t data_at = ip + 2;
     if (data_at + data_len > in_len) {
-      return fail(produced, ip, "LZNT1 chunk of " + std::to_string(data_len) +
-                                    " bytes runs past the compressed data");
+      return fail(
+          produced, ip,
+          "LZNT1 chunk of " + std::to_string(data_len) + " bytes runs past the compressed data");
     }
     if (!first) chunk_out += kLznt1ChunkSize;
     first = false;

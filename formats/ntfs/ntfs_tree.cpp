@@ -25,10 +25,10 @@ namespace {
 
 // Bounds that keep every allocation proportional to real structures rather
 // than to numbers read from the disk.
-constexpr uint64_t kMaxAttributeList = 8u << 20;   // bytes of one $ATTRIBUTE_LIST
-constexpr uint64_t kMaxResidentRead = 1u << 20;    // reparse data, bitmaps read whole
-constexpr uint32_t kMaxIndexDepth = 32;            // B-tree levels
-constexpr uint64_t kMaxCompressionUnit = 1u << 20; // bytes of one decoded unit
+constexpr uint64_t kMaxAttributeList = 8u << 20;    // bytes of one $ATTRIBUTE_LIST
+constexpr uint64_t kMaxResidentRead = 1u << 20;     // reparse data, bitmaps read whole
+constexpr uint32_t kMaxIndexDepth = 32;             // B-tree levels
+constexpr uint64_t kMaxCompressionUnit = 1u << 20;  // bytes of one decoded unit
 constexpr size_t kNodeCacheSize = 512;
 constexpr int kStreamShift = 48;
 constexpr uint64_t kMaxStreams = 255;
@@ -120,8 +120,7 @@ std::string filetime_string(uint64_t ft) {
   gmtime_r(&s, &tm);
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%07uZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                ts.nanoseconds / 100);
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.nanoseconds / 100);
   return buf;
 }
 
@@ -146,8 +145,7 @@ std::string apply_fixups(uint8_t* p, size_t size) {
   if (usa_count == 0 || usa_count - 1 < strides || usa_off < 8 || (usa_off & 1) ||
       usa_off + 2ull * usa_count > size || usa_off + 2ull * usa_count > kFixupStride) {
     return "update sequence array (offset " + std::to_string(usa_off) + ", " +
-           std::to_string(usa_count) + " entries) does not fit " + std::to_string(size) +
-           " bytes";
+           std::to_string(usa_count) + " entries) does not fit " + std::to_string(size) + " bytes";
   }
   uint16_t usn = load_le16(p + usa_off);
   for (size_t i = 0; i < strides; ++i) {
@@ -276,7 +274,8 @@ class NtfsTree final : public FileTree {
     if (volume_flags_ & kVolDirty) {
       j.set("warning", "not cleanly unmounted; read as it is on disk, $LogFile not replayed");
     }
-    if (g_.boot_offset != 0) j.set("boot_sector", "backup at offset " + std::to_string(g_.boot_offset));
+    if (g_.boot_offset != 0)
+      j.set("boot_sector", "backup at offset " + std::to_string(g_.boot_offset));
     return j;
   }
 
@@ -365,10 +364,10 @@ class NtfsTree final : public FileTree {
     for (const Attr& a : node->attrs) {
       if (a.type != kAttrFileName || a.value.size() < kFnName) continue;
       Json n = Json::object();
-      n.set("name", utf16_to_utf8(a.value.data() + kFnName,
-                                  std::min<size_t>(a.value[kFnNameLength] * 2u,
-                                                   a.value.size() - kFnName),
-                                  ByteOrder::kLittle, false));
+      n.set("name",
+            utf16_to_utf8(a.value.data() + kFnName,
+                          std::min<size_t>(a.value[kFnNameLength] * 2u, a.value.size() - kFnName),
+                          ByteOrder::kLittle, false));
       n.set("namespace", namespace_name(a.value[kFnNamespace]));
       n.set("parent", load_le64(a.value.data() + kFnParent) & kRefRecordMask);
       names.push(n);
@@ -530,8 +529,9 @@ class NtfsTree final : public FileTree {
         if (check_record(mirror, n).empty()) {
           std::lock_guard<std::mutex> lock(mu_);
           if (mirror_warned_.insert(n).second) {
-            default_warning(format_error(label_, where, "MFT entry " + std::to_string(n) + ": " +
-                                                            bad + "; using the copy in $MFTMirr"));
+            default_warning(format_error(
+                label_, where,
+                "MFT entry " + std::to_string(n) + ": " + bad + "; using the copy in $MFTMirr"));
           }
           where = moff;
           return mirror;
@@ -562,9 +562,8 @@ class NtfsTree final : public FileTree {
     uint32_t first = load_le16(rec.data() + kFrAttrsOffset);
     uint32_t used = load_le32(rec.data() + kFrBytesInUse);
     if (used > rec.size() || first < kFrHeaderSize || first + 8 > used || (first & 7)) {
-      return "header (first attribute at " + std::to_string(first) + ", " +
-             std::to_string(used) + " bytes in use) does not fit the " +
-             std::to_string(rec.size()) + "-byte record";
+      return "header (first attribute at " + std::to_string(first) + ", " + std::to_string(used) +
+             " bytes in use) does not fit the " + std::to_string(rec.size()) + "-byte record";
     }
     (void)n;
     return "";
@@ -582,9 +581,8 @@ class NtfsTree final : public FileTree {
       if (type == kAttrEnd) break;
       uint32_t len = load_le32(a + kAtLength);
       if (len < kAtResidentHeaderSize || (len & 7) || pos + uint64_t{len} > used) {
-        corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " +
-                                 hex(type) + " of " + std::to_string(len) +
-                                 " bytes does not fit the record");
+        corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " + hex(type) +
+                                 " of " + std::to_string(len) + " bytes does not fit the record");
       }
       Attr at;
       at.type = type;
@@ -596,8 +594,8 @@ class NtfsTree final : public FileTree {
       uint32_t name_off = load_le16(a + kAtNameOffset);
       if (name_len) {
         if (name_off + 2ull * name_len > len) {
-          corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " +
-                                   hex(type) + " name runs past the attribute");
+          corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " + hex(type) +
+                                   " name runs past the attribute");
         }
         at.name = utf16_to_utf8(a + name_off, 2u * name_len, ByteOrder::kLittle, false);
       }
@@ -627,8 +625,8 @@ class NtfsTree final : public FileTree {
           corrupt(where + pos, "MFT entry " + std::to_string(number) +
                                    ": mapping pairs start past the attribute");
         }
-        at.runs = decode_runs(a + runs_off, len - runs_off, at.lowest_vcn, at.highest_vcn,
-                              where + pos);
+        at.runs =
+            decode_runs(a + runs_off, len - runs_off, at.lowest_vcn, at.highest_vcn, where + pos);
       }
       out.push_back(std::move(at));
       pos += len;
@@ -649,8 +647,8 @@ class NtfsTree final : public FileTree {
                   "MFT entry " + std::to_string(number) + " is not in use");
     }
     if ((load_le64(p + kFrBaseRecord) & kRefRecordMask) != 0) {
-      corrupt(node.where, "MFT entry " + std::to_string(number) +
-                              " is an extension entry, not a file");
+      corrupt(node.where,
+              "MFT entry " + std::to_string(number) + " is an extension entry, not a file");
     }
     parse_attrs(rec, number, node.where, node.attrs);
     const Attr* list = nullptr;
@@ -675,8 +673,8 @@ class NtfsTree final : public FileTree {
       uint32_t type = load_le32(e + kAlType);
       uint64_t ref = load_le64(e + kAlReference) & kRefRecordMask;
       if (type == kAttrAttributeList) {
-        corrupt(node.where, "MFT entry " + std::to_string(number) +
-                                ": the attribute list lists itself");
+        corrupt(node.where,
+                "MFT entry " + std::to_string(number) + ": the attribute list lists itself");
       }
       if (ref != number) wanted[ref].insert({type, load_le16(e + kAlInstance)});
       pos += len;
@@ -749,8 +747,7 @@ class NtfsTree final : public FileTree {
     const Attr& first = *parts[0];
     if (first.resident || first.lowest_vcn != 0) {
       corrupt(node.where, "MFT entry " + std::to_string(node.number) + ": stream " + hex(type) +
-                              (name.empty() ? "" : ":" + name) +
-                              " has no first fragment at VCN 0");
+                              (name.empty() ? "" : ":" + name) + " has no first fragment at VCN 0");
     }
     s.resident = false;
     s.size = first.size;
@@ -770,8 +767,8 @@ class NtfsTree final : public FileTree {
     for (const Attr* a : parts) {
       if (a->resident || a->lowest_vcn != next) {
         corrupt(a->where, "MFT entry " + std::to_string(a->record) + ": stream fragment at VCN " +
-                              std::to_string(a->lowest_vcn) + " where VCN " +
-                              std::to_string(next) + " was expected");
+                              std::to_string(a->lowest_vcn) + " where VCN " + std::to_string(next) +
+                              " was expected");
       }
       for (const Run& r : a->runs) s.runs.push_back(r);
       if (!a->runs.empty()) next = a->runs.back().vcn + a->runs.back().length;
@@ -797,9 +794,9 @@ class NtfsTree final : public FileTree {
   const Attr* named_stream(const Node& node, uint64_t index) const {
     auto names = stream_names(node);
     if (index == 0 || index > names.size()) {
-      throw Error(ErrorKind::kNotFound, label_, std::nullopt,
-                  "MFT entry " + std::to_string(node.number) + " has no stream " +
-                      std::to_string(index));
+      throw Error(
+          ErrorKind::kNotFound, label_, std::nullopt,
+          "MFT entry " + std::to_string(node.number) + " has no stream " + std::to_string(index));
     }
     for (const Attr& a : node.attrs) {
       if (a.type == kAttrData && a.name == names[index - 1] && a.lowest_vcn == 0) return &a;
@@ -870,9 +867,8 @@ class NtfsTree final : public FileTree {
       return;
     }
     // Past the valid data length the stream reads as zeros (libyal notes).
-    size_t data_len = offset >= s.valid
-                          ? 0
-                          : static_cast<size_t>(std::min<uint64_t>(len, s.valid - offset));
+    size_t data_len =
+        offset >= s.valid ? 0 : static_cast<size_t>(std::min<uint64_t>(len, s.valid - offset));
     if (data_len < len) std::memset(out + data_len, 0, len - data_len);
     if (data_len == 0) return;
     if (!s.unit_clusters) {
@@ -986,11 +982,16 @@ class NtfsTree final : public FileTree {
 
   static Json attribute_names(uint32_t fa) {
     static const std::pair<uint32_t, const char*> kNames[] = {
-        {kFaReadOnly, "read-only"},   {kFaHidden, "hidden"},
-        {kFaSystem, "system"},        {kFaArchive, "archive"},
-        {kFaTemporary, "temporary"},  {kFaSparse, "sparse"},
-        {kFaReparsePoint, "reparse-point"}, {kFaCompressed, "compressed"},
-        {kFaOffline, "offline"},      {kFaNotContentIndexed, "not-content-indexed"},
+        {kFaReadOnly, "read-only"},
+        {kFaHidden, "hidden"},
+        {kFaSystem, "system"},
+        {kFaArchive, "archive"},
+        {kFaTemporary, "temporary"},
+        {kFaSparse, "sparse"},
+        {kFaReparsePoint, "reparse-point"},
+        {kFaCompressed, "compressed"},
+        {kFaOffline, "offline"},
+        {kFaNotContentIndexed, "not-content-indexed"},
         {kFaEncrypted, "encrypted"},
     };
     Json a = Json::array();
@@ -1002,13 +1003,16 @@ class NtfsTree final : public FileTree {
 
   // A reparse point's path as a symlink target inside this tree: relative
   // targets keep their shape with '/'; an NT path (backslash, two question
-  // marks, backslash, "C:\a\b") becomes "/a/b" (the volume's own root); other absolute forms (volumes, UNC) are shown as
-  // stored, which resolves to nothing inside the tree.
+  // marks, backslash, "C:\a\b") becomes "/a/b" (the volume's own root); other absolute forms
+  // (volumes, UNC) are shown as stored, which resolves to nothing inside the tree.
   static std::string windows_target(std::string t, bool relative) {
     std::replace(t.begin(), t.end(), '\\', '/');
     if (relative) return t;
     std::string s = t;
-    if (s.rfind("/?" "?/", 0) == 0) s = s.substr(4);
+    if (s.rfind("/?"
+                "?/",
+                0) == 0)
+      s = s.substr(4);
     if (s.size() >= 2 && s[1] == ':' &&
         ((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z'))) {
       s = s.substr(2);
@@ -1049,7 +1053,10 @@ class NtfsTree final : public FileTree {
           if (!relative && pl == 0) target = name_at(so, sl);
           k.type = NodeType::kSymlink;
           k.target = windows_target(target, relative);
-          if (!relative && (target.rfind("\\?" "?\\", 0) == 0 || target.find(':') == 1)) {
+          if (!relative && (target.rfind("\\?"
+                                         "?\\",
+                                         0) == 0 ||
+                            target.find(':') == 1)) {
             k.target = windows_target(name_at(so, sl), false);
           }
           return k;
@@ -1065,7 +1072,8 @@ class NtfsTree final : public FileTree {
         k.type = NodeType::kFifo;
       } else if (size == 1) {
         k.type = NodeType::kSocket;
-      } else if (size >= 8 && size <= 8 + 2 * 4096 && !(s->flags & (kAfCompressionMask | kAfEncrypted))) {
+      } else if (size >= 8 && size <= 8 + 2 * 4096 &&
+                 !(s->flags & (kAfCompressionMask | kAfEncrypted))) {
         std::vector<uint8_t> d(static_cast<size_t>(size));
         read_stream(*s, 0, d.data(), d.size());
         if (std::memcmp(d.data(), kIntxSymlink, 8) == 0) {
@@ -1075,7 +1083,8 @@ class NtfsTree final : public FileTree {
                                   std::memcmp(d.data(), kIntxBlock, 8) == 0)) {
           k.type = d[4] == 'C' ? NodeType::kCharDevice : NodeType::kBlockDevice;
           uint64_t major = load_le64(d.data() + 8), minor = load_le64(d.data() + 16);
-          k.rdev = (std::min<uint64_t>(major, 0xFFFFFFFF) << 32) | std::min<uint64_t>(minor, 0xFFFFFFFF);
+          k.rdev =
+              (std::min<uint64_t>(major, 0xFFFFFFFF) << 32) | std::min<uint64_t>(minor, 0xFFFFFFFF);
         }
       }
     }
@@ -1103,7 +1112,8 @@ class NtfsTree final : public FileTree {
     if ((fa & kFaReadOnly) && k.type != NodeType::kSymlink) st.mode &= ~0222u;
     uint32_t names = 0;
     for (const Attr& a : node.attrs) {
-      if (a.type == kAttrFileName && a.value.size() > kFnNamespace && a.value[kFnNamespace] != kNsDos)
+      if (a.type == kAttrFileName && a.value.size() > kFnNamespace &&
+          a.value[kFnNamespace] != kNsDos)
         ++names;
     }
     st.nlink = std::max<uint32_t>(names, 1);
@@ -1136,8 +1146,8 @@ class NtfsTree final : public FileTree {
                   const std::function<void(const IndexEntry&)>& fn) const {
     const Attr* root = node.find(kAttrIndexRoot, name);
     if (!root) {
-      corrupt(node.where, "MFT entry " + std::to_string(node.number) + " has no $INDEX_ROOT " +
-                              name);
+      corrupt(node.where,
+              "MFT entry " + std::to_string(node.number) + " has no $INDEX_ROOT " + name);
     }
     const std::vector<uint8_t>& rv = root->value;
     if (rv.size() < kIrNodeHeader + kInNodeHeaderSize) {
@@ -1169,7 +1179,8 @@ class NtfsTree final : public FileTree {
       }
       size_t pos = first;
       while (true) {
-        if (pos + kIeHeaderSize > used) corrupt(where + pos, "index entries end without a last entry");
+        if (pos + kIeHeaderSize > used)
+          corrupt(where + pos, "index entries end without a last entry");
         const uint8_t* e = nh + pos;
         uint32_t len = load_le16(e + kIeLength);
         uint32_t key_len = load_le16(e + kIeKeyLength);
@@ -1181,14 +1192,16 @@ class NtfsTree final : public FileTree {
                                    std::to_string(key_len) + ") does not fit its node");
         }
         if (flags & kIeHasChild) {
-          if (!alloc) corrupt(where + pos, "index entry has a child but there is no $INDEX_ALLOCATION");
+          if (!alloc)
+            corrupt(where + pos, "index entry has a child but there is no $INDEX_ALLOCATION");
           uint64_t vcn = load_le64(e + len - 8);
           uint64_t index = vcn * vcn_unit / block;
           if (!seen.insert(vcn).second) {
             corrupt(where + pos, "index B-tree cycle: buffer at VCN " + std::to_string(vcn) +
                                      " is reached twice");
           }
-          if (!bitmap.empty() && (index / 8 >= bitmap.size() || !(bitmap[index / 8] & (1u << (index % 8))))) {
+          if (!bitmap.empty() &&
+              (index / 8 >= bitmap.size() || !(bitmap[index / 8] & (1u << (index % 8))))) {
             corrupt(where + pos, "index entry points at buffer VCN " + std::to_string(vcn) +
                                      ", which $BITMAP marks unused");
           }
@@ -1202,12 +1215,15 @@ class NtfsTree final : public FileTree {
           read_stream(*alloc, off, buf.data(), buf.size());
           uint64_t bwhere = device_offset(alloc->runs, off);
           if (std::memcmp(buf.data(), "INDX", 4) != 0) {
-            corrupt(bwhere, "index buffer at VCN " + std::to_string(vcn) + " has no INDX signature");
+            corrupt(bwhere,
+                    "index buffer at VCN " + std::to_string(vcn) + " has no INDX signature");
           }
           std::string bad = apply_fixups(buf.data(), buf.size());
-          if (!bad.empty()) corrupt(bwhere, "index buffer at VCN " + std::to_string(vcn) + ": " + bad);
+          if (!bad.empty())
+            corrupt(bwhere, "index buffer at VCN " + std::to_string(vcn) + ": " + bad);
           if (load_le64(buf.data() + kIxVcn) != vcn) {
-            corrupt(bwhere, "index buffer says VCN " + std::to_string(load_le64(buf.data() + kIxVcn)) +
+            corrupt(bwhere, "index buffer says VCN " +
+                                std::to_string(load_le64(buf.data() + kIxVcn)) +
                                 " but was reached as VCN " + std::to_string(vcn));
           }
           walk_node(buf.data() + kIxNodeHeader, block - kIxNodeHeader, bwhere + kIxNodeHeader,
@@ -1259,8 +1275,8 @@ class NtfsTree final : public FileTree {
       if (is_system != system) return;
       if (ne.name.empty() || ne.name == "." || ne.name == ".." ||
           ne.name.find_first_of(std::string("/\0", 2)) != std::string::npos) {
-        default_warning(format_error(label_, e.where,
-                                     "directory entry with an unusable name skipped"));
+        default_warning(
+            format_error(label_, e.where, "directory entry with an unusable name skipped"));
         return;
       }
       DirEntry d;
@@ -1441,12 +1457,12 @@ class NtfsTree final : public FileTree {
     std::string bad = check_record(rec, 0);
     if (!bad.empty()) {
       std::vector<uint8_t> mirror(g_.record_size);
-      if (mirr_off + mirror.size() > dev_->size() || (dev_->read(mirr_off, mirror.data(), mirror.size()),
-                                                       !check_record(mirror, 0).empty())) {
+      if (mirr_off + mirror.size() > dev_->size() ||
+          (dev_->read(mirr_off, mirror.data(), mirror.size()), !check_record(mirror, 0).empty())) {
         corrupt(mft_off, "MFT entry 0 ($MFT): " + bad + ", and $MFTMirr has no sound copy");
       }
-      default_warning(format_error(label_, mft_off, "MFT entry 0 ($MFT): " + bad +
-                                                        "; using the copy in $MFTMirr"));
+      default_warning(format_error(label_, mft_off,
+                                   "MFT entry 0 ($MFT): " + bad + "; using the copy in $MFTMirr"));
       rec = std::move(mirror);
       where = mirr_off;
     }
@@ -1496,7 +1512,8 @@ class NtfsTree final : public FileTree {
       for (auto [vcn, ref] : parts) {
         uint64_t mapped = mft_runs_.empty() ? 0 : mft_runs_.back().vcn + mft_runs_.back().length;
         if (vcn < mapped) continue;
-        if (vcn != mapped) corrupt(where, "$MFT's $DATA fragments leave a gap at VCN " + std::to_string(mapped));
+        if (vcn != mapped)
+          corrupt(where, "$MFT's $DATA fragments leave a gap at VCN " + std::to_string(mapped));
         // Records up to the mapped clusters are readable now.
         mft_records_ = std::min(size, mapped * cs) / g_.record_size;
         uint64_t ew = 0;
@@ -1510,7 +1527,8 @@ class NtfsTree final : public FileTree {
             added = true;
           }
         }
-        if (!added) corrupt(ew, "$MFT extension entry " + std::to_string(ref) + " lacks its $DATA fragment");
+        if (!added)
+          corrupt(ew, "$MFT extension entry " + std::to_string(ref) + " lacks its $DATA fragment");
       }
       mft_records_ = size / g_.record_size;
     }
@@ -1579,7 +1597,8 @@ Geometry parse_boot_sector(const uint8_t* bs, uint64_t dev_size, const std::stri
     bad(kBsBytesPerSector, "bytes per sector " + std::to_string(g.bytes_per_sector));
   uint8_t spc = bs[kBsSectorsPerCluster];
   uint64_t sectors = spc <= 128 ? spc : (spc >= 244 ? uint64_t{1} << (256 - spc) : 0);
-  if (!is_pow2(sectors)) bad(kBsSectorsPerCluster, "sectors per cluster byte " + std::to_string(spc));
+  if (!is_pow2(sectors))
+    bad(kBsSectorsPerCluster, "sectors per cluster byte " + std::to_string(spc));
   uint64_t cluster = sectors * g.bytes_per_sector;
   if (cluster > (2u << 20))
     bad(kBsSectorsPerCluster, "cluster size " + std::to_string(cluster) + " is over 2 MiB");
