@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <filesystem>
@@ -71,6 +72,19 @@ uint64_t mirror_offset(const std::string& img, uint64_t n) {
   REQUIRE(ntfsinfo_number(out, "LCN of Data Attribute for File_MFTMirr") ==
           load_le64(bs.data() + 56));
   return load_le64(bs.data() + 56) * cluster + n * rsize;
+}
+
+// Device offset of the FILE record numbered `n` (the 3.1 header keeps its
+// own number at byte 44), found by scanning 1 KiB-aligned positions.
+uint64_t find_record(const std::vector<uint8_t>& img, uint64_t n) {
+  for (uint64_t off = 0; off + 1024 <= img.size(); off += 1024) {
+    if (std::memcmp(img.data() + off, "FILE", 4) == 0 && load_le32(img.data() + off + 44) == n &&
+        (load_le16(img.data() + off + 22) & 1)) {
+      return off;
+    }
+  }
+  FAIL("no FILE record " << n);
+  return 0;
 }
 
 // Offset (inside the record) of the first attribute of `type` in the MFT
@@ -308,6 +322,29 @@ TEST_CASE("ntfs: a heavily fragmented file spread over several MFT entries", "[n
   CHECK(read_whole(*tree, f) == want);
   CHECK(sha256(std::string(VDISK_BIN) + " cat " + sh_quote(img) + " /frag.bin") ==
         sha256("ntfscat " + sh_quote(img) + " /frag.bin 2>/dev/null"));
+  // Hostile: an attribute list that lists itself is refused for that file
+  // alone.
+  auto b = read_file(img);
+  uint64_t rec = find_record(b, inode_of(img, "/frag.bin"));
+  size_t al = find_attr(b, rec, 0x20);
+  size_t v;
+  if (b[rec + al + 8] == 0) {
+    v = rec + al + load_le16(b.data() + rec + al + 20);
+  } else {
+    // Non-resident (ntfs-3g's choice): the first data run's cluster.
+    const uint8_t* run = b.data() + rec + al + load_le16(b.data() + rec + al + 32);
+    unsigned len_size = run[0] & 15, off_size = run[0] >> 4;
+    uint64_t lcn = 0;
+    for (unsigned k = 0; k < off_size; ++k) lcn |= uint64_t{run[1 + len_size + k]} << (8 * k);
+    v = lcn * 4096;
+  }
+  b[v] = 0x20;  // the first entry's type: $ATTRIBUTE_LIST
+  std::string bad = dir / "bad.img";
+  write_file(bad, b);
+  RunResult r = run_vdisk("cat " + sh_quote(bad) + " /frag.bin");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("lists itself"));
+  CHECK(run_vdisk("ls " + sh_quote(bad)).exit_code == 0);
 }
 
 TEST_CASE("ntfs: reparse-point symlinks, junctions, WOF and EFS files", "[ntfs][fuse]") {
@@ -436,6 +473,39 @@ TEST_CASE("ntfs inside MBR and GPT partitions of VHDX and VMDK images made by qe
   }
 }
 
+TEST_CASE("vdisk mount --mode tree shows an NTFS partition of a VHDX as p1/", "[ntfs][fuse]") {
+  std::string why = fuse_unavailable_reason();
+  if (!why.empty()) {
+    std::printf("SKIPPED: %s\n", why.c_str());
+    return;
+  }
+  require_tool("sfdisk");
+  require_tool("qemu-img");
+  TempDir dir;
+  std::string vol = dir / "vol.img", disk = dir / "disk.raw", vhdx = dir / "disk.vhdx";
+  mkntfs(vol, "20M", "-s 512 -c 4096");
+  write_random_file(dir / "medium.bin", 300001, 48);
+  ntfscp(vol, dir / "medium.bin", "/medium.bin");
+  run_ok("truncate -s 32M " + sh_quote(disk));
+  run_ok(
+      "printf 'label: gpt\\nstart=2048, size=40960, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\\n' "
+      "| sfdisk -q " +
+      sh_quote(disk));
+  run_ok("dd if=" + sh_quote(vol) + " of=" + sh_quote(disk) +
+         " bs=512 seek=2048 conv=notrunc,sparse status=none");
+  run_ok("qemu-img convert -f raw -O vhdx " + sh_quote(disk) + " " + sh_quote(vhdx));
+  std::string mp = dir / "mnt";
+  std::filesystem::create_directory(mp);
+  run_ok(std::string(VDISK_BIN) + " mount --mode tree " + sh_quote(vhdx) + " " + sh_quote(mp));
+  struct Unmount {
+    std::string mp;
+    ~Unmount() { run(std::string(VDISK_BIN) + " unmount " + sh_quote(mp)); }
+  } unmount{mp};
+  CHECK(run_ok("ls " + sh_quote(mp)) == "p1\n");
+  CHECK(run_ok("ls " + sh_quote(mp + "/p1")) == "medium.bin\n");
+  run_ok("cmp " + sh_quote(mp + "/p1/medium.bin") + " " + sh_quote(dir / "medium.bin"));
+}
+
 TEST_CASE("ntfs: damaged volumes read what they can and name what is wrong", "[ntfs]") {
   TempDir dir;
   std::string img = dir / "v.img";
@@ -534,6 +604,55 @@ TEST_CASE("ntfs: damaged volumes read what they can and name what is wrong", "[n
     auto tree = open_bad(b);
     CHECK(read_whole(*tree, resolve_tree_path(*tree, "/b.bin", bad)) == read_file(dir / "b.bin"));
   }
+}
+
+TEST_CASE("ntfs: an index B-tree whose buffers form a cycle is refused", "[ntfs]") {
+  TempDir dir;
+  std::string img = dir / "v.img";
+  mkntfs(img, "16M", "-s 512 -c 4096");
+  // Enough names in the root for several INDX buffers under $INDEX_ROOT.
+  std::string src = dir / "f";
+  write_file(src, {'x'});
+  for (int i = 0; i < 200; ++i) {
+    ntfscp(img, src, "/a_file_with_a_longer_name_" + std::to_string(i) + ".txt");
+  }
+  auto tree = open_tree(img);
+  REQUIRE(tree->list(tree->root()).size() == 200);
+  // An inner INDX buffer (its node has children): one child VCN is pointed
+  // back at the buffer itself. Bytes 510-511 of each 512-byte stride hold
+  // the update sequence on disk, so an entry whose VCN covers them is
+  // skipped.
+  auto b = read_file(img);
+  bool poked = false;
+  for (uint64_t off = 0; off + 4096 <= b.size() && !poked; off += 4096) {
+    if (std::memcmp(b.data() + off, "INDX", 4) != 0) continue;
+    std::vector<uint8_t> fixed(b.begin() + off, b.begin() + off + 4096);
+    uint32_t usa = load_le16(fixed.data() + 4);
+    for (int k = 0; k < 8; ++k)
+      std::memcpy(fixed.data() + 512 * k + 510, fixed.data() + usa + 2 + 2 * k, 2);
+    const uint8_t* nh = fixed.data() + 24;
+    if (!(load_le32(nh + 12) & 1)) continue;
+    size_t pos = 24 + load_le32(nh);
+    while (pos + 16 <= 4096) {
+      uint32_t len = load_le16(fixed.data() + pos + 8);
+      uint32_t flags = load_le32(fixed.data() + pos + 12);
+      size_t vcn_at = pos + len - 8;
+      if ((flags & 1) && vcn_at % 512 <= 502) {
+        std::memcpy(b.data() + off + vcn_at, fixed.data() + 16, 8);  // the buffer's own VCN
+        poked = true;
+        break;
+      }
+      if ((flags & 2) || len == 0) break;
+      pos += len;
+    }
+  }
+  REQUIRE(poked);
+  std::string bad = dir / "bad.img";
+  write_file(bad, b);
+  RunResult r = run_vdisk("ls " + sh_quote(bad));
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("cycle"));
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
 
 TEST_CASE("ntfs: LZNT1 decoding of hand-made chunks, and units that expand too far", "[ntfs]") {
