@@ -1,6 +1,7 @@
 #include "cli/tree_open.h"
 
 #include "formats/core/error.h"
+#include "formats/foreign.h"
 #include "formats/registry.h"
 #include "formats/core/file.h"
 #include "views/partition/partition_table.h"
@@ -87,6 +88,9 @@ OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& i
   }
   t.tree = open_file_tree(t.device, label);
   if (!t.tree) {
+    if (auto foreign = identify_foreign(*t.device)) {
+      throw Error(ErrorKind::kUnsupported, label, std::nullopt, foreign_message(*foreign, ""));
+    }
     std::string names;
     for (const FileSystemDescriptor* fs : builtin_filesystems())
       names += (names.empty() ? "" : ", ") + fs->name;
