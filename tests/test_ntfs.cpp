@@ -20,6 +20,7 @@
 #include "formats/ntfs/ntfs_tree.h"
 #include "formats/registry.h"
 #include "tests/support/fs_support.h"
+#include "tests/support/mount_support.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -163,11 +164,7 @@ TEST_CASE("ntfs: mkntfs volumes at every sector and cluster size read what ntfsc
 
 TEST_CASE("ntfs: a volume filled through the ntfs-3g FUSE driver reads like its mount",
           "[ntfs][fuse]") {
-  std::string why = fuse_unavailable_reason();
-  if (!why.empty()) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return;
-  }
+  VDISK_REQUIRE_FUSE_OR_SKIP();
   require_tool("ntfs-3g");
   require_tool("setfattr");
   TempDir dir;
@@ -275,11 +272,7 @@ TEST_CASE("ntfs: a volume filled through the ntfs-3g FUSE driver reads like its 
 }
 
 TEST_CASE("ntfs: a heavily fragmented file spread over several MFT entries", "[ntfs][fuse]") {
-  std::string why = fuse_unavailable_reason();
-  if (!why.empty()) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return;
-  }
+  VDISK_REQUIRE_FUSE_OR_SKIP();
   require_tool("ntfs-3g");
   TempDir dir;
   std::string img = dir / "v.img", mnt = dir / "mnt";
@@ -348,11 +341,7 @@ TEST_CASE("ntfs: a heavily fragmented file spread over several MFT entries", "[n
 }
 
 TEST_CASE("ntfs: reparse-point symlinks, junctions, WOF and EFS files", "[ntfs][fuse]") {
-  std::string why = fuse_unavailable_reason();
-  if (!why.empty()) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return;
-  }
+  VDISK_REQUIRE_FUSE_OR_SKIP();
   require_tool("ntfs-3g");
   require_tool("setfattr");
   TempDir dir;
@@ -474,11 +463,7 @@ TEST_CASE("ntfs inside MBR and GPT partitions of VHDX and VMDK images made by qe
 }
 
 TEST_CASE("vdisk mount --mode tree shows an NTFS partition of a VHDX as p1/", "[ntfs][fuse]") {
-  std::string why = fuse_unavailable_reason();
-  if (!why.empty()) {
-    std::printf("SKIPPED: %s\n", why.c_str());
-    return;
-  }
+  VDISK_REQUIRE_FUSE_OR_SKIP();
   require_tool("sfdisk");
   require_tool("qemu-img");
   TempDir dir;
