@@ -179,7 +179,9 @@ class NtfsTree final : public FileTree {
         volume_flags_ = load_le16(vi->value.data() + kViFlags);
       }
     }
-    if (version_major_ < 3) {
+    // A missing $VOLUME_INFORMATION is damage that does not stop reading;
+    // a version before 3.0 (NT 4) is a layout vdisk does not implement.
+    if (vol.find(kAttrVolumeInformation) && version_major_ < 3) {
       throw Error(ErrorKind::kUnsupported, label_, vol.where,
                   "NTFS version " + std::to_string(version_major_) + "." +
                       std::to_string(version_minor_) + " (before Windows 2000) is not supported");
@@ -1562,7 +1564,7 @@ class NtfsTree final : public FileTree {
   uint64_t mft_records_ = 0;
   uint64_t mirror_records_ = 4;
   std::string volume_name_;
-  uint32_t version_major_ = 0, version_minor_ = 0;
+  uint32_t version_major_ = 3, version_minor_ = 1;
   uint16_t volume_flags_ = 0;
   std::vector<uint16_t> upcase_;
 
