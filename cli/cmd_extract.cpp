@@ -43,8 +43,9 @@ class Fd {
 struct Extractor {
   Extractor(const OpenedTree& tree, std::string d) : t(tree), dest(std::move(d)) {}
   const OpenedTree& t;
-  std::string dest;  // for messages
-  uint64_t files = 0, dirs = 0, links = 0, skipped = 0;
+  std::string dest;      // for messages
+  bool streams = false;  // --streams: named data streams too, as "file:stream"
+  uint64_t files = 0, dirs = 0, links = 0, skipped = 0, stream_files = 0;
   std::set<NodeId> on_path;
   std::vector<uint8_t> buf = std::vector<uint8_t>(1 << 20);
 
@@ -91,40 +92,17 @@ struct Extractor {
         break;
       }
       case NodeType::kRegular: {
-        int fd = ::openat(parent_fd, name.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) fail(host_path, "cannot create file", errno);
-        Fd out(fd);
-        uint64_t off = 0;
-        while (off < st.size) {
-          if (cancel_flag().load())
-            throw Error(ErrorKind::kInterrupted, host_path, off, "interrupted");
-          size_t n = t.tree->read(st.id, off, buf.data(), buf.size());
-          if (n == 0) break;
-          // Zero runs stay holes: a sparse file in the image stays sparse here.
-          if (!is_zero(buf.data(), n)) {
-            size_t done = 0;
-            while (done < n) {
-              ssize_t w = ::pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(off + done));
-              if (w < 0) {
-                if (errno == EINTR) continue;
-                fail(host_path, "write failed", errno);
-              }
-              done += static_cast<size_t>(w);
-            }
-          }
-          off += n;
-        }
-        if (off != st.size) {
-          throw Error(ErrorKind::kCorrupt, t.image, std::nullopt,
-                      host_path + ": file ends after " + std::to_string(off) + " of " +
-                          std::to_string(st.size) + " bytes");
-        }
-        if (::ftruncate(fd, static_cast<off_t>(st.size)) != 0)
-          fail(host_path, "cannot set size", errno);
-        if (::fchmod(fd, keep_mode(st.mode)) != 0) fail(host_path, "cannot set mode", errno);
-        if (::futimens(fd, times) != 0) fail(host_path, "cannot set times", errno);
+        write_file(parent_fd, name, st.id, st, host_path, times);
         ++files;
+        if (streams) {
+          // Named streams (NTFS alternate data streams) as "file:stream".
+          for (const DirEntry& e : t.tree->streams(st.id)) {
+            std::string sname = name + ":" + e.name;
+            check_name(sname, host_path);
+            write_file(parent_fd, sname, e.stat.id, e.stat, host_path + ":" + e.name, times);
+            ++stream_files;
+          }
+        }
         break;
       }
       case NodeType::kSymlink: {
@@ -160,6 +138,58 @@ struct Extractor {
     }
   }
 
+  // Creates `name` under parent_fd with the bytes of node `id`. Holes the
+  // tree reports (FileTree::file_extent) and zero runs stay holes: a sparse
+  // file in the image stays sparse here.
+  void write_file(int parent_fd, const std::string& name, NodeId id, const NodeStat& st,
+                  const std::string& host_path, const timespec* times) {
+    int fd = ::openat(parent_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      0600);
+    if (fd < 0) fail(host_path, "cannot create file", errno);
+    Fd out(fd);
+    uint64_t off = 0;
+    bool short_read = false;
+    while (off < st.size && !short_read) {
+      if (cancel_flag().load()) throw Error(ErrorKind::kInterrupted, host_path, off, "interrupted");
+      Extent ext = t.tree->file_extent(id, off);
+      if (ext.length == 0) break;
+      uint64_t ext_end = off + std::min<uint64_t>(ext.length, st.size - off);
+      if (ext.type != ExtentType::kData) {
+        off = ext_end;
+        continue;
+      }
+      while (off < ext_end) {
+        size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), ext_end - off));
+        size_t n = t.tree->read(id, off, buf.data(), want);
+        if (n == 0) {
+          short_read = true;
+          break;
+        }
+        if (!is_zero(buf.data(), n)) {
+          size_t done = 0;
+          while (done < n) {
+            ssize_t w = ::pwrite(fd, buf.data() + done, n - done, static_cast<off_t>(off + done));
+            if (w < 0) {
+              if (errno == EINTR) continue;
+              fail(host_path, "write failed", errno);
+            }
+            done += static_cast<size_t>(w);
+          }
+        }
+        off += n;
+      }
+    }
+    if (off != st.size) {
+      throw Error(ErrorKind::kCorrupt, t.image, std::nullopt,
+                  host_path + ": file ends after " + std::to_string(off) + " of " +
+                      std::to_string(st.size) + " bytes");
+    }
+    if (::ftruncate(fd, static_cast<off_t>(st.size)) != 0)
+      fail(host_path, "cannot set size", errno);
+    if (::fchmod(fd, keep_mode(st.mode)) != 0) fail(host_path, "cannot set mode", errno);
+    if (::futimens(fd, times) != 0) fail(host_path, "cannot set times", errno);
+  }
+
   void extract_children(int dir_fd, NodeId dir, const std::string& host_dir) {
     if (!on_path.insert(dir).second) {
       throw Error(ErrorKind::kCorrupt, t.image, std::nullopt, "directory loop at " + host_dir);
@@ -179,14 +209,15 @@ int cmd_extract(const std::vector<std::string>& args) {
   add_tree_options(desc);
   desc.add_options()("directory,C", po::value<std::string>()->required(),
                      "destination directory (created if missing)")("quiet,q", "print no summary")(
+      "streams", "also extract named data streams (NTFS alternate data streams) as FILE:STREAM")(
       "image", po::value<std::string>()->required(), "the image")(
       "path", po::value<std::string>()->default_value("/"),
       "file or directory inside the image (default: all)");
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("extract", "[--partition N] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc, pos, args,
-                  vm))
+  if (!parse_args("extract", "[--partition N] [--streams] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc,
+                  pos, args, vm))
     return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
   std::string path = command_path(t, vm, "path", "/");
@@ -200,6 +231,7 @@ int cmd_extract(const std::vector<std::string>& args) {
   if (fd < 0) throw_errno(dest, std::nullopt, "cannot open destination directory", errno);
   Fd root(fd);
   Extractor x(t, dest);
+  x.streams = vm.count("streams") != 0;
   if (st.type == NodeType::kDirectory) {
     x.extract_children(fd, node, dest);
   } else {
@@ -208,10 +240,12 @@ int cmd_extract(const std::vector<std::string>& args) {
     x.extract(fd, name, st, dest + "/" + name);
   }
   if (!vm.count("quiet")) {
+    std::string extra;
+    if (x.stream_files) extra += ", " + std::to_string(x.stream_files) + " streams";
+    if (x.skipped) extra += " (" + std::to_string(x.skipped) + " skipped)";
     std::fprintf(stderr, "vdisk: extracted %llu files, %llu directories, %llu symlinks into %s%s\n",
                  static_cast<unsigned long long>(x.files), static_cast<unsigned long long>(x.dirs),
-                 static_cast<unsigned long long>(x.links), dest.c_str(),
-                 x.skipped ? (" (" + std::to_string(x.skipped) + " skipped)").c_str() : "");
+                 static_cast<unsigned long long>(x.links), dest.c_str(), extra.c_str());
   }
   return kExitOk;
 }

@@ -1,5 +1,7 @@
-// vdisk ls [-l] [-R] IMAGE [PATH]: list a directory of the file system inside
-// an image (any file system behind FileTree).
+// vdisk ls [-l] [-R] [-a] [--output json] IMAGE [PATH]: list a directory of the
+// file system inside an image (any file system behind FileTree). Named data
+// streams show in long listings as "file:stream"; entries the file system
+// keeps for itself (FileTree::list_system) only with -a.
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
@@ -39,20 +41,88 @@ void print_entry(const FileTree& tree, const std::string& name, const NodeStat& 
               link.c_str());
 }
 
-void list_dir(const FileTree& tree, NodeId dir, const std::string& prefix, bool lng, bool recursive,
+const char* type_name(NodeType t) {
+  switch (t) {
+    case NodeType::kDirectory:
+      return "directory";
+    case NodeType::kSymlink:
+      return "symlink";
+    case NodeType::kCharDevice:
+      return "char-device";
+    case NodeType::kBlockDevice:
+      return "block-device";
+    case NodeType::kFifo:
+      return "fifo";
+    case NodeType::kSocket:
+      return "socket";
+    default:
+      return "file";
+  }
+}
+
+Json time_json(const Timestamp& t) {
+  Json j = Json::object();
+  j.set("seconds", static_cast<long long>(t.seconds));
+  j.set("nanoseconds", t.nanoseconds);
+  return j;
+}
+
+struct Listing {
+  bool lng = false, recursive = false, all = false;
+  Json* json = nullptr;  // when set, entries are collected here instead of printed
+};
+
+void emit(const FileTree& tree, const std::string& name, const NodeStat& st, const Listing& how) {
+  if (!how.json) {
+    print_entry(tree, name, st, how.lng);
+    return;
+  }
+  Json j = Json::object();
+  j.set("name", name);
+  j.set("type", type_name(st.type));
+  j.set("mode", st.mode);
+  j.set("nlink", st.nlink);
+  j.set("uid", st.uid);
+  j.set("gid", st.gid);
+  j.set("size", st.size);
+  if (st.type == NodeType::kCharDevice || st.type == NodeType::kBlockDevice) {
+    j.set("major", st.rdev >> 32);
+    j.set("minor", st.rdev & 0xFFFFFFFF);
+  }
+  if (st.type == NodeType::kSymlink) j.set("target", tree.readlink(st.id));
+  j.set("mtime", time_json(st.mtime));
+  j.set("atime", time_json(st.atime));
+  j.set("ctime", time_json(st.ctime));
+  Json details = tree.details(st.id);
+  if (details.is_object() && !details.as_object().empty()) j.set("details", details);
+  how.json->push(std::move(j));
+}
+
+// One entry and, in long or JSON listings, its named streams as "name:stream".
+void show(const FileTree& tree, const std::string& name, const NodeStat& st, const Listing& how) {
+  emit(tree, name, st, how);
+  if (!how.lng && !how.json) return;
+  for (const DirEntry& s : tree.streams(st.id)) emit(tree, name + ":" + s.name, s.stat, how);
+}
+
+void list_dir(const FileTree& tree, NodeId dir, const std::string& prefix, const Listing& how,
               std::set<NodeId>& on_path) {
   std::vector<DirEntry> entries = tree.list(dir);
+  if (how.all) {
+    std::vector<DirEntry> hidden = tree.list_system(dir);
+    entries.insert(entries.end(), hidden.begin(), hidden.end());
+  }
   std::sort(entries.begin(), entries.end(),
             [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
   for (const DirEntry& e : entries) {
     std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
-    print_entry(tree, recursive ? path : e.name, e.stat, lng);
-    if (recursive && e.stat.type == NodeType::kDirectory) {
+    show(tree, how.recursive ? path : e.name, e.stat, how);
+    if (how.recursive && e.stat.type == NodeType::kDirectory) {
       // A directory reached again below itself would recurse for ever.
       if (!on_path.insert(e.stat.id).second) {
         throw Error(ErrorKind::kCorrupt, "", std::nullopt, "directory loop at " + path);
       }
-      list_dir(tree, e.stat.id, path, lng, recursive, on_path);
+      list_dir(tree, e.stat.id, path, how, on_path);
       on_path.erase(e.stat.id);
     }
   }
@@ -66,31 +136,41 @@ int cmd_ls(const std::vector<std::string>& args) {
   add_tree_options(desc);
   desc.add_options()("long,l", "long listing: mode, links, owner, group, size, time, link target")(
       "recursive,R", "list subdirectories too, as paths")(
+      "all,a", "also list entries the file system keeps for itself (NTFS $MFT, $Extend ...)")(
+      "output", po::value<std::string>()->default_value("human"),
+      "human or json (json: every field, times to the nanosecond, file-system details)")(
       "image", po::value<std::string>()->required(), "the image")(
       "path", po::value<std::string>()->default_value("/"), "directory or file inside the image");
   po::positional_options_description pos;
   pos.add("image", 1).add("path", 1);
   po::variables_map vm;
-  if (!parse_args("ls", "[-l] [-R] [--partition N] IMAGE[@pN[:PATH]] [PATH]", desc, pos, args, vm))
+  if (!parse_args("ls", "[-l] [-R] [-a] [--output json] [--partition N] IMAGE[@pN[:PATH]] [PATH]",
+                  desc, pos, args, vm))
     return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
   std::string path = command_path(t, vm, "path", "/");
   NodeId node = tree_path(t, path);
   NodeStat st = t.tree->stat(node);
-  bool lng = vm.count("long") != 0;
-  if (st.type != NodeType::kDirectory) {
-    std::string name =
-        path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
-    print_entry(*t.tree, name, st, lng);
-    return kExitOk;
-  }
-  std::set<NodeId> on_path{node};
+  Listing how;
+  how.lng = vm.count("long") != 0;
+  how.recursive = vm.count("recursive") != 0;
+  how.all = vm.count("all") != 0;
+  Json entries = Json::array();
+  if (want_json(vm)) how.json = &entries;
   try {
-    list_dir(*t.tree, node, "", lng, vm.count("recursive") != 0, on_path);
+    if (st.type != NodeType::kDirectory) {
+      std::string name =
+          path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+      show(*t.tree, name, st, how);
+    } else {
+      std::set<NodeId> on_path{node};
+      list_dir(*t.tree, node, "", how, on_path);
+    }
   } catch (const Error& e) {
     if (!e.file().empty()) throw;
     throw Error(e.kind(), t.image, e.offset(), e.message());
   }
+  if (how.json) std::printf("%s\n", entries.dump(2).c_str());
   return kExitOk;
 }
 

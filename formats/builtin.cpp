@@ -70,12 +70,16 @@ const FileSystemDescriptor& filesystem();
 namespace ext {
 const FileSystemDescriptor& filesystem();
 }
+namespace ntfs {
+const FileSystemDescriptor& filesystem();
+}
 
 const std::vector<const FileSystemDescriptor*>& builtin_filesystems() {
   static const std::vector<const FileSystemDescriptor*> list = {
       &iso9660::filesystem(),
       &fat::filesystem(),
       &ext::filesystem(),
+      &ntfs::filesystem(),
   };
   return list;
 }

@@ -33,11 +33,21 @@ inline void exercise_device(const BlockDevice& dev) {
 inline void exercise_tree(const FileTree& tree, NodeId dir, int depth, size_t& budget) {
   if (depth > 16 || budget == 0) return;
   std::vector<uint8_t> buf(4096);
-  for (const DirEntry& e : tree.list(dir)) {
+  std::vector<DirEntry> entries = tree.list(dir);
+  if (depth == 0) {
+    std::vector<DirEntry> system = tree.list_system(dir);
+    entries.insert(entries.end(), system.begin(), system.end());
+  }
+  for (const DirEntry& e : entries) {
     if (budget == 0) return;
     --budget;
     try {
       NodeStat st = tree.stat(e.stat.id);
+      (void)tree.details(e.stat.id).dump();
+      for (const DirEntry& s : tree.streams(e.stat.id)) {
+        if (s.stat.size > 0) (void)tree.read(s.stat.id, 0, buf.data(), buf.size());
+      }
+      if (st.type == NodeType::kRegular && st.size > 0) (void)tree.file_extent(e.stat.id, 0);
       if (st.type == NodeType::kDirectory)
         exercise_tree(tree, e.stat.id, depth + 1, budget);
       else if (st.type == NodeType::kSymlink)

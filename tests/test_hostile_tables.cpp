@@ -2,8 +2,9 @@
 // field, value -> expected kind of error. VHD, VHDX, VDI and ISO 9660 have
 // such tables in test_vhd/test_vhdx/test_vdi/test_iso; these fill the gaps:
 // the GPT header (both copies poked, CRCs recomputed so the field itself is
-// what is judged), the FAT boot sector (BPB), and the ext superblock (ext2,
-// which has no superblock checksum, so the field is what is judged).
+// what is judged), the FAT boot sector (BPB), the ext superblock (ext2,
+// which has no superblock checksum, so the field is what is judged), and the
+// NTFS boot sector (both copies) and $MFT entry (both copies).
 //
 // Every case is checked twice: through the library (the ErrorKind, within
 // 5 s) and through the CLI (`vdisk ls`: exit 2 and one line naming the file).
@@ -24,6 +25,7 @@
 #include "formats/dmg/dmg_plist.h"
 #include "formats/ext/ext_tree.h"
 #include "formats/fat/fat_tree.h"
+#include "formats/ntfs/ntfs_tree.h"
 #include "formats/registry.h"
 #include "tests/support/dmg_builder.h"
 #include "tests/support/test_support.h"
@@ -227,6 +229,63 @@ TEST_CASE("ext superblock fields poked to extreme values are refused", "[hostile
   run_cases(
       dir.path(), "ext", good, cases,
       [](const std::string& p) { walk(*ext::open_ext_tree(open_raw_image(p), p)); }, "");
+}
+
+TEST_CASE("NTFS boot sector and $MFT fields poked to extreme values are refused",
+          "[hostile][ntfs]") {
+  require_tool("mkntfs");
+  TempDir dir;
+  std::string img = dir / "ntfs.img";
+  run_ok("truncate -s 2M " + sh_quote(img));
+  run_ok("mkntfs -F -q -s 512 -c 1024 " + sh_quote(img) + " >/dev/null 2>&1");
+  const std::vector<uint8_t> good = read_file(img);
+  // Boot sector offsets (libyal NTFS, "The volume header"). mkntfs writes a
+  // backup in the last sector, which vdisk falls back to: both are poked.
+  const size_t backup = good.size() - 512;
+  auto bs = [backup](size_t off, std::vector<uint8_t> v) {
+    return [=](std::vector<uint8_t>& b) {
+      put(b, off, v);
+      put(b, backup + off, v);
+    };
+  };
+  // MFT entry 0 ($MFT) and its $MFTMirr copy: where the boot sector says.
+  const uint64_t cluster = load_le16(good.data() + 11) * uint64_t{good[13]};
+  const uint64_t mft = load_le64(good.data() + 48) * cluster;
+  const uint64_t mirr = load_le64(good.data() + 56) * cluster;
+  auto both_records = [=](size_t off, std::vector<uint8_t> v) {
+    return [=](std::vector<uint8_t>& b) {
+      put(b, mft + off, v);
+      put(b, mirr + off, v);
+    };
+  };
+  std::vector<Case> cases = {
+      {"bytes per sector 0", bs(11, le(0, 2)), ErrorKind::kCorrupt, "bytes per sector"},
+      {"bytes per sector 8192", bs(11, le(8192, 2)), ErrorKind::kCorrupt, "bytes per sector"},
+      {"sectors per cluster 3", bs(13, le(3, 1)), ErrorKind::kCorrupt, "sectors per cluster"},
+      {"sectors per cluster 240", bs(13, le(240, 1)), ErrorKind::kCorrupt, "sectors per cluster"},
+      {"cluster 16 MiB",
+       [=](std::vector<uint8_t>& b) {
+         bs(11, le(4096, 2))(b);
+         bs(13, le(244, 1))(b);  // 2^(256-244) sectors of 4096 bytes
+       },
+       ErrorKind::kCorrupt, "cluster size"},
+      {"total sectors 0", bs(40, le(0, 8)), ErrorKind::kCorrupt, "total sectors"},
+      {"total sectors 2^63", bs(40, le(1ull << 63, 8)), ErrorKind::kCorrupt, "total sectors"},
+      {"$MFT cluster 2^40", bs(48, le(1ull << 40, 8)), ErrorKind::kCorrupt, "$MFT cluster"},
+      {"$MFTMirr cluster 2^40", bs(56, le(1ull << 40, 8)), ErrorKind::kCorrupt, "$MFTMirr"},
+      {"MFT entry size 127 clusters", bs(64, le(127, 1)), ErrorKind::kCorrupt, "MFT entry size"},
+      {"MFT entry size 2^32", bs(64, le(0xE0, 1)), ErrorKind::kCorrupt, "MFT entry size"},
+      {"index block size 0", bs(68, le(0, 1)), ErrorKind::kCorrupt, "index block size"},
+      {"$MFT entry signature", both_records(0, {'X', 'X', 'X', 'X'}), ErrorKind::kCorrupt,
+       "no FILE signature"},
+      {"$MFT update sequence offset 0xFFFF", both_records(4, le(0xFFFF, 2)), ErrorKind::kCorrupt,
+       "update sequence array"},
+      {"$MFT first attribute at 0xFFFF", both_records(20, le(0xFFF8, 2)), ErrorKind::kCorrupt,
+       "does not fit"},
+  };
+  run_cases(
+      dir.path(), "ntfs", good, cases,
+      [](const std::string& p) { walk(*ntfs::open_ntfs_tree(open_raw_image(p), p)); }, "");
 }
 
 TEST_CASE("VHD and VHDX BAT entries pointing into metadata are refused", "[hostile][vhd][vhdx]") {

@@ -11,6 +11,23 @@ NodeId FileTree::lookup(NodeId dir, const std::string& name) const {
   throw Error(ErrorKind::kNotFound, "", std::nullopt, "no entry named '" + name + "'");
 }
 
+std::vector<DirEntry> FileTree::list_system(NodeId) const {
+  return {};
+}
+
+std::vector<DirEntry> FileTree::streams(NodeId) const {
+  return {};
+}
+
+Extent FileTree::file_extent(NodeId file, uint64_t offset) const {
+  uint64_t size = stat(file).size;
+  return Extent{size > offset ? size - offset : 0, ExtentType::kData, 0};
+}
+
+Json FileTree::details(NodeId) const {
+  return Json::object();
+}
+
 NodeId resolve_tree_path(const FileTree& tree, const std::string& path, const std::string& image) {
   NodeId node = tree.root();
   std::string walked;

@@ -64,6 +64,25 @@ class FileTree {
   virtual std::string readlink(NodeId link) const = 0;
   // Filesystem-level fields for `info` (volume id, extensions, …).
   virtual Json info() const = 0;
+
+  // The optional parts below have defaults that suit a tree without them.
+
+  // Entries of `dir` that list() leaves out because the filesystem keeps them
+  // for itself (NTFS $MFT, $Extend …): `ls -a` shows them; lookup() finds
+  // them. Default: none.
+  virtual std::vector<DirEntry> list_system(NodeId dir) const;
+  // Named data streams of `node` (NTFS alternate data streams): one entry per
+  // stream, named by the stream alone (no "file:" prefix), whose id reads
+  // with read(). Default: none.
+  virtual std::vector<DirEntry> streams(NodeId node) const;
+  // What the file stores from `offset` on: kData, or kZero for a hole that
+  // reads as zeros and takes no space (a sparse file). The extent is not
+  // empty and ends at or before the file's end; `offset` is below the size.
+  // Default: data up to the end.
+  virtual Extent file_extent(NodeId file, uint64_t offset) const;
+  // Filesystem-specific fields of a node for `ls --output json` (creation
+  // time, DOS attributes, owner SID …). Default: an empty object.
+  virtual Json details(NodeId node) const;
 };
 
 // Resolves "/a/b/c" (or "a/b/c") from the root; "" and "/" are the root.
