@@ -39,24 +39,36 @@ void print_entry(const FileTree& tree, const std::string& name, const NodeStat& 
               link.c_str());
 }
 
-void list_dir(const FileTree& tree, NodeId dir, const std::string& prefix, bool lng, bool recursive,
-              std::set<NodeId>& on_path) {
-  std::vector<DirEntry> entries = tree.list(dir);
-  std::sort(entries.begin(), entries.end(),
-            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
-  for (const DirEntry& e : entries) {
-    std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
-    print_entry(tree, recursive ? path : e.name, e.stat, lng);
-    if (recursive && e.stat.type == NodeType::kDirectory) {
-      // A directory reached again below itself would recurse for ever.
-      if (!on_path.insert(e.stat.id).second) {
-        throw Error(ErrorKind::kCorrupt, "", std::nullopt, "directory loop at " + path);
+struct Lister {
+  const OpenedTree& t;
+  bool lng = false, recursive = false;
+  std::set<NodeId> seen;  // directories listed so far, anywhere in the tree
+  uint64_t skipped = 0;
+
+  void list_dir(NodeId dir, const std::string& prefix) {
+    if (cancel_flag().load())
+      throw Error(ErrorKind::kInterrupted, t.image, std::nullopt, "interrupted");
+    std::vector<DirEntry> entries = t.tree->list(dir);
+    skipped += report_skipped(t, dir, "/" + prefix);
+    std::sort(entries.begin(), entries.end(),
+              [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+    for (const DirEntry& e : entries) {
+      std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
+      if (recursive && e.stat.type == NodeType::kDirectory && !seen.insert(e.stat.id).second) {
+        // One directory reached twice (a loop, or a shared subtree whose
+        // walk doubles with every level): listed once only.
+        std::fprintf(stderr,
+                     "vdisk: warning: %s: skipped /%s: a directory already listed (corrupt file "
+                     "system: one directory reached from two places)\n",
+                     t.image.c_str(), path.c_str());
+        ++skipped;
+        continue;
       }
-      list_dir(tree, e.stat.id, path, lng, recursive, on_path);
-      on_path.erase(e.stat.id);
+      print_entry(*t.tree, recursive ? path : e.name, e.stat, lng);
+      if (recursive && e.stat.type == NodeType::kDirectory) list_dir(e.stat.id, path);
     }
   }
-}
+};
 
 }  // namespace
 
@@ -84,13 +96,15 @@ int cmd_ls(const std::vector<std::string>& args) {
     print_entry(*t.tree, name, st, lng);
     return kExitOk;
   }
-  std::set<NodeId> on_path{node};
+  Lister lister{t, lng, vm.count("recursive") != 0, {node}, 0};
   try {
-    list_dir(*t.tree, node, "", lng, vm.count("recursive") != 0, on_path);
+    lister.list_dir(node, "");
   } catch (const Error& e) {
     if (!e.file().empty()) throw;
     throw Error(e.kind(), t.image, e.offset(), e.message());
   }
+  // Something could not be shown: finished, but not everything is there.
+  if (lister.skipped) return kExitDataLost;
   return kExitOk;
 }
 
