@@ -341,7 +341,7 @@ class IsoTree final : public FileTree {
   // are crafted; the cache of listings (a mount keeps using it) is bounded
   // in bytes and forgets the oldest listings first.
   static constexpr size_t kMaxListingBytes = 64u << 20;
-  static constexpr uint64_t kMaxListingContinuationBytes = 16u << 20;
+  static constexpr uint64_t kMaxListingContinuationBytes = 16u << 20;  // + 32 x the directory
   static constexpr size_t kCacheBytes = 64u << 20;
 
   const Node& find(NodeId id) const {
@@ -366,6 +366,10 @@ class IsoTree final : public FileTree {
     data = {};
     Listing l;
     uint64_t ce_bytes = 0;
+    // A record that continues into a CE area is at least 62 bytes; real ones
+    // continue into a few hundred bytes. Shared areas read again and again
+    // are what this stops.
+    const uint64_t ce_budget = kMaxListingContinuationBytes + 32 * d.dir_size;
     for (size_t i = 0; i < recs.size(); ++i) {
       size_t j = i;
       // ECMA-119 9.1.6: a file's extents are consecutive records with the same
@@ -378,15 +382,14 @@ class IsoTree final : public FileTree {
       for (size_t k = skipped_before; k < l.skipped.size(); ++k)
         l.bytes += sizeof(SkippedEntry) + l.skipped[k].name.size() + l.skipped[k].reason.size();
       i = j;
-      if (l.bytes > kMaxListingBytes || ce_bytes > kMaxListingContinuationBytes) {
-        throw Error(
-            ErrorKind::kCorrupt, label_, d.dir_offset,
-            "directory of " + std::to_string(d.dir_size) + " bytes decodes to more than " +
-                std::to_string(l.bytes > kMaxListingBytes ? kMaxListingBytes >> 20
-                                                          : kMaxListingContinuationBytes >> 20) +
-                (l.bytes > kMaxListingBytes ? " MiB of entries"
-                                            : " MiB of Rock Ridge continuation areas") +
-                " (crafted to exhaust memory?)");
+      if (l.bytes > kMaxListingBytes || ce_bytes > ce_budget) {
+        throw Error(ErrorKind::kCorrupt, label_, d.dir_offset,
+                    "directory of " + std::to_string(d.dir_size) + " bytes decodes to more than " +
+                        std::to_string(l.bytes > kMaxListingBytes ? kMaxListingBytes >> 20
+                                                                  : ce_budget >> 20) +
+                        (l.bytes > kMaxListingBytes ? " MiB of entries"
+                                                    : " MiB of Rock Ridge continuation areas") +
+                        " (crafted to exhaust memory?)");
       }
     }
     // Forget the oldest listings until this one fits the cache.
