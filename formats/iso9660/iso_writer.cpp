@@ -776,6 +776,10 @@ class IsoBuilder {
     }
   }
 
+  // The EFI entry's sector count: the 2048-byte blocks the image occupies, in
+  // 512-byte sectors (what xorrisofs records for -e).
+  uint64_t efi_sectors() const { return div_round_up(efi_->size, kSectorSize) * 4; }
+
   // One initial/default or section entry (El Torito 2.2 / 2.4).
   static void boot_entry(uint8_t* e, uint8_t media, uint64_t sectors, uint32_t rba) {
     e[0] = et::kBootable;
@@ -813,10 +817,10 @@ class IsoBuilder {
         h[0] = et::kHeaderLast;
         h[et::kPlatform] = 0xEF;
         store_le16(h + et::kSectionCount, 1);
-        boot_entry(h + et::kEntrySize, 0, div_round_up(efi_->size, 512), efi_->data_lba);
+        boot_entry(h + et::kEntrySize, 0, efi_sectors(), efi_->data_lba);
       }
     } else {
-      boot_entry(e, 0, div_round_up(efi_->size, 512), efi_->data_lba);
+      boot_entry(e, 0, efi_sectors(), efi_->data_lba);
     }
     return c;
   }
