@@ -58,9 +58,10 @@ struct SkippedEntry {
   std::optional<uint64_t> offset;  // device byte offset of the record
 };
 
-// Bounds every file system applies while decoding, so that a crafted image
-// cannot make a name (or a symlink target) of megabytes: POSIX NAME_MAX and
-// PATH_MAX on Linux.
+// Bounds for names a file system assembles from pieces (ISO 9660 Rock Ridge
+// NM and SL entries continued through CE areas), so that a crafted image
+// cannot make a name or a symlink target of megabytes: Linux's NAME_MAX and
+// PATH_MAX. (FAT and ext names are bounded by their formats.)
 inline constexpr size_t kMaxNameBytes = 255;
 inline constexpr size_t kMaxLinkBytes = 4096;
 
