@@ -105,28 +105,41 @@ void show(const FileTree& tree, const std::string& name, const NodeStat& st, con
   for (const DirEntry& s : tree.streams(st.id)) emit(tree, name + ":" + s.name, s.stat, how);
 }
 
-void list_dir(const FileTree& tree, NodeId dir, const std::string& prefix, const Listing& how,
-              std::set<NodeId>& on_path) {
-  std::vector<DirEntry> entries = tree.list(dir);
-  if (how.all) {
-    std::vector<DirEntry> hidden = tree.list_system(dir);
-    entries.insert(entries.end(), hidden.begin(), hidden.end());
-  }
-  std::sort(entries.begin(), entries.end(),
-            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
-  for (const DirEntry& e : entries) {
-    std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
-    show(tree, how.recursive ? path : e.name, e.stat, how);
-    if (how.recursive && e.stat.type == NodeType::kDirectory) {
-      // A directory reached again below itself would recurse for ever.
-      if (!on_path.insert(e.stat.id).second) {
-        throw Error(ErrorKind::kCorrupt, "", std::nullopt, "directory loop at " + path);
+// Walks directories once each: a directory reached from two places (a loop,
+// or a shared subtree whose walk doubles with every level) is listed once and
+// counted as skipped.
+struct Lister {
+  const OpenedTree& t;
+  const Listing& how;
+  std::set<NodeId> seen;  // directories listed so far, anywhere in the tree
+  uint64_t skipped = 0;
+
+  void list_dir(NodeId dir, const std::string& prefix) {
+    if (cancel_flag().load())
+      throw Error(ErrorKind::kInterrupted, t.image, std::nullopt, "interrupted");
+    std::vector<DirEntry> entries = t.tree->list(dir);
+    skipped += report_skipped(t, dir, "/" + prefix);
+    if (how.all) {
+      std::vector<DirEntry> hidden = t.tree->list_system(dir);
+      entries.insert(entries.end(), hidden.begin(), hidden.end());
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+    for (const DirEntry& e : entries) {
+      std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
+      if (how.recursive && e.stat.type == NodeType::kDirectory && !seen.insert(e.stat.id).second) {
+        std::fprintf(stderr,
+                     "vdisk: warning: %s: skipped /%s: a directory already listed (corrupt file "
+                     "system: one directory reached from two places)\n",
+                     t.image.c_str(), path.c_str());
+        ++skipped;
+        continue;
       }
-      list_dir(tree, e.stat.id, path, how, on_path);
-      on_path.erase(e.stat.id);
+      show(*t.tree, how.recursive ? path : e.name, e.stat, how);
+      if (how.recursive && e.stat.type == NodeType::kDirectory) list_dir(e.stat.id, path);
     }
   }
-}
+};
 
 }  // namespace
 
@@ -157,20 +170,22 @@ int cmd_ls(const std::vector<std::string>& args) {
   how.all = vm.count("all") != 0;
   Json entries = Json::array();
   if (want_json(vm)) how.json = &entries;
+  Lister lister{t, how, {node}, 0};
   try {
     if (st.type != NodeType::kDirectory) {
       std::string name =
           path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
       show(*t.tree, name, st, how);
     } else {
-      std::set<NodeId> on_path{node};
-      list_dir(*t.tree, node, "", how, on_path);
+      lister.list_dir(node, "");
     }
   } catch (const Error& e) {
     if (!e.file().empty()) throw;
     throw Error(e.kind(), t.image, e.offset(), e.message());
   }
   if (how.json) std::printf("%s\n", entries.dump(2).c_str());
+  // Something could not be shown: finished, but not everything is there.
+  if (lister.skipped) return kExitDataLost;
   return kExitOk;
 }
 

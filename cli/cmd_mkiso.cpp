@@ -1,4 +1,6 @@
-// vdisk mkiso [-V LABEL] [--boot IMG] [--no-joliet] [--no-rock-ridge] DIR -o OUT.iso
+// vdisk mkiso [-V LABEL] [--boot IMG [--no-emul-boot] [--boot-load-size N]
+//   [--boot-info-table]] [--efi-boot IMG] [--hybrid [--hybrid-mbr FILE]]
+//   [--no-joliet] [--no-rock-ridge] DIR -o OUT.iso
 // Scans DIR (never following symlinks inside it) into an iso9660::MkisoNode
 // tree and hands it to the ISO writer.
 #include <dirent.h>
@@ -74,14 +76,45 @@ MkisoNode scan(const std::string& path, const struct stat& st, const std::string
   return n;
 }
 
+// A boot image named as a host path inside DIR ("DIR/boot/x.img") becomes
+// the path inside the tree; anything else is taken as a path inside DIR.
+std::string tree_relative(const std::string& dir, const std::string& image) {
+  if (image.empty()) return image;
+  std::string out = image;
+  char* real_dir = ::realpath(dir.c_str(), nullptr);
+  char* real_img = ::realpath(image.c_str(), nullptr);
+  if (real_dir && real_img) {
+    std::string d = real_dir, b = real_img;
+    if (b.size() > d.size() + 1 && b.compare(0, d.size(), d) == 0 && b[d.size()] == '/')
+      out = b.substr(d.size() + 1);
+  }
+  std::free(real_dir);
+  std::free(real_img);
+  return out;
+}
+
 }  // namespace
 
 int cmd_mkiso(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("volid,V", po::value<std::string>()->default_value("CDROM"), "volume label")(
       "boot", po::value<std::string>()->default_value(""),
-      "El Torito no-emulation boot image: a file inside DIR (path relative to DIR, or a host path "
-      "into DIR)")("no-joliet", "leave out the Joliet tree")(
+      "El Torito BIOS boot image: a file inside DIR (path relative to DIR, or a host path into "
+      "DIR); no emulation, except that an image of exactly 1.2/1.44/2.88 MB is a floppy")(
+      "no-emul-boot", "no emulation even for a floppy-sized --boot image")(
+      "boot-load-size", po::value<uint16_t>(),
+      "512-byte sectors the BIOS loads of the --boot image (isolinux and GRUB want 4; default: "
+      "the whole image)")("boot-info-table",
+                          "patch bytes 8-63 of the --boot image in the output with the boot "
+                          "information table isolinux and GRUB need")(
+      "efi-boot", po::value<std::string>()->default_value(""),
+      "El Torito EFI boot image (a FAT image with EFI/BOOT/BOOTX64.EFI): a file inside DIR")(
+      "hybrid",
+      "make the image bootable from a USB stick too: an isohybrid MBR (partition 1: the image, "
+      "partition 2: the --efi-boot image) and a GPT")(
+      "hybrid-mbr", po::value<std::string>(),
+      "MBR boot code for --hybrid (e.g. /usr/lib/ISOLINUX/isohdpfx.bin), patched to load the "
+      "--boot image; implies --hybrid")("no-joliet", "leave out the Joliet tree")(
       "no-rock-ridge", "leave out Rock Ridge")("output,o", po::value<std::string>()->required(),
                                                "the ISO to write")(
       "force", "replace OUT if it exists")("dir", po::value<std::string>()->required(),
@@ -89,7 +122,10 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("dir", 1);
   po::variables_map vm;
-  if (!parse_args("mkiso", "[-V LABEL] [--boot IMG] [--no-joliet] [--no-rock-ridge] DIR -o OUT.iso",
+  if (!parse_args("mkiso",
+                  "[-V LABEL] [--boot IMG [--no-emul-boot] [--boot-load-size N] "
+                  "[--boot-info-table]] [--efi-boot IMG] [--hybrid [--hybrid-mbr FILE]] "
+                  "[--no-joliet] [--no-rock-ridge] DIR -o OUT.iso",
                   desc, pos, args, vm)) {
     return kExitOk;
   }
@@ -102,20 +138,30 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   opts.volume_id = vm["volid"].as<std::string>();
   opts.joliet = vm.count("no-joliet") == 0;
   opts.rock_ridge = vm.count("no-rock-ridge") == 0;
-  opts.boot_image = vm["boot"].as<std::string>();
-  // Also accept the boot image named as a host path inside DIR
-  // ("DIR/boot/x.img"): it becomes the path inside the tree.
-  if (!opts.boot_image.empty()) {
-    char* real_dir = ::realpath(dir.c_str(), nullptr);
-    char* real_boot = ::realpath(opts.boot_image.c_str(), nullptr);
-    if (real_dir && real_boot) {
-      std::string d = real_dir, b = real_boot;
-      if (b.size() > d.size() + 1 && b.compare(0, d.size(), d) == 0 && b[d.size()] == '/') {
-        opts.boot_image = b.substr(d.size() + 1);
-      }
+  opts.boot_image = tree_relative(dir, vm["boot"].as<std::string>());
+  opts.efi_image = tree_relative(dir, vm["efi-boot"].as<std::string>());
+  opts.boot_no_emulation = vm.count("no-emul-boot") != 0;
+  opts.boot_info_table = vm.count("boot-info-table") != 0;
+  if (vm.count("boot-load-size")) {
+    uint16_t n = vm["boot-load-size"].as<uint16_t>();
+    if (n == 0) throw UsageError("--boot-load-size must be 1 to 65535 sectors");
+    opts.boot_load_size = n;
+  }
+  if ((opts.boot_no_emulation || opts.boot_info_table || opts.boot_load_size) &&
+      opts.boot_image.empty()) {
+    throw UsageError("--no-emul-boot, --boot-load-size and --boot-info-table apply to --boot IMG");
+  }
+  opts.hybrid = vm.count("hybrid") != 0 || vm.count("hybrid-mbr") != 0;
+  if (vm.count("hybrid-mbr")) {
+    const std::string& mbr = vm["hybrid-mbr"].as<std::string>();
+    std::unique_ptr<File> f = Env::posix().open_read(mbr);
+    if (f->size() < 432 || f->size() > 512) {
+      throw Error(ErrorKind::kInvalidArgument, mbr, std::nullopt,
+                  "an MBR boot code file is 432 to 512 bytes (isohdpfx.bin is 432), not " +
+                      std::to_string(f->size()));
     }
-    std::free(real_dir);
-    std::free(real_boot);
+    opts.hybrid_mbr.resize(432);
+    f->read_at(0, opts.hybrid_mbr.data(), 432);
   }
   opts.overwrite = vm.count("force") != 0;
   opts.now = static_cast<int64_t>(std::time(nullptr));

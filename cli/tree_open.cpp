@@ -1,5 +1,7 @@
 #include "cli/tree_open.h"
 
+#include <cstdio>
+
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/foreign.h"
@@ -40,7 +42,10 @@ std::string partition_list(const partition::PartitionTable& table) {
 void add_tree_options(po::options_description& desc) {
   desc.add_options()("partition", po::value<uint32_t>(),
                      "read the file system of partition N (Linux numbering: MBR 1-4 primary, "
-                     "5+ logical; GPT entry order); same as IMAGE@pN");
+                     "5+ logical; GPT entry order); same as IMAGE@pN")(
+      "raw-names",
+      "names exactly as recorded (ISO 9660 without Rock Ridge or Joliet: 'DOCS/F1.TXT;1' "
+      "instead of 'docs/f1.txt', which is how Linux shows them)");
 }
 
 OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key) {
@@ -86,7 +91,9 @@ OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& i
     t.device = partition::open_partition(disk, *found, t.image);
     label = t.image + "@p" + std::to_string(t.partition);
   }
-  t.tree = open_file_tree(t.device, label);
+  TreeOptions topts;
+  topts.raw_names = vm.count("raw-names") != 0;
+  t.tree = open_file_tree(t.device, label, topts);
   if (!t.tree) {
     if (auto foreign = identify_foreign(*t.device)) {
       throw Error(ErrorKind::kUnsupported, label, std::nullopt, foreign_message(*foreign, ""));
@@ -130,6 +137,37 @@ std::string command_path(const OpenedTree& t, const po::variables_map& vm,
 
 NodeId tree_path(const OpenedTree& t, const std::string& path) {
   return resolve_tree_path(*t.tree, path, t.image);
+}
+
+uint64_t report_skipped(const OpenedTree& t, NodeId dir, const std::string& dir_path) {
+  std::vector<SkippedEntry> skipped = t.tree->skipped(dir);
+  // A crafted directory can hold thousands: the first few tell the story.
+  constexpr size_t kShown = 20;
+  if (skipped.size() > kShown) {
+    std::fprintf(stderr, "vdisk: warning: %s: %zu entries skipped in %s; the first %zu:\n",
+                 t.image.c_str(), skipped.size(), dir_path.empty() ? "/" : dir_path.c_str(),
+                 kShown);
+  }
+  for (size_t i = 0; i < skipped.size() && i < kShown; ++i) {
+    const SkippedEntry& s = skipped[i];
+    // The name is untrusted: control bytes and non-ASCII shown as \xNN so it
+    // can neither forge lines nor drive the terminal.
+    std::string name;
+    for (unsigned char c : s.name) {
+      if (c >= 0x20 && c < 0x7F && c != '\\') {
+        name += static_cast<char>(c);
+      } else {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\x%02x", c);
+        name += b;
+      }
+    }
+    std::string where = s.offset ? " (byte " + std::to_string(*s.offset) + ")" : "";
+    std::fprintf(stderr, "vdisk: warning: %s: skipped '%s' in %s%s: %s\n", t.image.c_str(),
+                 name.c_str(), dir_path.empty() ? "/" : dir_path.c_str(), where.c_str(),
+                 s.reason.c_str());
+  }
+  return skipped.size();
 }
 
 std::string mode_string(NodeType type, uint32_t mode) {

@@ -20,7 +20,7 @@ struct OpenedTree {
   std::string spec_path;   // PATH from IMAGE@pN:PATH (empty when not given)
 };
 
-// Adds --partition N to a file-tree command's options.
+// Adds --partition N and --raw-names to a file-tree command's options.
 void add_tree_options(po::options_description& desc);
 
 // Opens vm[image_key] with the open options of add_open_options. IMAGE may be
@@ -37,6 +37,10 @@ std::string command_path(const OpenedTree& t, const po::variables_map& vm,
 
 // The node at `path` inside the tree ("" or "/" is the root).
 NodeId tree_path(const OpenedTree& t, const std::string& path);
+
+// Prints one warning line per entry the tree left out of `dir` (after
+// listing it); returns how many. `dir_path` names the directory in messages.
+uint64_t report_skipped(const OpenedTree& t, NodeId dir, const std::string& dir_path);
 
 // "drwxr-xr-x"-style mode string.
 std::string mode_string(NodeType type, uint32_t mode);

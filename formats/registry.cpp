@@ -136,7 +136,8 @@ BlockDevicePtr open_image(const std::string& path, const std::string& format,
   return attach_parents(open_layer(path, format, opts), path, opts, &open_layer);
 }
 
-std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label) {
+std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label,
+                                         const TreeOptions& opts) {
   const FileSystemDescriptor* best = nullptr;
   int best_score = 0;
   for (const FileSystemDescriptor* fs : builtin_filesystems()) {
@@ -152,6 +153,7 @@ std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& 
     }
   }
   if (!best) return nullptr;
+  if (best->open_with) return best->open_with(std::move(dev), label, opts);
   return best->open(std::move(dev), label);
 }
 

@@ -43,11 +43,11 @@ BlockDevicePtr open_image(const std::string& path, const std::string& format,
 
 // Opens one layer of `path` as `format` (empty: probe): the format's own
 // device, parents not attached. Refuses a file among opts.ancestors.
-OpenedLayer open_layer(const std::string& path, const std::string& format,
-                       const OpenOptions& opts);
+OpenedLayer open_layer(const std::string& path, const std::string& format, const OpenOptions& opts);
 
 // Opens the file tree of the best-probing file system on `dev`, or returns
 // null when none recognises it.
-std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label);
+std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label,
+                                         const TreeOptions& opts = {});
 
 }  // namespace vdisk

@@ -34,6 +34,7 @@ inline void exercise_tree(const FileTree& tree, NodeId dir, int depth, size_t& b
   if (depth > 16 || budget == 0) return;
   std::vector<uint8_t> buf(4096);
   std::vector<DirEntry> entries = tree.list(dir);
+  (void)tree.skipped(dir);
   if (depth == 0) {
     std::vector<DirEntry> system = tree.list_system(dir);
     entries.insert(entries.end(), system.begin(), system.end());

@@ -3,8 +3,10 @@
 // such tables in test_vhd/test_vhdx/test_vdi/test_iso; these fill the gaps:
 // the GPT header (both copies poked, CRCs recomputed so the field itself is
 // what is judged), the FAT boot sector (BPB), the ext superblock (ext2,
-// which has no superblock checksum, so the field is what is judged), and the
-// NTFS boot sector (both copies) and $MFT entry (both copies).
+// which has no superblock checksum, so the field is what is judged), the
+// NTFS boot sector (both copies) and $MFT entry (both copies), and the
+// ISO 9660 Rock Ridge continuation (CE) of the root and a directory record
+// naming the root (bounds against bombs and loops).
 //
 // Every case is checked twice: through the library (the ErrorKind, within
 // 5 s) and through the CLI (`vdisk ls`: exit 2 and one line naming the file).
@@ -25,6 +27,7 @@
 #include "formats/dmg/dmg_plist.h"
 #include "formats/ext/ext_tree.h"
 #include "formats/fat/fat_tree.h"
+#include "formats/iso9660/iso_tree.h"
 #include "formats/ntfs/ntfs_tree.h"
 #include "formats/registry.h"
 #include "tests/support/dmg_builder.h"
@@ -869,4 +872,50 @@ TEST_CASE("E01 section descriptors, volume and table fields poked to extreme val
         (void)map_extents(*d);
       },
       "", "hash");
+
+TEST_CASE("ISO 9660 continuation areas and directory records poked are refused", "[hostile][iso]") {
+  require_tool("xorriso");
+  TempDir dir;
+  run_ok("mkdir -p " + sh_quote(dir / "t/sub") + " && echo x > " + sh_quote(dir / "t/sub/f"));
+  std::string img = dir / "x.iso";
+  run_ok("xorriso -as mkisofs -R -o " + sh_quote(img) + " " + sh_quote(dir / "t") + " 2>/dev/null");
+  const std::vector<uint8_t> good = read_file(img);
+  // ECMA-119 8.4: the root record at byte 156 of the PVD (LBA 16); its
+  // extent (LBA, both-endian) at +2. The "." record opens the root extent;
+  // its system use holds SP and, from xorriso, a CE (SUSP 5.1: block @4,
+  // offset @12, length @20, each both-endian) to the ER entry.
+  const uint32_t root = load_le32(good.data() + 16 * 2048 + 156 + 2);
+  const size_t dot = static_cast<size_t>(root) * 2048;
+  size_t ce = 0;
+  for (size_t k = dot + 34; k + 28 <= dot + good[dot]; ++k) {
+    if (good[k] == 'C' && good[k + 1] == 'E' && good[k + 2] == 28) ce = k;
+  }
+  REQUIRE(ce != 0);
+  // The record of "SUB" (after "." and "..").
+  size_t sub = dot + good[dot];
+  sub += good[sub];
+  REQUIRE(std::string(reinterpret_cast<const char*>(good.data() + sub + 33), 3) == "SUB");
+  auto both32 = [](size_t off, uint32_t v) {
+    return [=](std::vector<uint8_t>& b) {
+      store_le32(b.data() + off, v);
+      store_be32(b.data() + off + 4, v);
+    };
+  };
+  const uint32_t ce_block = load_le32(good.data() + ce + 4);
+  std::vector<Case> cases = {
+      {"CE into itself",
+       [&](std::vector<uint8_t>& b) {
+         size_t area = static_cast<size_t>(ce_block) * 2048 + load_le32(b.data() + ce + 12);
+         std::memcpy(b.data() + area, b.data() + ce, 28);
+       },
+       ErrorKind::kCorrupt, "loop back"},
+      {"CE length 40000", both32(ce + 20, 40000), ErrorKind::kCorrupt, "add up to more than"},
+      {"CE block past the end", both32(ce + 4, 0x7FFFFFFF), ErrorKind::kCorrupt,
+       "lies outside the image"},
+      {"directory record naming the root", both32(sub + 2, root), ErrorKind::kCorrupt,
+       "directory loop"},
+  };
+  run_cases(
+      dir.path(), "iso", good, cases,
+      [](const std::string& p) { walk(*iso9660::open_iso_tree(open_raw_image(p), p)); }, "");
 }

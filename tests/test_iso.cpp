@@ -13,9 +13,9 @@
 #include "formats/core/endian.h"
 #include "formats/core/file.h"
 #include "formats/core/file_tree.h"
-#include "formats/registry.h"
 #include "formats/core/json.h"
 #include "formats/iso9660/iso_writer.h"
+#include "formats/registry.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -80,9 +80,11 @@ void require_xorriso_happy(const std::string& iso) {
     CHECK(r.err.find(bad) == std::string::npos);
 }
 
+// Plain ISO 9660 names (no Rock Ridge, no Joliet) as Linux shows them: lower
+// case, without ";1" and the trailing '.' (vdisk's default too).
 std::string xorriso_extract(const std::string& iso, const std::string& dir) {
-  run_ok("xorriso -osirrox on -indev " + sh_quote(iso) + " -extract / " + sh_quote(dir) +
-         " >/dev/null 2>&1");
+  run_ok("xorriso -osirrox on -ecma119_map lowercase -indev " + sh_quote(iso) + " -extract / " +
+         sh_quote(dir) + " >/dev/null 2>&1");
   return dir;
 }
 

@@ -4,6 +4,10 @@
 
 namespace vdisk {
 
+std::vector<SkippedEntry> FileTree::skipped(NodeId) const {
+  return {};
+}
+
 NodeId FileTree::lookup(NodeId dir, const std::string& name) const {
   for (const DirEntry& e : list(dir)) {
     if (e.name == name) return e.stat.id;

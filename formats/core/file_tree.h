@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,30 @@ struct DirEntry {
   NodeStat stat;
 };
 
+// An entry a file system leaves out of a listing because it cannot be used
+// safely: a name that is empty, ".", "..", holds '/' or NUL, or is longer
+// than kMaxNameBytes; a damaged record. Callers report it (and go on).
+struct SkippedEntry {
+  std::string name;  // as recorded, cut to kMaxNameBytes (may be empty)
+  std::string reason;
+  std::optional<uint64_t> offset;  // device byte offset of the record
+};
+
+// Bounds for names a file system assembles from pieces (ISO 9660 Rock Ridge
+// NM and SL entries continued through CE areas), so that a crafted image
+// cannot make a name or a symlink target of megabytes: Linux's NAME_MAX and
+// PATH_MAX. (FAT and ext names are bounded by their formats.)
+inline constexpr size_t kMaxNameBytes = 255;
+inline constexpr size_t kMaxLinkBytes = 4096;
+
+// How a tree is opened.
+struct TreeOptions {
+  // Names exactly as recorded, without the display mapping a file system
+  // applies by default (ISO 9660 without Rock Ridge or Joliet: lower case,
+  // ";1" and a trailing '.' removed, as Linux shows them).
+  bool raw_names = false;
+};
+
 // Thread-safe, read-only. Node ids are stable for the life of the tree.
 class FileTree {
  public:
@@ -56,6 +81,9 @@ class FileTree {
   virtual NodeStat stat(NodeId node) const = 0;
   // Entries of a directory, in the order the image stores them.
   virtual std::vector<DirEntry> list(NodeId dir) const = 0;
+  // Entries of `dir` that list(dir) left out, and why (call after list()).
+  // Default: none.
+  virtual std::vector<SkippedEntry> skipped(NodeId dir) const;
   // Looks up one name in a directory; throws Error(kNotFound).
   virtual NodeId lookup(NodeId dir, const std::string& name) const;
   // Reads up to len bytes of a regular file at offset; returns the count (0 at
@@ -94,6 +122,9 @@ struct FileSystemDescriptor {
   // Score > 0 when the device holds this filesystem (cheap: a few sector reads).
   int (*probe)(const BlockDevice& dev);
   std::unique_ptr<FileTree> (*open)(BlockDevicePtr dev, const std::string& label);
+  // Optional: open with TreeOptions (null: `open`, options ignored).
+  std::unique_ptr<FileTree> (*open_with)(BlockDevicePtr dev, const std::string& label,
+                                         const TreeOptions& opts) = nullptr;
 };
 
 }  // namespace vdisk

@@ -68,6 +68,11 @@ std::unique_ptr<FileTree> open_fs(BlockDevicePtr dev, const std::string& label) 
   return open_iso_tree(std::move(dev), label);
 }
 
+std::unique_ptr<FileTree> open_fs_with(BlockDevicePtr dev, const std::string& label,
+                                       const TreeOptions& opts) {
+  return open_iso_tree(std::move(dev), label, opts);
+}
+
 }  // namespace
 
 const FormatDescriptor& descriptor() {
@@ -90,7 +95,7 @@ const FormatDescriptor& descriptor() {
 }
 
 const FileSystemDescriptor& filesystem() {
-  static const FileSystemDescriptor d{"iso9660", probe_fs, open_fs};
+  static const FileSystemDescriptor d{"iso9660", probe_fs, open_fs, open_fs_with};
   return d;
 }
 

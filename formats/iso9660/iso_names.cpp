@@ -14,20 +14,38 @@ std::string utf16_to_be_bytes(const std::u16string& s) {
   return utf16_to_bytes(s, ByteOrder::kBig);
 }
 
-std::string display_name(const uint8_t* p, size_t len, bool joliet) {
+namespace {
+
+// ECMA-119 7.5.1: NAME.EXT;VERSION — the version is decimal digits.
+void strip_version(std::string& name) {
+  size_t semi = name.rfind(';');
+  if (semi == std::string::npos) return;
+  bool digits = semi + 1 < name.size();
+  for (size_t k = semi + 1; k < name.size(); ++k)
+    digits = digits && name[k] >= '0' && name[k] <= '9';
+  if (digits) name.resize(semi);
+}
+
+}  // namespace
+
+std::string relaxed_name(std::string name) {
+  strip_version(name);
+  // "NAME." is how ECMA-119 7.5.1 records a file without an extension.
+  if (name.size() > 1 && name.back() == '.') name.pop_back();
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return name;
+}
+
+std::string display_name(const uint8_t* p, size_t len, bool joliet, bool raw) {
   std::string name =
       joliet ? utf16be_to_utf8(p, len) : std::string(reinterpret_cast<const char*>(p), len);
-  // ECMA-119 7.5.1: NAME.EXT;VERSION — the version is decimal digits.
-  size_t semi = name.rfind(';');
-  if (semi != std::string::npos) {
-    bool digits = semi + 1 < name.size();
-    for (size_t k = semi + 1; k < name.size(); ++k)
-      digits = digits && name[k] >= '0' && name[k] <= '9';
-    if (digits) name.resize(semi);
-  }
-  // "NAME." is how ECMA-119 7.5.1 records a file without an extension; a
-  // Joliet name is the real name (xorriso keeps its trailing dot).
-  if (!joliet && name.size() > 1 && name.back() == '.') name.pop_back();
+  if (raw) return name;
+  if (!joliet) return relaxed_name(std::move(name));
+  // A Joliet name is the real name: only its version goes (xorriso keeps a
+  // trailing dot).
+  strip_version(name);
   return name;
 }
 

@@ -21,11 +21,18 @@ using vdisk::utf8_to_utf16;
 // UTF-16 code units to big-endian bytes.
 std::string utf16_to_be_bytes(const std::u16string& s);
 
-// A recorded file identifier as users see it (as xorriso and 7z show it): the
-// ";N" version removed, then (not for Joliet) one trailing '.' removed; no
-// change of case.
-// `joliet` decodes UCS-2 first.
-std::string display_name(const uint8_t* p, size_t len, bool joliet);
+// A recorded file identifier as users see it. Joliet (`joliet`, decoded from
+// UCS-2): the ";N" version removed, case kept (what Linux, xorriso and 7z
+// show). ISO 9660 without Rock Ridge or Joliet: as Linux's isofs shows it by
+// default (map=normal) and xorriso with -ecma119_map lowercase: lower case,
+// the ";N" version removed, then the trailing '.' of a name without an
+// extension ("NOEXT.;1" -> "noext"). `raw`: exactly as recorded.
+std::string display_name(const uint8_t* p, size_t len, bool joliet, bool raw = false);
+
+// The form in which ISO 9660 identifiers are compared by lookups (Linux
+// isofs check=relaxed): ASCII lower case, ";N" and a trailing '.' removed, so
+// "/docs/f1.txt", "DOCS/F1.TXT;1" and "Docs/F1.TXT" name the same file.
+std::string relaxed_name(std::string name);
 
 // A descriptor string field (a-/d-characters padded with spaces, or UCS-2 for
 // Joliet): trailing spaces and NULs removed.

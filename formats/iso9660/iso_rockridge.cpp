@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -12,9 +13,6 @@ namespace vdisk::iso9660 {
 
 namespace {
 
-constexpr int kMaxContinuations = 64;
-constexpr uint32_t kMaxContinuationBytes = 64 * 1024;
-
 // TF stamps in RRIP 4.1.6 order; which of them the caller keeps.
 Timestamp decode_tf_stamp(const uint8_t* p, bool long_form) {
   if (long_form) {
@@ -22,6 +20,16 @@ Timestamp decode_tf_stamp(const uint8_t* p, bool long_form) {
     return Timestamp{};
   }
   return decode_record_date(p);
+}
+
+// Appends while `s` stays within `max` bytes; past it, sets `over` and keeps
+// `s` as it was (the entry is refused by the caller, never grown).
+void append_bounded(std::string& s, std::string_view piece, size_t max, bool& over) {
+  if (over || piece.size() > max - s.size()) {
+    over = true;
+    return;
+  }
+  s.append(piece);
 }
 
 struct ParseState {
@@ -74,12 +82,12 @@ void parse_entries(const uint8_t* a, size_t len, RockRidgeEntries& out, ParseSta
       if (!st.nm_done) {
         uint8_t flags = e[4];
         out.has_nm = true;
-        if (flags & rr::kNmCurrent)
-          out.name += ".";
-        else if (flags & rr::kNmParent)
-          out.name += "..";
-        else
-          out.name.append(reinterpret_cast<const char*>(e + 5), elen - 5);
+        std::string_view piece =
+            (flags & rr::kNmCurrent) ? std::string_view(".")
+            : (flags & rr::kNmParent)
+                ? std::string_view("..")
+                : std::string_view(reinterpret_cast<const char*>(e + 5), elen - 5);
+        append_bounded(out.name, piece, kMaxNameBytes, out.name_too_long);
         if (!(flags & rr::kNmContinue)) st.nm_done = true;
       }
     } else if (is('S', 'L') && elen >= 5) {
@@ -103,8 +111,9 @@ void parse_entries(const uint8_t* a, size_t len, RockRidgeEntries& out, ParseSta
             piece = "..";
           else
             piece.assign(reinterpret_cast<const char*>(e + cp + 2), clen);
-          if (st.sl_need_sep) out.link_target += '/';
-          out.link_target += piece;
+          if (st.sl_need_sep)
+            append_bounded(out.link_target, "/", kMaxLinkBytes, out.link_too_long);
+          append_bounded(out.link_target, piece, kMaxLinkBytes, out.link_too_long);
           st.sl_need_sep = !(cf & rr::kSlContinue);
           cp += 2 + clen;
         }
@@ -167,20 +176,34 @@ void parse_system_use(const BlockDevice& dev, const std::string& label, const ui
   std::set<uint64_t> seen;
   std::vector<uint8_t> buf;
   for (int hops = 0; ce; ++hops) {
+    // The record is refused anyway: no need to read on.
+    if (out.name_too_long || out.link_too_long) break;
     auto [block, offset, length] = *ce;
     ce.reset();
     uint64_t start = static_cast<uint64_t>(block) * kSectorSize + offset;
-    if (hops >= kMaxContinuations || !seen.insert(start).second) {
+    if (!seen.insert(start).second) {
       throw Error(ErrorKind::kCorrupt, label, where,
-                  "Rock Ridge continuation (CE) entries loop or chain more than 64 areas");
+                  "Rock Ridge continuation (CE) entries loop back to block " +
+                      std::to_string(block) + " offset " + std::to_string(offset));
+    }
+    if (hops >= kMaxContinuationAreas) {
+      throw Error(ErrorKind::kCorrupt, label, where,
+                  "Rock Ridge continuation (CE) entries chain more than " +
+                      std::to_string(kMaxContinuationAreas) + " areas");
     }
     if (length == 0) break;
-    if (length > kMaxContinuationBytes || start + length > dev.size()) {
+    if (start + length > dev.size()) {
       throw Error(ErrorKind::kCorrupt, label, where,
                   "CE continuation area of " + std::to_string(length) + " bytes at block " +
                       std::to_string(block) + " offset " + std::to_string(offset) +
                       " lies outside the image");
     }
+    if (length > kMaxContinuationBytes - out.continuation_bytes) {
+      throw Error(ErrorKind::kCorrupt, label, where,
+                  "Rock Ridge continuation (CE) areas of one record add up to more than " +
+                      std::to_string(kMaxContinuationBytes) + " bytes");
+    }
+    out.continuation_bytes += length;
     buf.resize(length);
     dev.read(start, buf.data(), length);
     parse_entries(buf.data(), length, out, st, ce);

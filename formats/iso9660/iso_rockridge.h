@@ -25,9 +25,11 @@ struct RockRidgeEntries {
   uint32_t nlink = 1, uid = 0, gid = 0;
 
   bool has_nm = false;
-  std::string name;
+  std::string name;            // at most kMaxNameBytes
+  bool name_too_long = false;  // NM pieces added up to more than kMaxNameBytes
   bool has_sl = false;
-  std::string link_target;
+  std::string link_target;     // at most kMaxLinkBytes
+  bool link_too_long = false;  // SL components added up to more than kMaxLinkBytes
   bool has_pn = false;
   uint64_t rdev = 0;  // major << 32 | minor
 
@@ -36,14 +38,24 @@ struct RockRidgeEntries {
   bool relocated = false;               // RE: this record is the relocated copy; hide it
 
   std::optional<Timestamp> mtime, atime, ctime;
+
+  uint64_t continuation_bytes = 0;  // bytes read from CE areas for this record
 };
+
+// Bounds on one record's continuation areas (SUSP 5.1). Real writers put a
+// record's overflow (long NM, SL, ER, xattrs) in one or two areas of a few
+// hundred bytes; a chain past these is a bomb or damage.
+inline constexpr int kMaxContinuationAreas = 16;
+inline constexpr uint64_t kMaxContinuationBytes = 32 * 1024;  // all areas of one record
 
 // Parses the system use area `area` of a directory record (the bytes after
 // the name and its pad byte, `skip` bytes already dropped), following CE
 // entries into continuation areas read from `dev`. `where` is the device
-// offset of the area, for error messages. Continuation areas are bounded by
-// the device size, at most 64 are followed, and a CE loop stops the walk.
-// Malformed entries end the parse (what was read so far counts).
+// offset of the area, for error messages. Continuation areas must lie inside
+// the device; more than kMaxContinuationAreas of them, more than
+// kMaxContinuationBytes in all, or a CE loop throw kCorrupt. Names and link
+// targets are never grown past kMaxNameBytes / kMaxLinkBytes (the flags say
+// so). Malformed entries end the parse (what was read so far counts).
 void parse_system_use(const BlockDevice& dev, const std::string& label, const uint8_t* area,
                       size_t len, uint64_t where, RockRidgeEntries& out);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -187,18 +188,32 @@ std::vector<Record> parse_directory(const std::vector<uint8_t>& data, uint64_t b
 struct Node {
   NodeStat st;
   NodeId parent = 0;
+  // Directories: the device offset of the one record that names this
+  // directory (kNoRecord for the root). ECMA-119 gives every directory one
+  // parent; a second record naming the same extent makes a DAG, whose
+  // walk is exponential in its depth.
+  uint64_t named_by = 0;
   uint64_t dir_offset = 0;  // directories: extent
   uint64_t dir_size = 0;
   std::vector<std::pair<uint64_t, uint64_t>> extents;  // files: (device offset, length)
-  std::string link;
   bool interleaved = false;
+};
+
+constexpr uint64_t kNoRecord = ~uint64_t{0};
+
+// One directory's listing as cached: what is shown and what was left out.
+struct Listing {
+  std::vector<DirEntry> entries;
+  std::vector<SkippedEntry> skipped;
+  size_t bytes = 0;  // memory held, for the cache budget
 };
 
 enum class NameSource { kRockRidge, kJoliet, kIso9660 };
 
 class IsoTree final : public FileTree {
  public:
-  IsoTree(BlockDevicePtr dev, std::string label) : dev_(std::move(dev)), label_(std::move(label)) {
+  IsoTree(BlockDevicePtr dev, std::string label, const TreeOptions& opts)
+      : dev_(std::move(dev)), label_(std::move(label)), raw_names_(opts.raw_names) {
     vds_ = read_volume_descriptors(*dev_, label_);
     // Rock Ridge is announced by SP in the root's "." record (SUSP 5.3).
     Record pvd_root = decode_record(vds_.primary.data() + vd::kRootRecord, 34,
@@ -219,7 +234,7 @@ class IsoTree final : public FileTree {
     }
     Record root = decode_record(root_vd->data() + vd::kRootRecord, 34, 0);
     root_ = static_cast<uint64_t>(root.lba) * kSectorSize;
-    nodes_[root_] = make_dir_node_from_dot(root.lba, root_);
+    nodes_[root_] = make_dir_node_from_dot(root.lba, root_, kNoRecord);
   }
 
   NodeId root() const override { return root_; }
@@ -231,29 +246,29 @@ class IsoTree final : public FileTree {
 
   std::vector<DirEntry> list(NodeId dir) const override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto cached = listings_.find(dir);
-    if (cached != listings_.end()) return cached->second;
-    const Node& d = find(dir);
-    if (d.st.type != NodeType::kDirectory) {
-      throw Error(ErrorKind::kInvalidArgument, label_, std::nullopt, "not a directory");
+    return listing(dir).entries;
+  }
+
+  std::vector<SkippedEntry> skipped(NodeId dir) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return listing(dir).skipped;
+  }
+
+  NodeId lookup(NodeId dir, const std::string& name) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Listing& l = listing(dir);
+    for (const DirEntry& e : l.entries) {
+      if (e.name == name) return e.stat.id;
     }
-    std::vector<uint8_t> data =
-        read_bytes(*dev_, label_, d.dir_offset, d.dir_size, "directory extent");
-    std::vector<Record> recs = parse_directory(data, d.dir_offset, label_);
-    std::vector<DirEntry> entries;
-    for (size_t i = 0; i < recs.size(); ++i) {
-      size_t j = i;
-      // ECMA-119 9.1.6: a file's extents are consecutive records with the same
-      // identifier, each but the last flagged multi-extent.
-      while ((recs[j].flags & dr::kFlagMultiExtent) && j + 1 < recs.size() &&
-             recs[j + 1].name == recs[i].name)
-        ++j;
-      std::optional<DirEntry> e = make_entry(dir, recs, i, j);
-      if (e) entries.push_back(std::move(*e));
-      i = j;
+    // Plain ISO 9660 names match as Linux matches them by default
+    // (check=relaxed, map=normal): any case, with or without ";1".
+    if (source_ == NameSource::kIso9660) {
+      std::string want = relaxed_name(name);
+      for (const DirEntry& e : l.entries) {
+        if (relaxed_name(e.name) == want) return e.stat.id;
+      }
     }
-    listings_[dir] = entries;
-    return entries;
+    throw Error(ErrorKind::kNotFound, "", std::nullopt, "no entry named '" + name + "'");
   }
 
   size_t read(NodeId file, uint64_t offset, void* buf, size_t len) const override {
@@ -296,11 +311,20 @@ class IsoTree final : public FileTree {
   }
 
   std::string readlink(NodeId link) const override {
-    std::lock_guard<std::mutex> lock(mu_);
-    const Node& n = find(link);
-    if (n.st.type != NodeType::kSymlink)
-      throw Error(ErrorKind::kInvalidArgument, label_, std::nullopt, "not a symlink");
-    return n.link;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (find(link).st.type != NodeType::kSymlink)
+        throw Error(ErrorKind::kInvalidArgument, label_, std::nullopt, "not a symlink");
+    }
+    // The target is decoded again from the record (a symlink's id is its
+    // record's offset) rather than kept: many records can share one CE area,
+    // and 4 KiB per symlink held for the life of a mount adds up.
+    uint8_t len = 0;
+    dev_->read(link, &len, 1);
+    if (len < dr::kFixedSize + 1 || link % kSectorSize + len > kSectorSize)
+      throw Error(ErrorKind::kCorrupt, label_, link, "symlink record changed or damaged");
+    std::vector<uint8_t> rec = read_bytes(*dev_, label_, link, len, "directory record");
+    return rock_ridge(decode_record(rec.data(), len, link)).link_target;
   }
 
   Json info() const override {
@@ -312,12 +336,72 @@ class IsoTree final : public FileTree {
   }
 
  private:
+  // A directory listing is bounded in the memory it takes (names, entries)
+  // and in the Rock Ridge continuation bytes it reads, however its records
+  // are crafted; the cache of listings (a mount keeps using it) is bounded
+  // in bytes and forgets the oldest listings first.
+  static constexpr size_t kMaxListingBytes = 64u << 20;
+  static constexpr uint64_t kMaxListingContinuationBytes = 16u << 20;  // + 32 x the directory
+  static constexpr size_t kCacheBytes = 64u << 20;
+
   const Node& find(NodeId id) const {
     auto it = nodes_.find(id);
     if (it == nodes_.end())
       throw Error(ErrorKind::kNotFound, label_, std::nullopt,
                   "unknown node id " + std::to_string(id));
     return it->second;
+  }
+
+  // The listing of `dir`, from the cache or read now. Caller holds mu_.
+  const Listing& listing(NodeId dir) const {
+    auto cached = listings_.find(dir);
+    if (cached != listings_.end()) return cached->second;
+    const Node& d = find(dir);
+    if (d.st.type != NodeType::kDirectory) {
+      throw Error(ErrorKind::kInvalidArgument, label_, std::nullopt, "not a directory");
+    }
+    std::vector<uint8_t> data =
+        read_bytes(*dev_, label_, d.dir_offset, d.dir_size, "directory extent");
+    std::vector<Record> recs = parse_directory(data, d.dir_offset, label_);
+    data = {};
+    Listing l;
+    uint64_t ce_bytes = 0;
+    // A record that continues into a CE area is at least 62 bytes; real ones
+    // continue into a few hundred bytes. Shared areas read again and again
+    // are what this stops.
+    const uint64_t ce_budget = kMaxListingContinuationBytes + 32 * d.dir_size;
+    for (size_t i = 0; i < recs.size(); ++i) {
+      size_t j = i;
+      // ECMA-119 9.1.6: a file's extents are consecutive records with the same
+      // identifier, each but the last flagged multi-extent.
+      while ((recs[j].flags & dr::kFlagMultiExtent) && j + 1 < recs.size() &&
+             recs[j + 1].name == recs[i].name)
+        ++j;
+      size_t skipped_before = l.skipped.size();
+      make_entry(dir, recs, i, j, l, ce_bytes);
+      for (size_t k = skipped_before; k < l.skipped.size(); ++k)
+        l.bytes += sizeof(SkippedEntry) + l.skipped[k].name.size() + l.skipped[k].reason.size();
+      i = j;
+      if (l.bytes > kMaxListingBytes || ce_bytes > ce_budget) {
+        throw Error(ErrorKind::kCorrupt, label_, d.dir_offset,
+                    "directory of " + std::to_string(d.dir_size) + " bytes decodes to more than " +
+                        std::to_string(l.bytes > kMaxListingBytes ? kMaxListingBytes >> 20
+                                                                  : ce_budget >> 20) +
+                        (l.bytes > kMaxListingBytes ? " MiB of entries"
+                                                    : " MiB of Rock Ridge continuation areas") +
+                        " (crafted to exhaust memory?)");
+      }
+    }
+    // Forget the oldest listings until this one fits the cache.
+    while (!cache_order_.empty() && cache_bytes_ + l.bytes > kCacheBytes) {
+      auto old = listings_.find(cache_order_.front());
+      cache_bytes_ -= old->second.bytes;
+      listings_.erase(old);
+      cache_order_.pop_front();
+    }
+    cache_bytes_ += l.bytes;
+    cache_order_.push_back(dir);
+    return listings_.emplace(dir, std::move(l)).first->second;
   }
 
   Record read_dot(uint32_t lba) const {
@@ -363,7 +447,7 @@ class IsoTree final : public FileTree {
     if (rr.has_pn) st.rdev = rr.rdev;
   }
 
-  Node make_dir_node_from_dot(uint32_t lba, NodeId parent) const {
+  Node make_dir_node_from_dot(uint32_t lba, NodeId parent, uint64_t named_by) const {
     Record dot = read_dot(lba);
     Node n;
     fill_stat(n, dot, rock_ridge(dot), true);
@@ -372,6 +456,7 @@ class IsoTree final : public FileTree {
     n.dir_offset = n.st.id;
     n.dir_size = dot.size;
     n.parent = parent;
+    n.named_by = named_by;
     check_dir_size(n);
     return n;
   }
@@ -397,38 +482,83 @@ class IsoTree final : public FileTree {
     }
   }
 
-  std::optional<DirEntry> make_entry(NodeId dir, const std::vector<Record>& recs, size_t first,
-                                     size_t last) const {
+  // A directory named by a second record: the entry is left out (reported),
+  // so that neither a listing nor a walk ever meets one directory twice.
+  bool named_elsewhere(NodeId id, uint64_t record, const std::string& name, Listing& l) const {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || it->second.named_by == record) return false;
+    l.skipped.push_back(
+        {name,
+         "names the directory at byte " + std::to_string(id) +
+             ", which another record already names (one directory reached from two places: "
+             "corrupt ISO 9660)",
+         record});
+    return true;
+  }
+
+  void make_entry(NodeId dir, const std::vector<Record>& recs, size_t first, size_t last,
+                  Listing& l, uint64_t& ce_bytes) const {
     const Record& r = recs[first];
-    if (r.name.size() == 1 && (r.name[0] == '\0' || r.name[0] == '\1'))
-      return std::nullopt;  // "." and ".."
-    if (r.flags & dr::kFlagAssociated) return std::nullopt;
-    RockRidgeEntries rr = rock_ridge(r);
-    if (rr.relocated) return std::nullopt;  // shown where its CL placeholder is
-    std::string name = rr.has_nm ? rr.name
-                                 : display_name(reinterpret_cast<const uint8_t*>(r.name.data()),
-                                                r.name.size(), source_ == NameSource::kJoliet);
+    if (r.name.size() == 1 && (r.name[0] == '\0' || r.name[0] == '\1')) return;  // "." and ".."
+    if (r.flags & dr::kFlagAssociated) return;
+    std::string recorded = display_name(reinterpret_cast<const uint8_t*>(r.name.data()),
+                                        r.name.size(), source_ == NameSource::kJoliet, true);
+    RockRidgeEntries rr;
+    try {
+      rr = rock_ridge(r);
+    } catch (const Error& e) {
+      // One record's damaged Rock Ridge costs that entry, not the directory.
+      l.skipped.push_back({recorded, e.message(), r.offset});
+      return;
+    }
+    ce_bytes += rr.continuation_bytes;
+    if (rr.relocated) return;  // shown where its CL placeholder is
+    if (rr.name_too_long || rr.link_too_long) {
+      l.skipped.push_back({rr.has_nm ? rr.name : recorded,
+                           rr.name_too_long ? "Rock Ridge name longer than " +
+                                                  std::to_string(kMaxNameBytes) + " bytes"
+                                            : "Rock Ridge symlink target longer than " +
+                                                  std::to_string(kMaxLinkBytes) + " bytes",
+                           r.offset});
+      return;
+    }
+    std::string name =
+        rr.has_nm ? rr.name
+                  : display_name(reinterpret_cast<const uint8_t*>(r.name.data()), r.name.size(),
+                                 source_ == NameSource::kJoliet, raw_names_);
     // DirEntry contract: never ".", ".." or containing '/' or NUL; such names
     // are damage or an attack on extract, so the entry is left out.
     if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-        name.find('\0') != std::string::npos) {
-      return std::nullopt;
+        name.find('\0') != std::string::npos || name.size() > kMaxNameBytes) {
+      l.skipped.push_back({name.substr(0, kMaxNameBytes),
+                           name.size() > kMaxNameBytes
+                               ? "name longer than " + std::to_string(kMaxNameBytes) + " bytes"
+                               : "unusable name (empty, '.', '..', or holding '/' or NUL)",
+                           r.offset});
+      return;
     }
     Node n;
+    auto add = [&](const NodeStat& st) {
+      l.bytes += sizeof(DirEntry) + name.size();
+      l.entries.push_back(DirEntry{std::move(name), st});
+    };
     if (rr.child_link) {
       // RRIP 4.1.5.1: a deep directory moved elsewhere; this placeholder keeps
       // its name, the moved directory's "." keeps its attributes.
       NodeId id = static_cast<uint64_t>(*rr.child_link) * kSectorSize;
       check_loop(dir, id, r.offset);
+      if (named_elsewhere(id, r.offset, name, l)) return;
       auto it = nodes_.find(id);
       if (it == nodes_.end())
-        it = nodes_.emplace(id, make_dir_node_from_dot(*rr.child_link, dir)).first;
-      return DirEntry{name, it->second.st};
+        it = nodes_.emplace(id, make_dir_node_from_dot(*rr.child_link, dir, r.offset)).first;
+      add(it->second.st);
+      return;
     }
     bool is_dir = r.flags & dr::kFlagDirectory;
     if (is_dir) {
       NodeId id = (static_cast<uint64_t>(r.lba) + r.ext_attr) * kSectorSize;
       check_loop(dir, id, r.offset);
+      if (named_elsewhere(id, r.offset, name, l)) return;
       auto it = nodes_.find(id);
       if (it == nodes_.end()) {
         fill_stat(n, r, rr, true);
@@ -437,10 +567,12 @@ class IsoTree final : public FileTree {
         n.dir_offset = id;
         n.dir_size = r.size;
         n.parent = dir;
+        n.named_by = r.offset;
         check_dir_size(n);
         it = nodes_.emplace(id, std::move(n)).first;
       }
-      return DirEntry{name, it->second.st};
+      add(it->second.st);
+      return;
     }
     fill_stat(n, r, rr, false);
     n.st.id = r.offset;
@@ -454,8 +586,7 @@ class IsoTree final : public FileTree {
       if (x.unit_size != 0) n.interleaved = true;
     }
     if (n.st.type == NodeType::kSymlink) {
-      n.link = rr.link_target;
-      n.st.size = n.link.size();
+      n.st.size = rr.link_target.size();
       n.extents.clear();
     } else if (n.st.type == NodeType::kRegular) {
       n.st.size = total;
@@ -465,18 +596,21 @@ class IsoTree final : public FileTree {
     }
     NodeStat st = n.st;
     nodes_.emplace(st.id, std::move(n));
-    return DirEntry{name, st};
+    add(st);
   }
 
   BlockDevicePtr dev_;
   std::string label_;
+  bool raw_names_ = false;
   VolumeDescriptors vds_;
   NameSource source_ = NameSource::kIso9660;
   uint8_t skip_ = 0;
   NodeId root_ = 0;
   mutable std::mutex mu_;
   mutable std::unordered_map<NodeId, Node> nodes_;
-  mutable std::unordered_map<NodeId, std::vector<DirEntry>> listings_;
+  mutable std::unordered_map<NodeId, Listing> listings_;
+  mutable std::deque<NodeId> cache_order_;  // oldest listing first
+  mutable size_t cache_bytes_ = 0;
 };
 
 }  // namespace
@@ -636,8 +770,9 @@ Json volume_details(const BlockDevice& dev, const std::string& label, const Volu
   return j;
 }
 
-std::unique_ptr<FileTree> open_iso_tree(BlockDevicePtr dev, const std::string& label) {
-  return std::make_unique<IsoTree>(std::move(dev), label);
+std::unique_ptr<FileTree> open_iso_tree(BlockDevicePtr dev, const std::string& label,
+                                        const TreeOptions& opts) {
+  return std::make_unique<IsoTree>(std::move(dev), label, opts);
 }
 
 }  // namespace vdisk::iso9660

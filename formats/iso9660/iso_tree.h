@@ -1,7 +1,9 @@
 // Reading an ISO 9660 volume: its volume descriptors (primary, Joliet
 // supplementary, El Torito boot record and catalog) and its file tree, as a
 // vdisk::FileTree. Names come from Rock Ridge, else Joliet, else the ISO 9660
-// identifier (";1" and a trailing '.' removed, case kept).
+// identifier as Linux shows it (lower case, ";1" and a trailing '.' removed;
+// TreeOptions::raw_names: as recorded), looked up in any case, with or
+// without ";1".
 #pragma once
 
 #include <cstdint>
@@ -47,7 +49,12 @@ Json volume_details(const BlockDevice& dev, const std::string& label, const Volu
 bool looks_like_iso(const BlockDevice& dev);
 
 // Opens the file tree. Thread-safe; node ids are byte offsets of directory
-// records (files) or of directory extents (directories).
-std::unique_ptr<FileTree> open_iso_tree(BlockDevicePtr dev, const std::string& label);
+// records (files) or of directory extents (directories). Every directory is
+// named by one record (a second one is left out and reported by skipped()),
+// a record naming an ancestor is a "directory loop" (kCorrupt), a listing is
+// bounded in memory and continuation bytes (kCorrupt past them), and the
+// cache of listings is bounded in bytes.
+std::unique_ptr<FileTree> open_iso_tree(BlockDevicePtr dev, const std::string& label,
+                                        const TreeOptions& opts = {});
 
 }  // namespace vdisk::iso9660

@@ -1,5 +1,7 @@
 #include "formats/iso9660/iso_writer.h"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <cstring>
 #include <deque>
@@ -9,6 +11,7 @@
 #include "formats/core/block_device.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/guid.h"
 #include "formats/iso9660/iso_layout.h"
 #include "formats/iso9660/iso_names.h"
 #include "formats/iso9660/iso_rockridge.h"
@@ -23,6 +26,21 @@ constexpr uint32_t kBlocksPerExtent = dr::kMaxExtentBytes / kSectorSize;
 constexpr size_t kMaxRecord = 254;      // directory records stay even and < 256
 constexpr size_t kMaxJolietUnits = 64;  // Joliet 1995: identifiers up to 64 UCS-2 characters
 constexpr size_t kCopyChunk = 4 << 20;
+// El Torito 2.2: floppy emulation is told by the image's size.
+constexpr uint64_t kFloppy12 = 1228800, kFloppy144 = 1474560, kFloppy288 = 2949120;
+// Hybrid system area: 512-byte sectors, isohybrid's geometry of 64 heads x 32
+// sectors (1 MiB cylinders; the image is padded to whole cylinders), and a
+// GPT of 128 entries of 128 bytes (UEFI 2.x 5.3) at LBA 1-33, its backup in
+// the last 33 sectors.
+constexpr uint32_t kHdSector = 512;
+constexpr uint32_t kCylinderSectors = 64 * 32;
+constexpr uint32_t kGptEntries = 128, kGptEntrySize = 128;
+constexpr uint32_t kGptArraySectors = kGptEntries * kGptEntrySize / kHdSector;  // 32
+// Bytes 8-63 of a boot image with a boot information table (El Torito as
+// isolinux/mkisofs extend it): PVD LBA @8, image LBA @12, image length @16,
+// checksum @20 (sum of the little-endian 32-bit words from byte 64), 40
+// reserved bytes.
+constexpr size_t kBootInfoOffset = 8, kBootInfoEnd = 64;
 
 struct WNode;
 
@@ -268,9 +286,19 @@ class IsoBuilder {
  public:
   IsoBuilder(const MkisoNode& root, const MkisoOptions& opts) : opts_(opts) {
     vol_time_ = opts.source_date_epoch ? *opts.source_date_epoch : opts.now;
+    check_volume_label();
     root_ = build(root, nullptr, "");
     root_->iso_parent = root_;
-    if (!opts.boot_image.empty()) find_boot();
+    if (!opts.boot_image.empty()) boot_ = find_image(opts.boot_image, "--boot");
+    if (!opts.efi_image.empty()) efi_ = find_image(opts.efi_image, "--efi-boot");
+    if (boot_ && opts.boot_info_table && boot_->size < kBootInfoEnd) {
+      throw Error(ErrorKind::kInvalidArgument, opts.boot_image, std::nullopt,
+                  "a boot information table needs a boot image of at least 64 bytes (it has " +
+                      std::to_string(boot_->size) + ")");
+    }
+    if (opts.boot_info_table && !boot_) throw_invalid("", "--boot-info-table needs --boot");
+    if (!opts.hybrid_mbr.empty() && !boot_)
+      throw_invalid("", "an isohybrid MBR boots the --boot image: give one");
     place_iso(root_, 1);
     for (WNode* n : all_) {
       if (n->type == NodeType::kDirectory) name_iso(n);
@@ -285,6 +313,13 @@ class IsoBuilder {
     std::unique_ptr<OutputFile> out = env.create_output(out_path, opts_.overwrite);
     try {
       out->write_at(kFirstDescriptorOffset, metadata_.data(), metadata_.size());
+      if (opts_.hybrid) {
+        std::string head, tail;
+        hybrid_areas(head, tail);
+        out->write_at(0, head.data(), head.size());
+        out->write_at(static_cast<uint64_t>(total_blocks_) * kSectorSize - tail.size(), tail.data(),
+                      tail.size());
+      }
       copy_file_data(env, *out);
       out->set_size(static_cast<uint64_t>(total_blocks_) * kSectorSize);
       out->commit();
@@ -355,30 +390,62 @@ class IsoBuilder {
     return n;
   }
 
-  void find_boot() {
+  // The regular file at `path` inside the tree (a boot image).
+  WNode* find_image(const std::string& path, const char* option) const {
     WNode* cur = root_;
-    std::string p = opts_.boot_image;
     size_t start = 0;
-    while (start < p.size()) {
-      size_t s = p.find('/', start);
-      std::string comp = p.substr(start, s == std::string::npos ? std::string::npos : s - start);
-      start = s == std::string::npos ? p.size() : s + 1;
+    while (start < path.size()) {
+      size_t s = path.find('/', start);
+      std::string comp = path.substr(start, s == std::string::npos ? std::string::npos : s - start);
+      start = s == std::string::npos ? path.size() : s + 1;
       if (comp.empty() || comp == ".") continue;
       WNode* next = nullptr;
       for (WNode* c : cur->children) {
         if (c->src->name == comp) next = c;
       }
       if (!next)
-        throw Error(ErrorKind::kInvalidArgument, opts_.boot_image, std::nullopt,
-                    "boot image is not a file inside the source directory (--boot takes a path "
-                    "inside DIR)");
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    std::string("boot image is not a file inside the source directory (") + option +
+                        " takes a path inside DIR)");
       cur = next;
     }
     if (cur->type != NodeType::kRegular || cur->size == 0) {
-      throw Error(ErrorKind::kInvalidArgument, opts_.boot_image, std::nullopt,
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
                   "boot image must be a non-empty regular file");
     }
-    boot_ = cur;
+    return cur;
+  }
+
+  // ECMA-119 8.4.5: the volume identifier is 32 d-characters. xorriso and
+  // genisoimage refuse a longer one and record any byte as given; so do we
+  // for printable ASCII, and say what else changes.
+  void check_volume_label() const {
+    const std::string& v = opts_.volume_id;
+    if (v.size() > 32) {
+      throw Error(
+          ErrorKind::kUnsupported, "", std::nullopt,
+          "volume label '" + v + "' is " + std::to_string(v.size()) +
+              " bytes; ISO 9660 records at most 32 (xorriso and genisoimage refuse it too)");
+    }
+    std::string recorded = volume_label(false);
+    if (recorded != v) {
+      opts_.warn("volume label recorded as '" + recorded +
+                 "' in the ISO 9660 descriptor: it holds only ASCII" +
+                 (opts_.joliet ? " (the Joliet descriptor keeps '" + volume_label(true) + "')"
+                               : std::string()));
+    } else {
+      bool d_chars = true;
+      for (unsigned char c : v) d_chars = d_chars && d_char(c) == static_cast<char>(c);
+      if (!d_chars) {
+        opts_.warn("volume label '" + v +
+                   "' has characters outside ISO 9660's d-characters (A-Z 0-9 _): recorded as "
+                   "given, as xorriso and genisoimage do; Linux, Windows and macOS show it so");
+      }
+    }
+    if (opts_.joliet && utf8_to_utf16(v).size() > 16) {
+      opts_.warn("volume label cut to '" + volume_label(true) +
+                 "' in the Joliet descriptor (16 characters; Windows shows that one)");
+    }
   }
 
   // Builds the ISO 9660 hierarchy: a directory that would sit below level 8
@@ -636,8 +703,10 @@ class IsoBuilder {
       std::string be = utf16_to_be_bytes(u);
       return utf16be_to_utf8(reinterpret_cast<const uint8_t*>(be.data()), be.size());
     }
+    // UTF-8 sequences become one '_' each.
     for (unsigned char c : opts_.volume_id) {
       if (s.size() == 32) break;
+      if ((c & 0xC0) == 0x80) continue;
       s += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '_';
     }
     return s;
@@ -691,34 +760,232 @@ class IsoBuilder {
     return b;
   }
 
+  // El Torito 2.1 media type of the BIOS image: floppy emulation for the three
+  // floppy sizes (what genisoimage does by default), else no emulation.
+  uint8_t boot_media() const {
+    if (opts_.boot_no_emulation) return 0;
+    switch (boot_->size) {
+      case kFloppy12:
+        return 1;
+      case kFloppy144:
+        return 2;
+      case kFloppy288:
+        return 3;
+      default:
+        return 0;
+    }
+  }
+
+  // The EFI entry's sector count: the 2048-byte blocks the image occupies, in
+  // 512-byte sectors (what xorrisofs records for -e).
+  uint64_t efi_sectors() const { return div_round_up(efi_->size, kSectorSize) * 4; }
+
+  // One initial/default or section entry (El Torito 2.2 / 2.4).
+  static void boot_entry(uint8_t* e, uint8_t media, uint64_t sectors, uint32_t rba) {
+    e[0] = et::kBootable;
+    e[et::kMedia] = media;
+    store_le16(e + et::kLoadSegment, 0);  // 0 = the traditional 0x7C0
+    store_le16(e + et::kSectorCount, static_cast<uint16_t>(std::min<uint64_t>(sectors, 0xFFFF)));
+    store_le32(e + et::kLoadRba, rba);
+  }
+
+  // The validation entry names the platform of the default entry: the BIOS
+  // image, else the EFI image; the EFI image after a BIOS one is a section of
+  // its own (header 0x91: the last section), as xorriso writes them.
   std::string boot_catalog() const {
     std::string c(kSectorSize, '\0');
     auto* p = reinterpret_cast<uint8_t*>(c.data());
-    p[0] = 1;  // validation entry, platform 0 = x86
+    p[0] = 1;  // validation entry
+    p[et::kPlatform] = boot_ ? 0 : 0xEF;
     p[30] = 0x55;
     p[31] = 0xAA;
     uint16_t sum = 0;
     for (size_t i = 0; i < et::kEntrySize; i += 2)
       sum = static_cast<uint16_t>(sum + load_le16(p + i));
     store_le16(p + et::kChecksum, static_cast<uint16_t>(0x10000 - sum));
-    uint8_t* e = p + et::kEntrySize;  // initial/default entry: no emulation
-    e[0] = et::kBootable;
-    e[et::kMedia] = 0;
-    store_le16(e + et::kLoadSegment, 0);  // 0 = the traditional 0x7C0
-    uint64_t sectors = div_round_up(boot_->size, 512);
-    store_le16(e + et::kSectorCount, static_cast<uint16_t>(std::min<uint64_t>(sectors, 0xFFFF)));
-    store_le32(e + et::kLoadRba, boot_->data_lba);
+    uint8_t* e = p + et::kEntrySize;
+    if (boot_) {
+      uint8_t media = boot_media();
+      // Emulated floppies are loaded whole by the BIOS: one virtual sector
+      // here, as mkisofs records it.
+      uint64_t sectors = media != 0             ? 1
+                         : opts_.boot_load_size ? *opts_.boot_load_size
+                                                : div_round_up(boot_->size, 512);
+      boot_entry(e, media, sectors, boot_->data_lba);
+      if (efi_) {
+        uint8_t* h = e + et::kEntrySize;
+        h[0] = et::kHeaderLast;
+        h[et::kPlatform] = 0xEF;
+        store_le16(h + et::kSectionCount, 1);
+        boot_entry(h + et::kEntrySize, 0, efi_sectors(), efi_->data_lba);
+      }
+    } else {
+      boot_entry(e, 0, efi_sectors(), efi_->data_lba);
+    }
     return c;
+  }
+
+  // ---- Hybrid system area (MBR + GPT) ----
+  // Reproducible identifiers: a hash of what the image is made of (no
+  // randomness, no clock beyond the volume time).
+  uint64_t identity(uint64_t salt) const {
+    uint64_t h = 1469598103934665603ull ^ salt;  // FNV-1a
+    auto mix = [&](uint64_t v) {
+      for (int i = 0; i < 8; ++i) {
+        h ^= (v >> (8 * i)) & 0xFF;
+        h *= 1099511628211ull;
+      }
+    };
+    mix(static_cast<uint64_t>(vol_time_));
+    mix(total_blocks_);
+    for (unsigned char c : opts_.volume_id) mix(c);
+    return h;
+  }
+
+  Guid identity_guid(uint64_t salt) const {
+    Guid::Bytes b{};
+    uint64_t a = identity(salt), c = identity(salt + 1000);
+    for (int i = 0; i < 8; ++i) {
+      b[i] = static_cast<uint8_t>(a >> (8 * i));
+      b[8 + i] = static_cast<uint8_t>(c >> (8 * i));
+    }
+    b[6] = static_cast<uint8_t>((b[6] & 0x0F) | 0x40);  // RFC 4122 version 4 form
+    b[8] = static_cast<uint8_t>((b[8] & 0x3F) | 0x80);
+    return Guid(b);
+  }
+
+  // A classic MBR partition entry; CHS in isohybrid's 64 x 32 geometry, or
+  // the "beyond CHS" marker FE FF FF.
+  static void mbr_entry(uint8_t* e, bool boot, uint8_t type, uint32_t start, uint32_t count) {
+    auto chs = [](uint8_t* c, uint32_t lba) {
+      uint32_t cyl = lba / kCylinderSectors, head = lba / 32 % 64, sec = lba % 32 + 1;
+      if (cyl > 1023) {
+        c[0] = 0xFE;
+        c[1] = 0xFF;
+        c[2] = 0xFF;
+        return;
+      }
+      c[0] = static_cast<uint8_t>(head);
+      c[1] = static_cast<uint8_t>(sec | ((cyl >> 2) & 0xC0));
+      c[2] = static_cast<uint8_t>(cyl);
+    };
+    e[0] = boot ? 0x80 : 0x00;
+    chs(e + 1, start);
+    e[4] = type;
+    chs(e + 5, start + count - 1);
+    store_le32(e + 8, start);
+    store_le32(e + 12, count);
+  }
+
+  struct GptPart {
+    Guid type;
+    uint64_t first, last;  // 512-byte LBAs, inclusive
+    std::u16string name;
+  };
+
+  // The GPT partitions: the ISO 9660 ranges as Basic Data, the EFI image as
+  // EFI System Partition, never overlapping (UEFI 2.x 5.3.3), so sgdisk -v
+  // and firmware accept them; xorriso's -isohybrid-gpt-basdat instead nests
+  // the boot image inside a partition that starts at LBA 0, which no GPT
+  // checker accepts.
+  std::vector<GptPart> gpt_parts(uint64_t first_usable, uint64_t last_usable) const {
+    constexpr Guid kBasicData = *Guid::parse("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7");
+    constexpr Guid kEsp = *Guid::parse("C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
+    std::vector<GptPart> v;
+    uint64_t iso_last = static_cast<uint64_t>(content_blocks_) * 4 - 1;
+    if (efi_) {
+      uint64_t a = static_cast<uint64_t>(efi_->data_lba) * 4;
+      uint64_t b = a + div_round_up(efi_->size, kHdSector) - 1;
+      if (a > first_usable) v.push_back({kBasicData, first_usable, a - 1, u"ISO9660"});
+      v.push_back({kEsp, a, b, u"EFI boot image"});
+      if (b < iso_last) v.push_back({kBasicData, b + 1, iso_last, u"ISO9660"});
+    } else {
+      v.push_back({kBasicData, first_usable, iso_last, u"ISO9660"});
+    }
+    (void)last_usable;
+    return v;
+  }
+
+  // One GPT header (UEFI 2.x 5.3.2) with its CRCs.
+  std::string gpt_header(uint64_t my_lba, uint64_t alt_lba, uint64_t array_lba, uint64_t first,
+                         uint64_t last, const Guid& disk, uint32_t array_crc) const {
+    std::string h(kHdSector, '\0');
+    auto* p = reinterpret_cast<uint8_t*>(h.data());
+    std::memcpy(p, "EFI PART", 8);
+    store_le32(p + 8, 0x00010000);  // revision 1.0
+    store_le32(p + 12, 92);         // header size
+    store_le64(p + 24, my_lba);
+    store_le64(p + 32, alt_lba);
+    store_le64(p + 40, first);
+    store_le64(p + 48, last);
+    disk.encode(p + 56, GuidByteOrder::kMixedEndian);
+    store_le64(p + 72, array_lba);
+    store_le32(p + 80, kGptEntries);
+    store_le32(p + 84, kGptEntrySize);
+    store_le32(p + 88, array_crc);
+    store_le32(p + 16, static_cast<uint32_t>(crc32(0L, p, 92)));
+    return h;
+  }
+
+  // The first 32 KiB (MBR, primary GPT) and the last 33 sectors (backup GPT
+  // array and header) of a hybrid image.
+  void hybrid_areas(std::string& head, std::string& tail) const {
+    uint64_t sectors = static_cast<uint64_t>(total_blocks_) * 4;
+    head.assign(kFirstDescriptorOffset, '\0');
+    auto* mbr = reinterpret_cast<uint8_t*>(head.data());
+    if (!opts_.hybrid_mbr.empty()) {
+      std::memcpy(mbr, opts_.hybrid_mbr.data(), std::min<size_t>(opts_.hybrid_mbr.size(), 432));
+      // isohybrid MBRs read the boot image from this 512-byte LBA (as
+      // xorriso's -isohybrid-mbr patches it).
+      store_le32(mbr + 432, boot_->data_lba * 4);
+    }
+    store_le32(mbr + 440, static_cast<uint32_t>(identity(1)));  // disk signature
+    uint32_t total32 = static_cast<uint32_t>(std::min<uint64_t>(sectors, 0xFFFFFFFFull));
+    // Partition 1 covers the image from sector 0, so the stick's first
+    // partition mounts as the ISO; type 0 and bootable as with
+    // -isohybrid-gpt-basdat (0x17 would hide it from EFI firmware's choice).
+    mbr_entry(mbr + 446, true, 0x00, 0, total32);
+    if (efi_) {
+      mbr_entry(mbr + 462, false, 0xEF, efi_->data_lba * 4,
+                static_cast<uint32_t>(div_round_up(efi_->size, kHdSector)));
+    }
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+
+    uint64_t first_usable = kSystemAreaSectors * 4;  // LBA 64: the descriptors
+    uint64_t last_usable = sectors - 1 - 1 - kGptArraySectors;
+    std::string array(kGptArraySectors * kHdSector, '\0');
+    std::vector<GptPart> parts = gpt_parts(first_usable, last_usable);
+    for (size_t i = 0; i < parts.size(); ++i) {
+      auto* e = reinterpret_cast<uint8_t*>(array.data()) + i * kGptEntrySize;
+      parts[i].type.encode(e, GuidByteOrder::kMixedEndian);
+      identity_guid(10 + i).encode(e + 16, GuidByteOrder::kMixedEndian);
+      store_le64(e + 32, parts[i].first);
+      store_le64(e + 40, parts[i].last);
+      for (size_t k = 0; k < parts[i].name.size() && k < 36; ++k)
+        store_le16(e + 56 + 2 * k, parts[i].name[k]);
+    }
+    uint32_t array_crc = static_cast<uint32_t>(
+        crc32(0L, reinterpret_cast<const uint8_t*>(array.data()), static_cast<uInt>(array.size())));
+    Guid disk = identity_guid(2);
+    uint64_t backup_array = sectors - 1 - kGptArraySectors;
+    std::string primary = gpt_header(1, sectors - 1, 2, first_usable, last_usable, disk, array_crc);
+    std::string backup =
+        gpt_header(sectors - 1, 1, backup_array, first_usable, last_usable, disk, array_crc);
+    std::memcpy(head.data() + kHdSector, primary.data(), kHdSector);
+    std::memcpy(head.data() + 2 * kHdSector, array.data(), array.size());
+    tail = array + backup;
   }
 
   // ---- Layout: metadata from LBA 16, then file data ----
   void layout() {
     uint32_t lba = 16;
     uint32_t pvd_lba = lba++;
-    uint32_t boot_lba = boot_ ? lba++ : 0;
+    bool el_torito = boot_ || efi_;
+    uint32_t boot_lba = el_torito ? lba++ : 0;
     uint32_t svd_lba = opts_.joliet ? lba++ : 0;
     uint32_t term_lba = lba++;
-    uint32_t catalog_lba = boot_ ? lba++ : 0;
+    uint32_t catalog_lba = el_torito ? lba++ : 0;
     std::string iso_pt = path_table(iso_dirs_, false, false);  // sizes only yet
     auto pt_blocks = [](size_t bytes) {
       return static_cast<uint32_t>(div_round_up(bytes, kSectorSize));
@@ -761,7 +1028,20 @@ class IsoBuilder {
                     "the image would exceed 8 TiB (2^32 blocks)");
       }
     }
+    content_blocks_ = static_cast<uint32_t>(next);
+    if (opts_.hybrid) {
+      // Room for the backup GPT, then whole cylinders (isohybrid pads so;
+      // fdisk is happier).
+      uint64_t sectors = next * 4 + 1 + kGptArraySectors;
+      sectors = div_round_up(sectors, kCylinderSectors) * kCylinderSectors;
+      next = sectors / 4;
+      if (next > 0xFFFFFFFFull) {
+        throw Error(ErrorKind::kUnsupported, "", std::nullopt,
+                    "the image would exceed 8 TiB (2^32 blocks)");
+      }
+    }
     total_blocks_ = static_cast<uint32_t>(next);
+    pvd_lba_ = pvd_lba;
 
     CeAlloc ce(ce_lba);
     std::vector<std::string> iso_exts, jol_exts;
@@ -775,7 +1055,7 @@ class IsoBuilder {
     };
     put(pvd_lba,
         volume_descriptor(false, static_cast<uint32_t>(iso_pt.size()), iso_l, iso_m, root_));
-    if (boot_) {
+    if (el_torito) {
       put(boot_lba, boot_record(catalog_lba));
       put(catalog_lba, boot_catalog());
     }
@@ -813,22 +1093,46 @@ class IsoBuilder {
       }
       uint64_t base = static_cast<uint64_t>(n->data_lba) * kSectorSize;
       uint64_t pos = 0;
+      bool info_table = n == boot_ && opts_.boot_info_table;
+      uint32_t checksum = 0;  // of the boot image from byte 64, for the info table
       while (pos < n->size) {
         FileRange r = in->range_status(pos, n->size - pos);
         uint64_t run = r.length == 0 || r.length > n->size - pos ? n->size - pos : r.length;
-        if (r.hole) {  // stays a hole in the output
+        if (r.hole) {  // stays a hole in the output (and adds 0 to the checksum)
           pos += run;
           continue;
         }
         while (run > 0) {
           size_t len = static_cast<size_t>(std::min<uint64_t>(run, buf.size()));
           in->read_at(pos, buf.data(), len);
+          if (info_table) checksum += boot_checksum(buf.data(), len, pos);
           if (!is_zero(buf.data(), len)) out.write_at(base + pos, buf.data(), len);
           pos += len;
           run -= len;
         }
       }
+      if (info_table) {
+        uint8_t t[kBootInfoEnd - kBootInfoOffset] = {};
+        store_le32(t, pvd_lba_);
+        store_le32(t + 4, n->data_lba);
+        store_le32(t + 8, static_cast<uint32_t>(n->size));
+        store_le32(t + 12, checksum);
+        out.write_at(base + kBootInfoOffset, t, sizeof t);
+      }
     }
+  }
+
+  // The part of the boot-info-table checksum that bytes [pos, pos + len) of
+  // the image add: the sum of its little-endian 32-bit words from byte 64, a
+  // last partial word padded with zeros.
+  static uint32_t boot_checksum(const uint8_t* p, size_t len, uint64_t pos) {
+    uint32_t sum = 0;
+    for (size_t i = 0; i < len; ++i) {
+      uint64_t at = pos + i;
+      if (at < kBootInfoEnd) continue;
+      sum += static_cast<uint32_t>(p[i]) << (8 * (at % 4));
+    }
+    return sum;
   }
 
   const MkisoOptions& opts_;
@@ -838,9 +1142,12 @@ class IsoBuilder {
   WNode* root_ = nullptr;
   WNode* rr_moved_ = nullptr;
   WNode* boot_ = nullptr;
+  WNode* efi_ = nullptr;
   std::vector<WNode*> iso_dirs_, jol_dirs_, files_;
   std::vector<uint8_t> metadata_;
-  uint32_t total_blocks_ = 0;
+  uint32_t content_blocks_ = 0;  // the ISO 9660 volume's own blocks
+  uint32_t total_blocks_ = 0;    // with the hybrid padding and backup GPT
+  uint32_t pvd_lba_ = 16;
 };
 
 }  // namespace

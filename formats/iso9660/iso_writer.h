@@ -38,12 +38,39 @@ struct MkisoNode {
 };
 
 struct MkisoOptions {
+  // At most 32 bytes (kUnsupported past it); printable ASCII is recorded as
+  // given (as xorriso and genisoimage do), other bytes as '_' with a warning.
+  // The Joliet copy holds 16 UTF-16 units (cut with a warning).
   std::string volume_id = "CDROM";
   bool joliet = true;
   bool rock_ridge = true;
-  // Path inside the tree ("boot/eltorito.img") of the El Torito no-emulation
-  // boot image; empty for none.
+  // ---- El Torito (El Torito 1.0) ----
+  // Path inside the tree ("isolinux/isolinux.bin") of the BIOS (platform 0)
+  // boot image; empty for none. Emulation: none, except that an image of
+  // exactly 1.2, 1.44 or 2.88 MB is a floppy unless `boot_no_emulation`.
   std::string boot_image;
+  bool boot_no_emulation = false;
+  // 512-byte sectors the BIOS loads (no emulation); default: the whole image
+  // (at most 65535).
+  std::optional<uint16_t> boot_load_size;
+  // Patch bytes 8-63 of the boot image in the output (isolinux, GRUB): LBA of
+  // the primary volume descriptor, LBA and length of the image, 32-bit sum of
+  // its 32-bit little-endian words from byte 64, 40 zero bytes.
+  bool boot_info_table = false;
+  // Path inside the tree of an EFI System Partition image: a second catalog
+  // section, platform 0xEF, no emulation (the default entry when there is no
+  // BIOS image).
+  std::string efi_image;
+  // ---- Hybrid (USB stick) system area ----
+  // An MBR (partition 1: the whole image from sector 0, bootable; partition 2
+  // type 0xEF: the EFI image) and a valid GPT (the ISO ranges as Basic Data,
+  // the EFI image as EFI System Partition; backup at the end), the image
+  // padded to whole 1 MiB cylinders (64 heads, 32 sectors), as isohybrid does.
+  bool hybrid = false;
+  // MBR boot code (bytes 0-431; e.g. Syslinux's isohdpfx.bin), patched as
+  // isohybrid MBRs expect: the boot image's 512-byte LBA at byte 432. Empty:
+  // no code (the BIOS cannot boot the stick; EFI can).
+  std::string hybrid_mbr;
   // Clamp for every time stamp and the volume dates (SOURCE_DATE_EPOCH).
   std::optional<int64_t> source_date_epoch;
   int64_t now = 0;  // volume dates when source_date_epoch is unset
@@ -63,8 +90,10 @@ struct MkisoResult {
 // Writes the image to `out_path` through opts.env->create_output (appears on
 // success only). Holes of the source files stay holes in the output. Throws
 // Error(kInvalidArgument) for a boot image that is not a regular file in the
-// tree, kUnsupported past ISO 9660 limits (65535 directories in a path table,
-// images over 8 TiB), kIo/kMismatch when a source file changed size.
+// tree, a boot-info-table on an image under 64 bytes or hybrid options
+// without their images, kUnsupported past ISO 9660 limits (a volume label
+// over 32 bytes, 65535 directories in a path table, images over 8 TiB),
+// kIo/kMismatch when a source file changed size.
 MkisoResult write_iso(const MkisoNode& root, const MkisoOptions& opts, const std::string& out_path);
 
 }  // namespace vdisk::iso9660
