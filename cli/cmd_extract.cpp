@@ -178,12 +178,11 @@ int cmd_extract(const std::vector<std::string>& args) {
   add_open_options(desc);
   add_tree_options(desc);
   desc.add_options()("directory,C", po::value<std::string>()->required(),
-                     "destination directory (created if missing)")("quiet,q", "print no summary")(
-      "image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>()->default_value("/"),
-      "file or directory inside the image (default: all)");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("path", 1);
+                     "destination directory (created if missing)")("quiet,q", "print no summary");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image (IMAGE@pN: its partition N; IMAGE@pN:PATH)"},
+      {"path", "PATH", "path", "file or directory inside the image (default: all)", false, "/"},
+  };
   po::variables_map vm;
   if (!parse_args("extract", "[--partition N] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc, pos, args,
                   vm))
@@ -208,9 +207,10 @@ int cmd_extract(const std::vector<std::string>& args) {
     x.extract(fd, name, st, dest + "/" + name);
   }
   if (!vm.count("quiet")) {
-    std::fprintf(stderr, "vdisk: extracted %llu files, %llu directories, %llu symlinks into %s%s\n",
-                 static_cast<unsigned long long>(x.files), static_cast<unsigned long long>(x.dirs),
-                 static_cast<unsigned long long>(x.links), dest.c_str(),
+    std::fprintf(stderr, "vdisk: extracted %s, %s, %s into %s%s\n",
+                 count_of(x.files, "file", "files").c_str(),
+                 count_of(x.dirs, "directory", "directories").c_str(),
+                 count_of(x.links, "symlink", "symlinks").c_str(), dest.c_str(),
                  x.skipped ? (" (" + std::to_string(x.skipped) + " skipped)").c_str() : "");
   }
   return kExitOk;

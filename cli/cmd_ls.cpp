@@ -65,11 +65,11 @@ int cmd_ls(const std::vector<std::string>& args) {
   add_open_options(desc);
   add_tree_options(desc);
   desc.add_options()("long,l", "long listing: mode, links, owner, group, size, time, link target")(
-      "recursive,R", "list subdirectories too, as paths")(
-      "image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>()->default_value("/"), "directory or file inside the image");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("path", 1);
+      "recursive,R", "list subdirectories too, as paths");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image (IMAGE@pN: its partition N; IMAGE@pN:PATH)"},
+      {"path", "PATH", "path", "directory or file inside the image (default: /)", false, "/"},
+  };
   po::variables_map vm;
   if (!parse_args("ls", "[-l] [-R] [--partition N] IMAGE[@pN[:PATH]] [PATH]", desc, pos, args, vm))
     return kExitOk;
