@@ -2,6 +2,7 @@
 
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/foreign.h"
 #include "formats/registry.h"
 #include "views/partition/partition_table.h"
 
@@ -88,6 +89,9 @@ OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& i
   }
   t.tree = open_file_tree(t.device, label);
   if (!t.tree) {
+    if (auto foreign = identify_foreign(*t.device)) {
+      throw Error(ErrorKind::kUnsupported, label, std::nullopt, foreign_message(*foreign, ""));
+    }
     std::string names;
     for (const FileSystemDescriptor* fs : builtin_filesystems())
       names += (names.empty() ? "" : ", ") + fs->name;

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "formats/core/error.h"
+#include "formats/foreign.h"
 
 namespace vdisk {
 
@@ -34,16 +35,25 @@ const FormatDescriptor& require_format(const std::string& name) {
               "unknown format '" + name + "' (known: " + known + ")");
 }
 
-ProbeResult probe_file(const File& file) {
-  ProbeInput in;
-  in.path = file.path();
-  in.file_size = file.size();
-  std::vector<uint8_t> head(static_cast<size_t>(std::min<uint64_t>(kProbeHeadBytes, in.file_size)));
-  std::vector<uint8_t> tail(static_cast<size_t>(std::min<uint64_t>(kProbeTailBytes, in.file_size)));
-  head.resize(file.read_some(0, head.data(), head.size()));
-  tail.resize(file.read_some(in.file_size - tail.size(), tail.data(), tail.size()));
-  in.head = head;
-  in.tail = tail;
+namespace {
+
+// The bytes a probe sees: the head and the tail of the file.
+struct FileProbe {
+  std::vector<uint8_t> head, tail;
+  ProbeInput input;
+  explicit FileProbe(const File& file) {
+    input.path = file.path();
+    input.file_size = file.size();
+    head.resize(static_cast<size_t>(std::min<uint64_t>(kProbeHeadBytes, input.file_size)));
+    tail.resize(static_cast<size_t>(std::min<uint64_t>(kProbeTailBytes, input.file_size)));
+    head.resize(file.read_some(0, head.data(), head.size()));
+    tail.resize(file.read_some(input.file_size - tail.size(), tail.data(), tail.size()));
+    input.head = head;
+    input.tail = tail;
+  }
+};
+
+ProbeResult score_formats(const ProbeInput& in) {
   ProbeResult result;
   for (const FormatDescriptor* f : builtin_formats()) {
     if (!f->probe || !f->open) continue;
@@ -56,6 +66,13 @@ ProbeResult probe_file(const File& file) {
     }
   }
   return result;
+}
+
+}  // namespace
+
+ProbeResult probe_file(const File& file) {
+  FileProbe p(file);
+  return score_formats(p.input);
 }
 
 OpenedLayer open_layer(const std::string& path, const std::string& format,
@@ -75,7 +92,16 @@ OpenedLayer open_layer(const std::string& path, const std::string& format,
       throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
                   "file is empty: not a disk image (use -f raw to treat it as a 0-byte raw disk)");
     }
-    ProbeResult pr = probe_file(*file);
+    FileProbe probe(*file);
+    ProbeResult pr = score_formats(probe.input);
+    // A container vdisk does not read is refused by name rather than read
+    // as raw bytes; a format whose own signature matched has won already.
+    if (pr.score < kProbeSignature) {
+      if (auto foreign = identify_foreign(probe.input)) {
+        throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                    foreign_message(*foreign, "pass -f raw to treat the file as a raw disk"));
+      }
+    }
     if (!pr.best) {
       throw Error(ErrorKind::kNotThisFormat, path, std::nullopt, "no format recognises this file");
     }

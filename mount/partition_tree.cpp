@@ -1,6 +1,7 @@
 #include "mount/partition_tree.h"
 
 #include "formats/core/error.h"
+#include "formats/foreign.h"
 #include "formats/registry.h"
 #include "views/partition/partition_table.h"
 
@@ -121,8 +122,13 @@ std::unique_ptr<FileTree> make_partition_tree(BlockDevicePtr disk, const std::st
     std::string name = "p";
     name += std::to_string(p.number);
     try {
-      auto tree = open_file_tree(partition::open_partition(disk, p, image), image + "@" + name);
-      if (tree) parts.push_back({name, std::move(tree)});
+      BlockDevicePtr part = partition::open_partition(disk, p, image);
+      auto tree = open_file_tree(part, image + "@" + name);
+      if (tree) {
+        parts.push_back({name, std::move(tree)});
+      } else if (auto foreign = identify_foreign(*part)) {
+        if (warn) warn(image + "@" + name + ": " + foreign_message(*foreign, "") + " (no folder " + name + ")");
+      }
     } catch (const Error& e) {
       if (warn) warn(std::string(e.what()) + " (no folder " + name + ")");
     }
