@@ -63,11 +63,6 @@ bool parse_args(const std::string& name, const std::string& usage, po::options_d
                 const std::vector<Positional>& positionals, const std::vector<std::string>& args,
                 po::variables_map& vm, const EarlyAnswer& early = {});
 
-// The option with key `key` as the user typed it on this command line
-// ("-O" or "--output-format"), or its usual form ("-O") when it was not
-// typed. Valid after parse_args, for messages.
-std::string typed_option(const std::string& key);
-
 // A size argument (a byte count with an optional K/M/G/T suffix, powers of
 // 1024, or S for 512-byte sectors: "64M", "1G", "2T", "1048576"), the same
 // syntax as the size options of -o. Throws UsageError naming `option`.
