@@ -14,7 +14,8 @@ namespace {
 using Bytes = std::span<const uint8_t>;
 
 bool has(Bytes b, size_t off, std::string_view magic) {
-  return b.size() >= off + magic.size() && std::memcmp(b.data() + off, magic.data(), magic.size()) == 0;
+  return b.size() >= off + magic.size() &&
+         std::memcmp(b.data() + off, magic.data(), magic.size()) == 0;
 }
 
 // `needle` anywhere in the first `limit` bytes of `b`.
@@ -95,8 +96,8 @@ const std::vector<Signature>& signatures() {
       {{"AFF4", "an AFF4 forensic image", ForeignKind::kForensic,
         "export it with aff4imager --export"},
        [](const ProbeInput& in) {
-         return has(in.head, 0, "PK\x03\x04"sv) &&
-                (contains(in.head, "information.turtle") || contains(in.tail, "information.turtle"));
+         return has(in.head, 0, "PK\x03\x04"sv) && (contains(in.head, "information.turtle") ||
+                                                    contains(in.tail, "information.turtle"));
        }},
       // Apple UDIF: the 512-byte "koly" trailer; encrypted images start
       // with "encrcdsa" (v2) or end with "cdsaencr" (v1).
@@ -121,11 +122,13 @@ const std::vector<Signature>& signatures() {
       {{"gzip", "a gzip-compressed file", ForeignKind::kCompressed,
         "decompress it first: gunzip -k"},
        [](const ProbeInput& in) { return has(in.head, 0, "\x1f\x8b\x08"sv); }},
-      {{"xz", "an xz-compressed file", ForeignKind::kCompressed,
-        "decompress it first: xz -dk"},
-       [](const ProbeInput& in) { return has(in.head, 0, "\xfd" "7zXZ\0"sv); }},
-      {{"zstd", "a zstd-compressed file", ForeignKind::kCompressed,
-        "decompress it first: zstd -d"},
+      {{"xz", "an xz-compressed file", ForeignKind::kCompressed, "decompress it first: xz -dk"},
+       [](const ProbeInput& in) {
+         return has(in.head, 0,
+                    "\xfd"
+                    "7zXZ\0"sv);
+       }},
+      {{"zstd", "a zstd-compressed file", ForeignKind::kCompressed, "decompress it first: zstd -d"},
        [](const ProbeInput& in) { return has(in.head, 0, "\x28\xb5\x2f\xfd"sv); }},
       {{"bzip2", "a bzip2-compressed file", ForeignKind::kCompressed,
         "decompress it first: bunzip2 -k"},
@@ -135,12 +138,13 @@ const std::vector<Signature>& signatures() {
                 (has(in.head, 4, "\x31\x41\x59\x26\x53\x59"sv) ||
                  has(in.head, 4, "\x17\x72\x45\x38\x50\x90"sv));
        }},
-      {{"lz4", "an LZ4-compressed file", ForeignKind::kCompressed,
-        "decompress it first: lz4 -d"},
+      {{"lz4", "an LZ4-compressed file", ForeignKind::kCompressed, "decompress it first: lz4 -d"},
        [](const ProbeInput& in) { return has(in.head, 0, "\x04\x22\x4d\x18"sv); }},
       {{"lzip", "an lzip-compressed file", ForeignKind::kCompressed,
         "decompress it first: lzip -dk"},
-       [](const ProbeInput& in) { return has(in.head, 0, "LZIP"sv) && in.head.size() > 4 && in.head[4] == 1; }},
+       [](const ProbeInput& in) {
+         return has(in.head, 0, "LZIP"sv) && in.head.size() > 4 && in.head[4] == 1;
+       }},
       // Archives of files: the image is inside.
       {{"zip", "a ZIP archive", ForeignKind::kArchive, "extract the image from the archive first"},
        [](const ProbeInput& in) { return has(in.head, 0, "PK\x03\x04"sv); }},
@@ -182,8 +186,7 @@ const std::vector<Signature>& signatures() {
       {{"VMware configuration", "a VMware virtual machine configuration (.vmx)",
         ForeignKind::kNotADisk, "its disks are the .vmdk files it names"},
        [](const ProbeInput& in) {
-         return (contains(in.head, "config.version", 4096) ||
-                 contains(in.head, ".encoding", 64)) &&
+         return (contains(in.head, "config.version", 4096) || contains(in.head, ".encoding", 64)) &&
                 contains(in.head, "virtualHW.version", 16384);
        }},
       // VMware suspend/snapshot state (.vmss/.vmsn): little-endian magics.

@@ -27,7 +27,7 @@ struct ForeignFormat {
   std::string name;     // "QED"
   std::string article;  // "a QED image", "a LUKS2 encrypted volume"
   ForeignKind kind;
-  std::string advice;   // what to do instead, without the -f raw hint
+  std::string advice;  // what to do instead, without the -f raw hint
 };
 
 // Every foreign container the registry knows, in the order they are tried

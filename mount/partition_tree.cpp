@@ -127,7 +127,9 @@ std::unique_ptr<FileTree> make_partition_tree(BlockDevicePtr disk, const std::st
       if (tree) {
         parts.push_back({name, std::move(tree)});
       } else if (auto foreign = identify_foreign(*part)) {
-        if (warn) warn(image + "@" + name + ": " + foreign_message(*foreign, "") + " (no folder " + name + ")");
+        if (warn)
+          warn(image + "@" + name + ": " + foreign_message(*foreign, "") + " (no folder " + name +
+               ")");
       }
     } catch (const Error& e) {
       if (warn) warn(std::string(e.what()) + " (no folder " + name + ")");

@@ -11,9 +11,9 @@
 #include "formats/core/file.h"
 #include "formats/core/json.h"
 #include "formats/registry.h"
+#include "tests/support/test_support.h"
 #include "views/ddrescue/ddrescue_map.h"
 #include "views/ddrescue/rescued_device.h"
-#include "tests/support/test_support.h"
 
 using namespace vdisk;
 using namespace vdisk::test;
@@ -76,7 +76,14 @@ TEST_CASE("ddrescue mapfile: every status, comments, numbers in C notation", "[e
   CHECK(m.blocks[0].line == 7);
   CHECK(m.end() == 0x20000);
   ddrescue::check_covers(m, 0x20000);
-  ddrescue::check_covers(m, 0x1F000);  // a mapfile may run past the image
+  // A mapfile longer than the image: the image is truncated (the last '+'
+  // block runs past its end), named with both sizes.
+  CHECK_THROWS_WITH(ddrescue::check_covers(m, 0x1F000), Catch::Contains("disk of 131072 bytes") &&
+                                                            Catch::Contains("126976 bytes") &&
+                                                            Catch::Contains("truncated"));
+  ddrescue::Mapfile tail =
+      ddrescue::parse_mapfile(mapfile_text("0x0 0x1000 +\n0x1000 0x1000 ?\n"), "t.map");
+  CHECK_THROWS_WITH(ddrescue::check_covers(tail, 0x1000), Catch::Contains("truncate -s 8192"));
   auto bad = ddrescue::bad_areas(m, 0x20000);
   REQUIRE(bad.size() == 4);
   CHECK(bad[0].start == 0x10000);

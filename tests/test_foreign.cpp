@@ -79,8 +79,8 @@ TEST_CASE("foreign containers made by their own tools are refused by name", "[fo
     expect_refused(dir / c.file, c.article);
   }
   // -f raw still reads the bytes as they are.
-  Json j = Json::parse(run_ok(std::string(VDISK_BIN) + " info -f raw --output json " +
-                              sh_quote(dir / "d.qcow2")));
+  Json j = Json::parse(
+      run_ok(std::string(VDISK_BIN) + " info -f raw --output json " + sh_quote(dir / "d.qcow2")));
   CHECK(j.find("format")->as_string() == "raw");
   CHECK(j.find("virtual_size")->as_u64() == file_size(dir / "d.qcow2"));
   // A LUKS volume says it is encrypted, not merely unread.
@@ -113,8 +113,9 @@ TEST_CASE("foreign signatures no Debian tool writes, built from their layouts", 
   write_file(dir / "x.Ex01", ex01);
   expect_refused(dir / "x.Ex01", "an EnCase 7 (Ex01, EWF2) evidence file");
   // Files that are about disks, not disks.
-  std::string vmx = ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\n"
-                    "scsi0:0.fileName = \"disk.vmdk\"\n";
+  std::string vmx =
+      ".encoding = \"UTF-8\"\nconfig.version = \"8\"\nvirtualHW.version = \"19\"\n"
+      "scsi0:0.fileName = \"disk.vmdk\"\n";
   write_file(dir / "vm.vmx", {vmx.begin(), vmx.end()});
   expect_refused(dir / "vm.vmx", "a VMware virtual machine configuration (.vmx), not a disk image");
 }

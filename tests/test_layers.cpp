@@ -33,8 +33,7 @@ class ScriptedLayer final : public BlockDevice {
  protected:
   void do_read(uint64_t offset, void* buf, size_t len) const override {
     auto* p = static_cast<uint8_t*>(buf);
-    for (size_t i = 0; i < len; ++i)
-      p[i] = type_at(offset + i) == ExtentType::kData ? fill_ : 0;
+    for (size_t i = 0; i < len; ++i) p[i] = type_at(offset + i) == ExtentType::kData ? fill_ : 0;
   }
   Extent do_block_status(uint64_t offset, uint64_t len) const override {
     for (auto& e : ex_) {
@@ -68,8 +67,8 @@ std::vector<uint8_t> read_all(const BlockDevice& dev) {
 
 TEST_CASE("layers: reads fall through where the child stores nothing, zero hides the parent",
           "[layers]") {
-  auto parent = std::make_shared<ScriptedLayer>(
-      std::vector<MappedExtent>{{0, 300, D}, {300, 100, U}}, 0xAA);
+  auto parent =
+      std::make_shared<ScriptedLayer>(std::vector<MappedExtent>{{0, 300, D}, {300, 100, U}}, 0xAA);
   auto child = std::make_shared<ScriptedLayer>(
       std::vector<MappedExtent>{{0, 100, U}, {100, 50, D}, {150, 50, Z}, {200, 200, U}}, 0xCC);
   LayeredDevice chain(child, parent, "parent.img");
@@ -152,8 +151,8 @@ TEST_CASE("layers: a three-level VMDK chain maps like qemu-img map, layer by lay
   for (const std::string name : {"top.vmdk", "mid.vmdk"}) {
     INFO(name);
     Json qm = Json::parse(run_ok("qemu-img map --output json " + sh_quote(dir / name)));
-    Json vm = Json::parse(run_ok(std::string(VDISK_BIN) + " map --output json " +
-                                 sh_quote(dir / name)));
+    Json vm =
+        Json::parse(run_ok(std::string(VDISK_BIN) + " map --output json " + sh_quote(dir / name)));
     // qemu-img splits and merges differently; compare byte by byte as runs.
     struct Run {
       uint64_t start, length;
@@ -196,20 +195,22 @@ TEST_CASE("layers: a three-level VMDK chain maps like qemu-img map, layer by lay
     uint64_t n = 0;
     Json qm = Json::parse(run_ok("qemu-img map --output json " + sh_quote(dir / name)));
     for (const Json& e : qm.as_array())
-      if (e.find("depth")->as_u64() == 0 && e.find("data")->as_bool()) n += e.find("length")->as_u64();
+      if (e.find("depth")->as_u64() == 0 && e.find("data")->as_bool())
+        n += e.find("length")->as_u64();
     return n;
   };
   Json info = Json::parse(
       run_ok(std::string(VDISK_BIN) + " info --output json " + sh_quote(dir / "top.vmdk")));
   CHECK(info.find("allocated_bytes")->as_u64() == own_data("top.vmdk"));
   REQUIRE(info.find("chain")->as_array().size() == 2);
-  CHECK(info.find("chain")->as_array()[0].find("allocated_bytes")->as_u64() == own_data("mid.vmdk"));
+  CHECK(info.find("chain")->as_array()[0].find("allocated_bytes")->as_u64() ==
+        own_data("mid.vmdk"));
   CHECK(info.find("chain")->as_array()[1].find("allocated_bytes")->as_u64() ==
         own_data("base.vmdk"));
 
   // The content, against qemu-img's own reading of the chain.
   q("qemu-img convert -f vmdk -O raw top.vmdk qemu.raw");
-  CHECK(parse_tagged_digest(run_ok(std::string(VDISK_BIN) + " hash --algo sha256 " +
-                                   sh_quote(dir / "top.vmdk")),
-                            "SHA256") == coreutils_digest("sha256sum", dir / "qemu.raw"));
+  CHECK(parse_tagged_digest(
+            run_ok(std::string(VDISK_BIN) + " hash --algo sha256 " + sh_quote(dir / "top.vmdk")),
+            "SHA256") == coreutils_digest("sha256sum", dir / "qemu.raw"));
 }

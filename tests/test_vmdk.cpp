@@ -511,7 +511,23 @@ TEST_CASE("seSparse extents read (built per the public layout)", "[vmdk]") {
   CHECK(std::equal(g0.begin(), g0.end(), buf.begin() + 5 * 4096));
   CHECK(dev->block_status(4096, 4096).type == ExtentType::kZero);
   CHECK(dev->block_status(8192, 4096).type == ExtentType::kUnallocated);
-  // A grain index past the grain area is corruption.
+  // As ESXi writes them: the grain area reserved in the header (here 512
+  // MiB) runs far past the end of the file, which holds only the grains
+  // allocated so far. It opens; a table entry pointing past the end of the
+  // file is corruption that names the grain.
+  put64(200, 0x100000);
+  env.add_file("x/s-sesparse.vmdk", f);
+  BlockDevicePtr esxi = open_image("x/s.vmdk", "", o);
+  esxi->read(0, buf.data(), buf.size());
+  CHECK(std::equal(g0.begin(), g0.end(), buf.begin() + 5 * 4096));
+  put64(gt + 8 * 6, gte_alloc(9));  // stored grain 9: inside the area, past the file
+  env.add_file("x/s-sesparse.vmdk", f);
+  CHECK_THROWS_WITH(open_image("x/s.vmdk", "", o),
+                    Catch::Contains("seSparse grain 6 is stored as grain 9") &&
+                        Catch::Contains("past the end of the"));
+  // A grain index past the reserved area is corruption too.
+  put64(200, 32);
+  put64(gt + 8 * 6, 0);
   put64(gt + 8 * 7, gte_alloc(1000));
   env.add_file("x/s-sesparse.vmdk", f);
   CHECK_THROWS_AS(open_image("x/s.vmdk", "", o), Error);

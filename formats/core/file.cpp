@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 
@@ -133,17 +137,109 @@ class PosixFile final : public File {
   uint64_t dev_, ino_;
 };
 
+// What is at a path an output is about to take.
+struct ExistingTarget {
+  bool exists = false;
+  mode_t type = 0;  // S_IFMT bits
+  uint64_t dev = 0, ino = 0;
+};
+
+ExistingTarget inspect_target(const std::string& path) {
+  ExistingTarget t;
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) throw_errno(path, std::nullopt, "cannot stat the destination", errno);
+    return t;
+  }
+  t.exists = true;
+  t.type = st.st_mode & S_IFMT;
+  t.dev = st.st_dev;
+  t.ino = st.st_ino;
+  return t;
+}
+
+const char* file_type_name(mode_t type) {
+  switch (type) {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFLNK:
+      return "a symbolic link";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFIFO:
+      return "a FIFO";
+    case S_IFSOCK:
+      return "a socket";
+  }
+  return "not a regular file";
+}
+
+// Refuses what an output must never replace: anything but a regular file
+// (a symlink is not followed and not replaced; a device node, FIFO or
+// socket is not turned into a file), and an existing file without overwrite.
+void check_replaceable(const std::string& path, const ExistingTarget& t, bool overwrite) {
+  if (!t.exists) return;
+  if (t.type != S_IFREG) {
+    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                std::string("is ") + file_type_name(t.type) +
+                    "; vdisk writes an image only to a regular file it creates"
+                    " (or, for -O raw, onto a block device; '-' is standard output)");
+  }
+  if (!overwrite) {
+    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                "file exists (pass --force to replace it)");
+  }
+}
+
+std::string random_suffix() {
+  uint8_t b[8];
+  size_t got = 0;
+  while (got < sizeof b) {
+    ssize_t n = ::getrandom(b + got, sizeof b - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("", std::nullopt, "cannot get random bytes from getrandom(2)", errno);
+    }
+    got += static_cast<size_t>(n);
+  }
+  char hex[17];
+  for (size_t i = 0; i < sizeof b; ++i) std::snprintf(hex + 2 * i, 3, "%02x", b[i]);
+  return hex;
+}
+
+// A regular file that appears under its final name only on commit(). The
+// bytes go to an unnamed O_TMPFILE where the file system allows it (a killed
+// vdisk then leaves nothing at all), else to a hidden sibling created with
+// O_EXCL|O_NOFOLLOW under an unpredictable name, so neither a symlink planted
+// under a guessable name nor a second vdisk (another PID namespace on a
+// shared volume) can make two writers share one file. After the final name
+// is taken, the file under it is checked to be the one written.
 class PosixOutputFile final : public OutputFile {
  public:
   PosixOutputFile(std::string path, bool overwrite, Durability durability)
       : path_(std::move(path)),
         overwrite_(overwrite),
         flushed_(durability == Durability::kFlushed) {
-    std::string dir = path_dirname(path_);
-    std::string base = path_basename(path_);
-    tmp_ = path_join(dir, "." + base + ".vdisk-partial-" + std::to_string(::getpid()));
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_errno(path_, std::nullopt, "cannot create output in " + dir, errno);
+    check_replaceable(path_, inspect_target(path_), overwrite_);
+    const std::string dir = path_dirname(path_);
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd_ >= 0) return;
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL && errno != ENOENT) {
+      throw_errno(path_, std::nullopt, "cannot create output in " + dir, errno);
+    }
+    for (int attempt = 0; fd_ < 0; ++attempt) {
+      tmp_ = path_join(dir, "." + path_basename(path_) + ".vdisk-" + random_suffix());
+      fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd_ < 0 && (errno != EEXIST || attempt >= 8)) {
+        int err = errno;
+        tmp_.clear();
+        throw_errno(path_, std::nullopt, "cannot create output in " + dir, err);
+      }
+    }
   }
   ~PosixOutputFile() override { discard(); }
 
@@ -176,27 +272,42 @@ class PosixOutputFile final : public OutputFile {
     }
   }
 
-  void commit() override {
-    if (fd_ < 0) throw_invalid(path_, "output already closed");
-    if (flushed_ && ::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
-    if (::close(fd_) != 0) {
-      fd_ = -1;
-      throw_errno(path_, std::nullopt, "close failed", errno);
+  // A file system that cannot hold a file this long (EFBIG) says so now,
+  // not after the whole copy.
+  void reserve(uint64_t size) override {
+    if (size > static_cast<uint64_t>(std::numeric_limits<off_t>::max()) ||
+        ::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      int err = size > static_cast<uint64_t>(std::numeric_limits<off_t>::max()) ? EFBIG : errno;
+      throw_errno(path_, std::nullopt,
+                  "the file system cannot hold a " + std::to_string(size) + "-byte file", err);
     }
-    fd_ = -1;
-    unsigned flags = overwrite_ ? 0 : RENAME_NOREPLACE;
-    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, path_.c_str(), flags) != 0) {
-      int err = errno;
-      ::unlink(tmp_.c_str());
-      committed_ = true;
-      if (err == EEXIST) {
-        throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
-                    "destination appeared while writing; not replaced");
+  }
+
+  void commit() override {
+    if (fd_ < 0 || committed_) throw_invalid(path_, "output already closed");
+    if (flushed_ && ::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
+    try {
+      // Whatever appeared under the name while we wrote is checked again:
+      // a device node or a symlink planted there is never replaced.
+      check_replaceable(path_, inspect_target(path_), overwrite_);
+      take_final_name();
+      // The file under the final name must be the one written.
+      struct stat mine, there;
+      if (::fstat(fd_, &mine) != 0 || ::lstat(path_.c_str(), &there) != 0 ||
+          mine.st_dev != there.st_dev || mine.st_ino != there.st_ino) {
+        throw Error(ErrorKind::kIo, path_, std::nullopt,
+                    "the file under this name is not the one vdisk wrote (replaced while it "
+                    "was being renamed into place)");
       }
-      throw_errno(path_, std::nullopt, "cannot rename into place", err);
+    } catch (...) {
+      discard();
+      throw;
     }
     committed_ = true;
-    // Make the rename durable too.
+    int err = ::close(fd_) != 0 ? errno : 0;
+    fd_ = -1;
+    if (err) throw_errno(path_, std::nullopt, "close failed", err);
+    // Make the new name durable too.
     if (!flushed_) return;
     int dfd = ::open(path_dirname(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -210,21 +321,151 @@ class PosixOutputFile final : public OutputFile {
       ::close(fd_);
       fd_ = -1;
     }
-    if (!committed_) {
-      ::unlink(tmp_.c_str());
-      committed_ = true;
-    }
+    if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
+    tmp_.clear();
+    committed_ = true;
   }
 
  private:
+  void take_final_name() {
+    if (tmp_.empty()) {
+      // O_TMPFILE: give the unnamed file a name. Without overwrite, linkat
+      // itself refuses an existing name; with it, link under a hidden
+      // random name and rename over the old file.
+      const std::string proc = "/proc/self/fd/" + std::to_string(fd_);
+      std::string target = path_;
+      if (overwrite_)
+        target = path_join(path_dirname(path_),
+                           "." + path_basename(path_) + ".vdisk-" + random_suffix());
+      if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, target.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        int err = errno;
+        if (err == EEXIST && !overwrite_) {
+          throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                      "destination appeared while writing; not replaced");
+        }
+        throw_errno(path_, std::nullopt, "cannot give the output its name", err);
+      }
+      if (!overwrite_) return;
+      tmp_ = target;
+    }
+    unsigned flags = overwrite_ ? 0 : RENAME_NOREPLACE;
+    if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, path_.c_str(), flags) != 0) {
+      int err = errno;
+      if (err == EEXIST) {
+        throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                    "destination appeared while writing; not replaced");
+      }
+      throw_errno(path_, std::nullopt, "cannot rename into place", err);
+    }
+    tmp_.clear();
+  }
+
   std::string path_;
-  std::string tmp_;
+  std::string tmp_;  // the hidden sibling; empty for O_TMPFILE
   bool overwrite_;
   bool flushed_;  // Durability::kFlushed
   int fd_ = -1;
   bool committed_ = false;
   static constexpr uint64_t kFlushEvery = 64ull << 20;
   uint64_t unflushed_ = 0;
+};
+
+// A raw image restored onto a block device (`vdisk convert -O raw disk.vmdk
+// /dev/sdX --force`): written in place, no temporary and no rename. The
+// device is opened O_EXCL, which Linux refuses while it is mounted or held
+// (EBUSY). Ranges the writer never writes (holes) must read as zeros, unlike
+// a new file's: they are zeroed (BLKZEROOUT, else written) as the writer
+// moves past them, and to the end on set_size(). A device smaller than the
+// image is refused before anything is written.
+class BlockDeviceOutputFile final : public OutputFile {
+ public:
+  explicit BlockDeviceOutputFile(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_EXCL | O_CLOEXEC);
+    if (fd_ < 0) {
+      int err = errno;
+      if (err == EBUSY) {
+        throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                    "block device is in use (mounted, or held by another program); not written");
+      }
+      throw_errno(path_, std::nullopt, "cannot open the block device for writing", err);
+    }
+    uint64_t size = 0;
+    if (::ioctl(fd_, BLKGETSIZE64, &size) != 0) {
+      off_t end = ::lseek(fd_, 0, SEEK_END);
+      size = end > 0 ? static_cast<uint64_t>(end) : 0;
+    }
+    size_ = size;
+  }
+  ~BlockDeviceOutputFile() override { discard(); }
+
+  const std::string& path() const override { return path_; }
+
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    check_fits(offset + len);
+    zero_to(offset);
+    const auto* p = static_cast<const uint8_t*>(buf);
+    for (size_t done = 0; done < len;) {
+      ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, offset + done, "write failed", errno);
+      }
+      done += static_cast<size_t>(n);
+    }
+    cursor_ = std::max(cursor_, offset + len);
+  }
+
+  void set_size(uint64_t size) override {
+    check_fits(size);
+    zero_to(size);
+  }
+
+  void reserve(uint64_t size) override { check_fits(size); }
+
+  void commit() override {
+    if (fd_ < 0) throw_invalid(path_, "output already closed");
+    if (::fsync(fd_) != 0) throw_errno(path_, std::nullopt, "fsync failed", errno);
+    int err = ::close(fd_) != 0 ? errno : 0;
+    fd_ = -1;
+    if (err) throw_errno(path_, std::nullopt, "close failed", err);
+  }
+
+  // What was written stays written: a device cannot be un-written.
+  void discard() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  void check_fits(uint64_t end) const {
+    if (end > size_) {
+      throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                  "the image needs " + std::to_string(end) + " bytes but the block device holds " +
+                      std::to_string(size_));
+    }
+  }
+  void zero_to(uint64_t end) {
+    while (cursor_ < end) {
+      uint64_t range[2] = {cursor_, end - cursor_};
+      if (::ioctl(fd_, BLKZEROOUT, range) == 0) {
+        cursor_ = end;
+        break;
+      }
+      static const uint8_t zeros[1 << 16] = {};
+      size_t n = static_cast<size_t>(std::min<uint64_t>(sizeof zeros, end - cursor_));
+      ssize_t w = ::pwrite(fd_, zeros, n, static_cast<off_t>(cursor_));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        throw_errno(path_, cursor_, "write failed", errno);
+      }
+      cursor_ += static_cast<uint64_t>(w);
+    }
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  uint64_t cursor_ = 0;  // everything below is written or zeroed
 };
 
 // Standard output: append-only; gaps are written as zeros.
@@ -281,7 +522,9 @@ class PosixEnv final : public Env {
   explicit PosixEnv(Durability durability) : durability_(durability) {}
 
   std::unique_ptr<File> open_read(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO (named as an image, an extent or a parent)
+    // must not wait forever for a writer; it is refused below.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
       int err = errno;
       if (err == ENOENT) throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
@@ -298,6 +541,16 @@ class PosixEnv final : public Env {
       throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
                   "is a directory, not a disk image");
     }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+      ::close(fd);
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  std::string("is ") + file_type_name(st.st_mode & S_IFMT) +
+                      ", not a disk image: vdisk reads regular files and block devices "
+                      "(a stream on standard input: '-' with --size)");
+    }
+    // Reads of a regular file or a device never wait for a writer; back to
+    // blocking mode so a slow device is waited for, not reported as EAGAIN.
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     if (S_ISBLK(st.st_mode)) {
       // Block devices report size 0 in st_size; ask the device.
       off_t end = ::lseek(fd, 0, SEEK_END);
@@ -308,6 +561,16 @@ class PosixEnv final : public Env {
 
   std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override {
     if (path == "-") return std::make_unique<StdoutOutputFile>();
+    if (path.empty()) throw_invalid(path, "the output path is empty");
+    ExistingTarget t = inspect_target(path);
+    if (t.exists && t.type == S_IFBLK) {
+      if (!overwrite) {
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "is a block device: writing onto it replaces what it holds "
+                    "(pass --force to do so)");
+      }
+      return std::make_unique<BlockDeviceOutputFile>(path);
+    }
     return std::make_unique<PosixOutputFile>(path, overwrite, durability_);
   }
 

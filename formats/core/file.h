@@ -58,6 +58,10 @@ class OutputFile {
   virtual void set_size(uint64_t size) = 0;
   // Whether this output can only be appended to (a pipe or terminal).
   virtual bool is_stream() const { return false; }
+  // Declares, before anything is written, the length the output will have
+  // (a raw image's virtual size): a block device smaller than that refuses
+  // here, so nothing of an image that cannot fit is written. No-op for files.
+  virtual void reserve(uint64_t size) {}
   // Flushes, fsyncs (unless the Env is Durability::kUnsafe) and renames into
   // place. When the output was created without overwrite, fails if the final
   // path appeared in the meantime.
@@ -92,8 +96,12 @@ class Env {
   // directory) naming the path.
   virtual std::unique_ptr<File> open_read(const std::string& path) = 0;
   // Starts an output that will appear as `path` on commit(). "-" is standard
-  // output (a stream). With `overwrite` false, commit() refuses to replace an
-  // existing file.
+  // output (a stream). Refuses (Error kInvalidArgument) a path that is a
+  // symlink, a directory, a device node other than a block device, a FIFO or
+  // a socket, and an existing file unless `overwrite`; commit() refuses too if
+  // such a thing appeared meanwhile. A block device (only with `overwrite`)
+  // is written in place: opened O_EXCL (refused while mounted), no rename,
+  // ranges never written zeroed, data fsynced on commit().
   virtual std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) = 0;
   virtual bool exists(const std::string& path) = 0;
   // Entries of a directory (no "." or ".."); throws on failure.

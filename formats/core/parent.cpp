@@ -57,8 +57,8 @@ std::vector<ParentPath> candidate_paths(const std::string& child_path, const Par
           spec.search_extensions.end())
         continue;
       try {
-        add(resolve_sibling(opts, child_path, e.name, "parent candidate"),
-            "the search of " + dir, true);
+        add(resolve_sibling(opts, child_path, e.name, "parent candidate"), "the search of " + dir,
+            true);
       } catch (const Error& err) {
         tried.push_back("the search of " + dir + ": " + err.message());
       }
@@ -87,7 +87,8 @@ LocatedParent locate_parent(const std::string& child_path, const ParentSpec& spe
       opts.warn(child_path + ": the parent given with --parent, " + opts.parent_path + ", " +
                 c.why + ": its identity cannot be checked");
     }
-    if (!c.warning.empty()) opts.warn(child_path + ": parent " + opts.parent_path + " " + c.warning);
+    if (!c.warning.empty())
+      opts.warn(child_path + ": parent " + opts.parent_path + " " + c.warning);
     return {std::move(p), opts.parent_path};
   }
 
@@ -132,8 +133,7 @@ BlockDevicePtr attach_parents(OpenedLayer layer, const std::string& path, const 
   std::shared_ptr<const ParentSpec> spec = layer.device->parent_spec();
   if (!spec) {
     if (!opts.parent_path.empty()) {
-      opts.warn(path + ": not a differencing image; --parent " + opts.parent_path +
-                " is ignored");
+      opts.warn(path + ": not a differencing image; --parent " + opts.parent_path + " is ignored");
     }
     return std::move(layer.device);
   }

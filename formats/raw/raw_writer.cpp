@@ -9,7 +9,10 @@ namespace {
 
 class RawWriter final : public SingleFileWriter {
  public:
-  explicit RawWriter(const CreateRequest& req) : size_(req.virtual_size) { open_output(req); }
+  explicit RawWriter(const CreateRequest& req) : size_(req.virtual_size) {
+    open_output(req);
+    out_->reserve(size_);  // a block device too small for the image refuses now
+  }
 
   uint64_t virtual_size() const override { return size_; }
 

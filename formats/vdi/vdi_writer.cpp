@@ -16,6 +16,8 @@ namespace {
 
 // Guest bytes gathered before one pwrite (dynamic images).
 constexpr size_t kFlushBytes = 16u << 20;
+// The most blocks a VDI this writer makes may have (see VdiWriter).
+constexpr uint64_t kMaxBlocks = 0x1fffffff;
 
 uint64_t align_up(uint64_t v, uint64_t a) {
   return div_round_up(v, a) * a;
@@ -39,11 +41,14 @@ class VdiWriter final : public SingleFileWriter {
     size_ = round_size(req, kSectorSize, "VDI holds whole 512-byte sectors");
     const uint64_t blocks = div_round_up(size_, kDefaultBlockSize);
     // The map and data offsets are u32 fields; block numbers must stay below
-    // the zero/free markers.
+    // the zero/free markers. qemu-img refuses images of more than 0x1fffffff
+    // blocks (512 TiB - 1 MiB): an image other tools cannot open is not one
+    // to write, so that is the limit here too.
     const uint64_t data_offset = align_up(kDataAlign + blocks * 4, kDataAlign);
-    if (blocks >= kBlockZero || data_offset > UINT32_MAX) {
+    if (blocks > kMaxBlocks || data_offset > UINT32_MAX) {
       throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
-                  "a " + human_size(size_) + " disk is too large for VDI");
+                  "a " + human_size(size_) + " disk is too large for VDI (at most " +
+                      human_size(kMaxBlocks * kDefaultBlockSize) + ")");
     }
     h_.file_info = kOracleText;
     h_.image_type = static_cast<uint32_t>(static_ ? VdiType::kFixed : VdiType::kNormal);
@@ -57,11 +62,7 @@ class VdiWriter final : public SingleFileWriter {
     h_.blocks = static_cast<uint32_t>(blocks);
     h_.uuid_create = Guid::random();
     h_.uuid_modify = Guid::random();
-    map_.assign(blocks, kBlockFree);
-    if (static_) {
-      for (uint32_t i = 0; i < h_.blocks; ++i) map_[i] = i;
-      allocated_ = h_.blocks;
-    }
+    if (static_) allocated_ = h_.blocks;
     open_output(req);
   }
 
@@ -111,9 +112,10 @@ class VdiWriter final : public SingleFileWriter {
     h_.blocks_allocated = allocated_;
     encode_header(h_, head);
     out_->write_at(0, head.data(), head.size());
-    std::vector<uint8_t> map(size_t{h_.blocks} * 4);
-    for (size_t i = 0; i < map_.size(); ++i) store_le32(map.data() + i * 4, map_[i]);
-    if (!map.empty()) out_->write_at(h_.blocks_offset, map.data(), map.size());
+    if (static_) {
+      for (uint32_t i = 0; i < h_.blocks; ++i) set_map_entry(i, i);
+    }
+    set_map_entry(h_.blocks, 0);  // the free entries up to the end, flushed
     return uint64_t{h_.data_offset} + uint64_t{allocated_} * kDefaultBlockSize;
   }
 
@@ -136,7 +138,7 @@ class VdiWriter final : public SingleFileWriter {
       pending_.resize(pending_.size() - kDefaultBlockSize);
       return;
     }
-    map_[cur_block_] = allocated_++;
+    set_map_entry(cur_block_, allocated_++);
   }
 
   // Allocates and writes a block given whole, unless it is all zeros; the
@@ -145,9 +147,38 @@ class VdiWriter final : public SingleFileWriter {
     close_block();
     if (is_zero(data, kDefaultBlockSize)) return;
     flush();
-    map_[block] = allocated_++;
+    set_map_entry(block, allocated_++);
     out_->write_at(uint64_t{h_.data_offset} + uint64_t{allocated_ - 1} * kDefaultBlockSize, data,
                    kDefaultBlockSize);
+  }
+
+  // The block map is written front to back as entries become final (the
+  // writer sees blocks in increasing order), a window at a time: a map held
+  // whole would be 4 bytes per block of the virtual size — 4 GiB for a
+  // 1000 TiB disk. Blocks skipped since the last entry are free. `block` ==
+  // h_.blocks flushes the rest of the map.
+  void set_map_entry(uint64_t block, uint32_t value) {
+    if (block < map_done_ + map_buf_.size() / 4) {
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), block * kDefaultBlockSize,
+                  "VDI block " + std::to_string(block) + " written after a later block");
+    }
+    while (map_done_ + map_buf_.size() / 4 < block) {
+      map_buf_.resize(map_buf_.size() + 4);
+      store_le32(map_buf_.data() + map_buf_.size() - 4, kBlockFree);
+      if (map_buf_.size() >= kMapWindowBytes) flush_map();
+    }
+    if (block < h_.blocks) {
+      map_buf_.resize(map_buf_.size() + 4);
+      store_le32(map_buf_.data() + map_buf_.size() - 4, value);
+    }
+    if (map_buf_.size() >= kMapWindowBytes || block >= h_.blocks) flush_map();
+  }
+
+  void flush_map() {
+    if (map_buf_.empty()) return;
+    out_->write_at(h_.blocks_offset + map_done_ * 4, map_buf_.data(), map_buf_.size());
+    map_done_ += map_buf_.size() / 4;
+    map_buf_.clear();
   }
 
   void flush() {
@@ -161,7 +192,9 @@ class VdiWriter final : public SingleFileWriter {
   uint64_t size_ = 0;
   bool static_ = false;
   Header h_;
-  std::vector<uint32_t> map_;
+  static constexpr size_t kMapWindowBytes = 4u << 20;
+  std::vector<uint8_t> map_buf_;  // entries [map_done_, map_done_ + size / 4)
+  uint64_t map_done_ = 0;         // entries already in the file
   uint32_t allocated_ = 0;
   std::vector<uint8_t> pending_;
   uint64_t cur_block_ = 0;

@@ -50,15 +50,12 @@ class VhdxWriter final : public SingleFileWriter {
                   "virtual size " + std::to_string(size) + " exceeds the VHDX maximum of 64 TiB");
     }
     geo_ = make_geometry(size, bs, lss, false);
-    bat_.assign(static_cast<size_t>(geo_.total_bat_entries), 0);
     bat_length_ = std::max<uint64_t>(kMiB, round_up(geo_.total_bat_entries * 8, kMiB));
     payload_start_ = kBatOffset + bat_length_;
     next_block_ = payload_start_;
     if (fixed_) {
-      // Every block allocated, in order, from the start (LeaveBlocksAllocated).
-      for (uint64_t b = 0; b < geo_.data_blocks; ++b) {
-        bat_[geo_.payload_entry(b)] = entry(kPayloadFullyPresent, payload_start_ + b * bs);
-      }
+      // Every block allocated, in order, from the start (LeaveBlocksAllocated);
+      // the BAT says so in write_structures().
       next_block_ = payload_start_ + geo_.data_blocks * bs;
     }
     // Zero parts of allocated blocks stay host holes (they read as zero on
@@ -109,13 +106,15 @@ class VhdxWriter final : public SingleFileWriter {
   // File offset of block `b`, allocating it (dynamic) on first use. Writes
   // come in increasing order, so blocks are laid out in guest order.
   uint64_t block_offset(uint64_t b) {
-    uint64_t& e = bat_[geo_.payload_entry(b)];
-    if ((e & kBatStateMask) == kPayloadFullyPresent) return (e >> kBatOffsetShift) * kMiB;
+    if (fixed_) return payload_start_ + b * geo_.block_size;
+    if (b == cur_block_) return cur_block_file_;
     // A new block: the previous one is completed with zeros first, so an
     // allocated block never holds a host hole (Hyper-V's copy to NTFS keeps
     // it that way).
     if (open_block_end_) fill_to(open_block_end_);
-    e = entry(kPayloadFullyPresent, next_block_);
+    set_bat_entry(geo_.payload_entry(b), entry(kPayloadFullyPresent, next_block_));
+    cur_block_ = b;
+    cur_block_file_ = next_block_;
     cursor_ = next_block_;
     next_block_ += geo_.block_size;
     open_block_end_ = next_block_;
@@ -264,16 +263,57 @@ class VhdxWriter final : public SingleFileWriter {
     store_le16(md.data() + 10, static_cast<uint16_t>(n));
     put(kMetadataOffset, md);
 
-    // 2.5 the BAT (sector bitmap entries stay SB_BLOCK_NOT_PRESENT).
-    std::vector<uint8_t> bat(full_ ? bat_length_ : round_up(bat_.size() * 8, 4096), 0);
-    for (size_t i = 0; i < bat_.size(); ++i) store_le64(bat.data() + 8 * i, bat_[i]);
-    put(kBatOffset, bat);
+    // 2.5 the BAT (sector bitmap entries stay SB_BLOCK_NOT_PRESENT): the
+    // entries of a dynamic image are already written up to its last block.
+    if (fixed_) {
+      for (uint64_t b = 0; b < geo_.data_blocks; ++b)
+        set_bat_entry(geo_.payload_entry(b),
+                      entry(kPayloadFullyPresent, payload_start_ + b * geo_.block_size));
+    }
+    set_bat_entry(geo_.total_bat_entries, 0);
+    const uint64_t bat_end = kBatOffset + geo_.total_bat_entries * 8;
+    if (full_ && bat_end < kBatOffset + bat_length_)
+      put(bat_end,
+          std::vector<uint8_t>(static_cast<size_t>(kBatOffset + bat_length_ - bat_end), 0));
+  }
+
+  // The BAT is written front to back as its entries become final (writes
+  // come in increasing guest order), a window at a time: held whole it is 8
+  // bytes per block — 512 MiB for 64 TiB in 1 MiB blocks. Entries skipped
+  // since the last one are 0 (not present). `index` == total_bat_entries
+  // flushes the rest.
+  void set_bat_entry(uint64_t index, uint64_t value) {
+    if (index < bat_done_ + bat_buf_.size() / 8) {
+      throw Error(ErrorKind::kInvalidArgument, out_->path(), std::nullopt,
+                  "VHDX BAT entry " + std::to_string(index) + " set after a later one");
+    }
+    const uint64_t total = geo_.total_bat_entries;
+    while (bat_done_ + bat_buf_.size() / 8 < std::min(index, total)) {
+      bat_buf_.resize(bat_buf_.size() + 8, 0);
+      if (bat_buf_.size() >= kBatWindowBytes) flush_bat();
+    }
+    if (index < total) {
+      bat_buf_.resize(bat_buf_.size() + 8);
+      store_le64(bat_buf_.data() + bat_buf_.size() - 8, value);
+    }
+    if (bat_buf_.size() >= kBatWindowBytes || index >= total) flush_bat();
+  }
+
+  void flush_bat() {
+    if (bat_buf_.empty()) return;
+    put(kBatOffset + bat_done_ * 8, bat_buf_);
+    bat_done_ += bat_buf_.size() / 8;
+    bat_buf_.clear();
   }
 
   bool fixed_ = false;
   bool full_ = false;
   Geometry geo_;
-  std::vector<uint64_t> bat_;
+  static constexpr size_t kBatWindowBytes = 4u << 20;
+  std::vector<uint8_t> bat_buf_;       // entries [bat_done_, bat_done_ + size / 8)
+  uint64_t bat_done_ = 0;              // entries already in the file
+  uint64_t cur_block_ = ~uint64_t{0};  // the dynamic block being written
+  uint64_t cur_block_file_ = 0;
   uint64_t bat_length_ = 0;
   uint64_t payload_start_ = 0;
   uint64_t next_block_ = 0;      // file offset where the next block goes

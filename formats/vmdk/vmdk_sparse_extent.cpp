@@ -576,9 +576,15 @@ std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
   const uint32_t gtes = static_cast<uint32_t>(h.grain_table_size * kSector / 8);
   uint64_t gd_pos =
       in_file(h.grain_dir_offset, h.grain_dir_size, kSeGrainDirOffset, "grain directory");
-  uint64_t gts_pos =
-      in_file(h.grain_tables_offset, h.grain_tables_size, kSeGrainTablesOffset, "grain tables");
-  in_file(h.grains_offset, h.grains_size, kSeGrainsOffset, "grain area");
+  // The table and grain areas are reservations: ESXi grows an seSparse file
+  // as it allocates, so a 23 MiB file may reserve 512 MiB of grains past its
+  // end. Only what the directory and tables reference must lie in the file
+  // (checked below, naming the table or grain).
+  const uint64_t gts_pos =
+      checked_mul(h.grain_tables_offset, kSector, path, kSeGrainTablesOffset, "grain tables");
+  checked_mul(h.grain_tables_size, kSector, path, kSeGrainTablesOffset + 8, "grain tables");
+  checked_mul(h.grains_offset, kSector, path, kSeGrainsOffset, "grain area");
+  checked_mul(h.grains_size, kSector, path, kSeGrainsOffset + 8, "grain area");
   Json desc = Json::object();
   desc.set("format", "seSparse");
   // Checked before anything is sized by the capacity (in_file bounded the
@@ -611,7 +617,13 @@ std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
     uint64_t idx = e & 0x0fffffffffffffffull;
     if (idx >= max_tables)
       throw_corrupt(path, gd_pos + 8 * t, "seSparse grain table index out of range");
-    uint64_t gt_pos = gts_pos + idx * gt.size();
+    const uint64_t gt_pos = gts_pos + idx * gt.size();
+    if (gt_pos < gts_pos || gt_pos > fsize || gt.size() > fsize - gt_pos) {
+      throw_corrupt(path, gd_pos + 8 * t,
+                    "seSparse grain directory entry " + std::to_string(t) + " names table " +
+                        std::to_string(idx) + " at offset " + std::to_string(gt_pos) +
+                        ", past the end of the " + std::to_string(fsize) + "-byte file");
+    }
     file->read_at(gt_pos, gt.data(), gt.size());
     uint64_t* out = ext->add_table(t);
     for (uint32_t k = 0; k < gtes; ++k) {
@@ -629,7 +641,15 @@ std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
               ((v & 0x0fff000000000000ull) >> 48) | ((v & 0x0000ffffffffffffull) << 12);
           if (grain >= max_grains)
             throw_corrupt(path, gt_pos + 8 * k, "seSparse grain index out of range");
-          out[k] = (h.grains_offset + grain * h.grain_size) * kSector;
+          const uint64_t at = (h.grains_offset + grain * h.grain_size) * kSector;
+          if (at > fsize || grain_bytes > fsize - at) {
+            throw_corrupt(path, gt_pos + 8 * k,
+                          "seSparse grain " + std::to_string(uint64_t{t} * gtes + k) +
+                              " is stored as grain " + std::to_string(grain) + " at offset " +
+                              std::to_string(at) + ", past the end of the " +
+                              std::to_string(fsize) + "-byte file");
+          }
+          out[k] = at;
           break;
         }
         default:

@@ -45,7 +45,11 @@ struct StreamExtentWriter::Impl {
   uint64_t cur_table = ~uint64_t{0};
   std::vector<uint32_t> gt;
   bool gt_any = false;
-  std::vector<uint32_t> gd;
+  // The grain directory, as (table, sector) of the tables written, in table
+  // order: a dense directory is 4 bytes per 32 MiB of guest whether or not
+  // anything is stored there (128 MiB for 1 PiB).
+  uint64_t ntables = 0;
+  std::vector<std::pair<uint64_t, uint32_t>> gd;
 
   // Compression: workers take jobs from `work`; the writing thread writes
   // them out from the front of `pending`, so the output order is the input
@@ -62,7 +66,7 @@ struct StreamExtentWriter::Impl {
   Impl(OutputFile& o, uint64_t cap, uint64_t gb, const std::string& desc, unsigned nthreads)
       : out(o), capacity(cap), grain_bytes(gb), feed(gb) {
     uint64_t ngrains = div_round_up(capacity * kSector, grain_bytes);
-    gd.assign(static_cast<size_t>(div_round_up(ngrains, gtes)), 0);
+    ntables = div_round_up(ngrains, gtes);
     gt.assign(gtes, 0);
     uint64_t desc_sectors = std::max<uint64_t>(1, div_round_up(desc.size(), kSector));
     header.version = 3;
@@ -155,7 +159,7 @@ struct StreamExtentWriter::Impl {
     if (cur_table == ~uint64_t{0} || !gt_any) return;
     uint64_t gt_bytes = uint64_t{gtes} * 4;
     metadata_marker(div_round_up(gt_bytes, kSector), kMarkerGrainTable);
-    gd[static_cast<size_t>(cur_table)] = sector32(pos);
+    gd.emplace_back(cur_table, sector32(pos));
     std::vector<uint8_t> raw(static_cast<size_t>(gt_bytes));
     for (uint32_t i = 0; i < gtes; ++i) store_le32(raw.data() + 4 * i, gt[i]);
     append(raw.data(), raw.size());
@@ -235,13 +239,21 @@ struct StreamExtentWriter::Impl {
     close_table();
     // Grain directory, footer, end-of-stream (VDF: the footer and the EOS
     // marker occupy the last two sectors... after the footer's marker).
-    uint64_t gd_bytes = gd.size() * 4;
+    uint64_t gd_bytes = ntables * 4;
     metadata_marker(div_round_up(gd_bytes, kSector), kMarkerGrainDirectory);
     SparseHeader footer = header;
     footer.gd_offset = pos / kSector;
-    std::vector<uint8_t> raw(gd.size() * 4);
-    for (size_t i = 0; i < gd.size(); ++i) store_le32(raw.data() + 4 * i, gd[i]);
-    append(raw.data(), raw.size());
+    // Written a window at a time from the sparse list.
+    constexpr uint64_t kWindow = 256 * 1024;  // entries
+    std::vector<uint8_t> raw;
+    size_t next = 0;
+    for (uint64_t first = 0; first < ntables; first += kWindow) {
+      const uint64_t n = std::min(kWindow, ntables - first);
+      raw.assign(static_cast<size_t>(n * 4), 0);
+      for (; next < gd.size() && gd[next].first < first + n; ++next)
+        store_le32(raw.data() + 4 * (gd[next].first - first), gd[next].second);
+      append(raw.data(), raw.size());
+    }
     pad_to_sector();
     metadata_marker(1, kMarkerFooter);
     uint8_t f[kSector];

@@ -57,6 +57,7 @@ namespace {
 // VMware keeps each piece of a twoGbMaxExtent* disk under 2 GB: 2047 MiB,
 // a whole number of grains for every grain size we allow.
 constexpr uint64_t kTwoGbExtentSectors = 4192256;
+constexpr uint64_t kMaxExtents = 999;
 constexpr uint64_t kEmbeddedDescriptorSectors = 20;
 
 // One output extent: receives guest bytes relative to its own start.
@@ -69,7 +70,9 @@ class ExtentSink {
 
 class FlatSink final : public ExtentSink {
  public:
-  FlatSink(OutputFile& out, uint64_t size) : out_(out), size_(size) {}
+  FlatSink(OutputFile& out, uint64_t size) : out_(out), size_(size) {
+    out_.reserve(size_);  // a file system that cannot hold it says so now
+  }
   void write(uint64_t offset, const uint8_t* buf, size_t len) override {
     out_.write_at(offset, buf, len);
   }
@@ -130,14 +133,24 @@ class SparseSink final : public ExtentSink {
     encode_sparse_header(h_, head.data());
     std::memcpy(head.data() + kSector, descriptor_.data(), descriptor_.size());
     out_.write_at(0, head.data(), head.size());
+    // The directories (every table preallocated, so entry t is known) are
+    // written a window at a time: whole, they are 4 bytes per 32 MiB of
+    // guest each — 256 MiB for a 1 PiB disk.
     const uint64_t gt_sectors = kDefaultGtes * 4 / kSector;
-    std::vector<uint8_t> gd(static_cast<size_t>(ntables_ * 4)), rgd(gd.size());
-    for (uint64_t t = 0; t < ntables_; ++t) {
-      store_le32(gd.data() + 4 * t, static_cast<uint32_t>(gt_start_ + t * gt_sectors));
-      store_le32(rgd.data() + 4 * t, static_cast<uint32_t>(rgt_start_ + t * gt_sectors));
+    constexpr uint64_t kWindow = 256 * 1024;  // entries
+    std::vector<uint8_t> gd, rgd;
+    for (uint64_t first = 0; first < ntables_; first += kWindow) {
+      const uint64_t n = std::min(kWindow, ntables_ - first);
+      gd.resize(static_cast<size_t>(n * 4));
+      rgd.resize(gd.size());
+      for (uint64_t i = 0; i < n; ++i) {
+        store_le32(gd.data() + 4 * i, static_cast<uint32_t>(gt_start_ + (first + i) * gt_sectors));
+        store_le32(rgd.data() + 4 * i,
+                   static_cast<uint32_t>(rgt_start_ + (first + i) * gt_sectors));
+      }
+      out_.write_at(h_.gd_offset * kSector + first * 4, gd.data(), gd.size());
+      out_.write_at(h_.rgd_offset * kSector + first * 4, rgd.data(), rgd.size());
     }
-    out_.write_at(h_.gd_offset * kSector, gd.data(), gd.size());
-    out_.write_at(h_.rgd_offset * kSector, rgd.data(), rgd.size());
     out_.set_size(std::max(next_sector_, h_.overhead) * kSector);
   }
 
@@ -357,6 +370,16 @@ class VmdkWriter final : public ImageWriter {
         const bool split = sub != "monolithicFlat";
         uint64_t per = split ? kTwoGbExtentSectors : sectors;
         uint64_t n = div_round_up(sectors, per);
+        // VMware numbers the pieces -s001 ... -s999; each is an open output
+        // until the image is complete.
+        if (n > kMaxExtents) {
+          throw Error(ErrorKind::kInvalidArgument, path_, std::nullopt,
+                      "a " + human_size(size_) + " " + sub + " disk would need " +
+                          std::to_string(n) + " extent files; at most " +
+                          std::to_string(kMaxExtents) + " (" +
+                          human_size(kMaxExtents * kTwoGbExtentSectors * kSector) +
+                          ") are written: use monolithicSparse or streamOptimized");
+        }
         for (uint64_t i = 0; i < n; ++i) {
           uint64_t len = std::min(per, sectors - i * per);
           char name[32];

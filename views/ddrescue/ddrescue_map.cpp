@@ -208,6 +208,30 @@ void check_covers(const Mapfile& map, uint64_t disk_size) {
                     std::to_string(disk_size) + " bytes (" + hex(disk_size) +
                     "): it does not cover the image");
   }
+  if (map.end() > disk_size) {
+    uint64_t rescued_past = 0;
+    int line = 0;
+    for (const MapBlock& b : map.blocks) {
+      if (b.status != '+' || b.pos + b.size <= disk_size) continue;
+      rescued_past += b.pos + b.size - std::max(b.pos, disk_size);
+      if (!line) line = b.line;
+    }
+    const std::string sizes = "the mapfile describes a disk of " + std::to_string(map.end()) +
+                              " bytes (" + hex(map.end()) + ") but the image is " +
+                              std::to_string(disk_size) + " bytes (" + hex(disk_size) + ")";
+    if (rescued_past) {
+      throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
+                  "line " + std::to_string(line) + ": " + sizes + ", and " +
+                      std::to_string(rescued_past) +
+                      " bytes the mapfile marks rescued lie past the image's end: the image is "
+                      "truncated, or the mapfile belongs to another image");
+    }
+    throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
+                sizes +
+                    "; nothing past the image's end was rescued, so ddrescue never wrote "
+                    "that tail: extend the image to the disk's size (truncate -s " +
+                    std::to_string(map.end()) + " IMAGE) to read it as unrescued");
+  }
 }
 
 std::vector<BadArea> bad_areas(const Mapfile& map, uint64_t disk_size) {

@@ -62,9 +62,11 @@ Mapfile parse_mapfile(const std::string& text, const std::string& path);
 // 256 MiB: a real mapfile of a damaged 20 TB disk is a few MiB).
 Mapfile load_mapfile(Env& env, const std::string& path);
 
-// Throws Error(kCorrupt) unless the blocks cover [0, disk_size). A mapfile
-// may run past the disk's end (ddrescue maps an input of unknown size up to
-// the largest position): the excess is ignored by bad_areas().
+// Throws Error(kCorrupt) unless the blocks cover exactly [0, disk_size). A
+// mapfile that runs past the image's end describes a longer disk: either
+// the image is truncated (rescued bytes past its end are missing), or
+// ddrescue never wrote the unread tail (the message says how to extend the
+// image so the tail counts as unrescued). Both name the two sizes.
 void check_covers(const Mapfile& map, uint64_t disk_size);
 
 // The non-'+' areas inside [0, disk_size), sorted, adjacent blocks of the
