@@ -53,10 +53,10 @@ int cmd_cat(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
   add_tree_options(desc);
-  desc.add_options()("image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>(), "file inside the image (or IMAGE@pN:PATH)");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("path", 1);
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image (IMAGE@pN: its partition N; IMAGE@pN:PATH)"},
+      {"path", "PATH", "path", "file inside the image", false},
+  };
   po::variables_map vm;
   if (!parse_args("cat", "[--partition N] IMAGE PATH | IMAGE@pN:PATH", desc, pos, args, vm))
     return kExitOk;

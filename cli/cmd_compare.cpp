@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "converters/convert.h"
 
 namespace vdisk::cli {
@@ -9,12 +10,12 @@ int cmd_compare(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc, "format-a,f");
   desc.add_options()("format-b,F", po::value<std::string>()->default_value(""),
-                     "format of the second image (default: probe)")(
-      "progress,p", "show progress on stderr")("a", po::value<std::string>()->required(),
-                                               "first image")(
-      "b", po::value<std::string>()->required(), "second image");
-  po::positional_options_description pos;
-  pos.add("a", 1).add("b", 1);
+                     "format of the second image (default: probe)")("progress,p",
+                                                                    "show progress on stderr");
+  const std::vector<Positional> pos = {
+      {"a", "A", "first image", "first image"},
+      {"b", "B", "second image", "second image"},
+  };
   po::variables_map vm;
   if (!parse_args("compare", "[-f FMT] [-F FMT] A B", desc, pos, args, vm)) return kExitOk;
   BlockDevicePtr a = open_from_args(vm, "a", "format-a");

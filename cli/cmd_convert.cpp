@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "cli/source.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
 
@@ -10,12 +11,31 @@ namespace vdisk::cli {
 
 namespace {
 
-std::vector<ByteRange> unreadable_of(const ddrescue::RescuedDevice* rescued) {
-  std::vector<ByteRange> out;
-  if (rescued) {
-    for (const auto& a : rescued->bad_areas()) out.push_back({a.start, a.length});
+// `-o help` (or `-o ?`, as qemu-img takes it): the -o options of the -O
+// format, from its descriptor.
+bool answer_options_help(const po::variables_map& vm) {
+  if (!vm.count("options")) return false;
+  bool asked = false;
+  for (const std::string& group : vm["options"].as<std::vector<std::string>>()) {
+    size_t start = 0;
+    while (start <= group.size()) {
+      const size_t comma = group.find(',', start);
+      const std::string item =
+          group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      asked |= item == "help" || item == "?";
+      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
+    }
   }
-  return out;
+  if (!asked) return false;
+  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
+  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  if (f.create_options.empty()) {
+    std::printf("format %s takes no -o options\n", f.name.c_str());
+  } else {
+    std::printf("-o options of format %s (-o key=value[,key=value...]):\n%s", f.name.c_str(),
+                describe_create_options(f, terminal_width()).c_str());
+  }
+  return true;
 }
 
 }  // namespace
@@ -30,7 +50,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   desc.add_options()("output-format,O", po::value<std::string>()->default_value("raw"),
                      "output format (see 'vdisk formats')")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
-      "output format options key=value[,key=value...] (may repeat)")(
+      "output format options key=value[,key=value...] (may repeat; -o help lists them)")(
       "hash", po::value<std::string>()->default_value("sha256"),
       "hashes of the guest content: md5,sha1,sha256 or none")(
       "hash-file", po::value<std::string>(),
@@ -41,20 +61,18 @@ int cmd_convert(const std::vector<std::string>& args) {
       "writeback: fsync the output before it takes its name (survives a crash); unsafe: skip "
       "the fsync (faster; as qemu-img's default)")(
       "allow-resize",
-      "let the output format round the virtual size up when it cannot keep it exactly")(
-      "src", po::value<std::string>()->required(),
-      "source image ('-': raw from standard input, needs --size)")(
-      "dst", po::value<std::string>()->required(), "destination ('-' for standard output)");
-  po::positional_options_description pos;
-  pos.add("src", 1).add("dst", 1);
+      "let the output format round the virtual size up when it cannot keep it exactly");
+  const std::vector<Positional> pos = {
+      {"src", "SRC", "source", "source image ('-': raw from standard input, needs --size)"},
+      {"dst", "DST", "destination", "destination ('-' for standard output)"},
+  };
   po::variables_map vm;
   if (!parse_args("convert",
-                  "[-f FMT] -O FMT [-o key=value,...] [-t writeback|unsafe] [-p|--progress json] "
-                  "[--hash ALGOS] "
-                  "[--hash-file REPORT.json] "
+                  "[-f FMT] -O FMT [-o key=value,...|help] [-t writeback|unsafe] "
+                  "[-p|--progress json] [--hash ALGOS] [--hash-file REPORT.json] "
                   "[--mapfile RESCUE.map] [--on-read-error stop|continue [--error-map OUT.map]] "
-                  "[--size N] [--verify] [--force] SRC DST",
-                  desc, pos, args, vm)) {
+                  "[--size SIZE] [--verify] [--force] SRC DST",
+                  desc, pos, args, vm, answer_options_help)) {
     return kExitOk;
   }
   const std::string start_time = utc_now_iso8601();
@@ -62,6 +80,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   const std::string dst_path = vm["dst"].as<std::string>();
   const bool to_stdout = dst_path == "-";
   const bool force = vm.count("force") != 0;
+  const bool verify = vm.count("verify") != 0;
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
 
   // Everything the user typed is validated before any file is opened or made.
@@ -73,19 +92,24 @@ int cmd_convert(const std::vector<std::string>& args) {
       opt_text += (opt_text.empty() ? "" : ",") + o;
   }
   Options options = parse_options(opt_text, out_fmt.create_options, out_fmt.name);
-  std::vector<HashAlgo> algos = parse_hash_algos(vm["hash"].as<std::string>());
+  const std::vector<HashAlgo> algos = hash_algos_from(vm["hash"].as<std::string>(), "--hash");
   if (to_stdout && !out_fmt.can_stream) {
     throw UsageError("format " + out_fmt.name + " cannot be written to standard output");
   }
-  if (src_path == "-" && vm.count("mapfile"))
-    throw UsageError("--mapfile needs a source file, not standard input");
+  const SourceOptions source = source_options_from(vm, "src", /*stdin_ok=*/true);
   auto progress = progress_from(vm);
-  if (!report_path.empty()) check_report_path(report_path, force);
-  const OnReadError on_read_error = read_error_policy_from(vm, src_path == "-", force);
+  if (!report_path.empty()) {
+    if (report_path == "-" && to_stdout)
+      throw UsageError("--hash-file - and DST - would mix the report into the image stream");
+    check_report_path(report_path, force);
+  }
   const std::string cache = vm["cache"].as<std::string>();
   if (cache != "writeback" && cache != "unsafe") {
     throw UsageError("unknown cache mode '" + cache + "' (writeback or unsafe)");
   }
+  if (verify && to_stdout) throw UsageError("--verify cannot re-read standard output");
+  if (verify && source.is_stream && algos.empty())
+    throw UsageError("--verify of a stream needs a hash taken during the copy: drop --hash none");
 
   if (!to_stdout) {
     struct stat ss, ds;
@@ -105,40 +129,40 @@ int cmd_convert(const std::vector<std::string>& args) {
     }
   }
 
-  bool is_stream = false;
-  BlockDevicePtr src = open_source(vm, "src", &is_stream);
-  auto rescued = rescued_from(vm, src, src_path);
-  ImageInfo src_info = src->info();
+  const CopySource src = open_copy_source(vm, source);
+  const BlockDevice& dev = *src.device;
+  ImageInfo src_info = dev.info();
   // Allocation is metadata only (block status), cheap even for a 2 TiB disk;
   // a pipe is all data.
-  const uint64_t src_allocated = is_stream ? src->size() : count_allocated_bytes(*src);
+  const uint64_t src_allocated = source.is_stream ? dev.size() : count_allocated_bytes(dev);
 
   CreateRequest req;
   req.path = dst_path;
-  req.virtual_size = src->size();
+  req.virtual_size = dev.size();
   req.options = options;
   req.overwrite = force;
   req.allow_resize = vm.count("allow-resize") != 0;
   req.env = &Env::posix(cache == "unsafe" ? Durability::kUnsafe : Durability::kFlushed);
   req.source_info = &src_info;
-  req.sector_size = src->sector_size();
-  if (!is_stream) req.source = src.get();
+  req.sector_size = dev.sector_size();
+  if (!src.options.is_stream) req.source = &dev;
   req.open_image = [](const std::string& p, const std::string& f) {
     return open_image(p, f, OpenOptions{});
   };
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
+  const bool resized = writer->virtual_size() != dev.size();
+  // Without a hash taken during the copy, --verify compares the output with
+  // a hash of the source taken afterwards, which a padded output cannot
+  // match: refused now, before the copy, not after two passes.
+  if (verify && algos.empty() && resized) {
+    writer->abort();
+    throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
+  }
 
-  CopyOptions copts;
-  copts.algos = algos;
-  copts.progress = progress.get();
-  copts.cancel = &cancel_flag();
-  copts.unreadable = unreadable_of(rescued.get());
-  copts.on_read_error = on_read_error;
-  copts.read_error_hint = read_error_hint(on_read_error, src_path == "-");
-  if (is_stream) copts.readers = 1;
+  const CopyOptions copts = copy_options(src, algos, progress.get(), "converting");
   CopyResult r;
   try {
-    r = copy_device(*src, writer.get(), copts);
+    r = copy_device(dev, writer.get(), copts);
     // The output takes its name only once the hashes are done, so a vdisk
     // killed before it reports them leaves no file behind.
     writer->finish();
@@ -151,10 +175,9 @@ int cmd_convert(const std::vector<std::string>& args) {
   FILE* out = to_stdout ? stderr : stdout;
   for (const std::string& note : writer->notes())
     std::fprintf(stderr, "vdisk: note: %s\n", note.c_str());
-  const bool resized = writer->virtual_size() != src->size();
   if (resized) {
     std::fprintf(stderr, "vdisk: note: virtual size changed from %llu to %llu bytes as requested\n",
-                 static_cast<unsigned long long>(src->size()),
+                 static_cast<unsigned long long>(dev.size()),
                  static_cast<unsigned long long>(writer->virtual_size()));
   }
   std::fprintf(
@@ -181,64 +204,33 @@ int cmd_convert(const std::vector<std::string>& args) {
                                            : "unrescued areas and read errors",
                  r.hashes.empty() ? "only" : "second");
   }
-  const int read_status = finish_read_errors(vm, src_path, r, "left unallocated (reads as zeros)",
-                                             rescued.get(), force);
+  const int read_status = finish_read_errors(src, r, "left unallocated (reads as zeros)");
 
   if (!report_path.empty()) {
-    Json d = Json::object();
-    d.set("path", dst_path);
-    d.set("format", out_fmt.name);
-    if (!opt_text.empty()) d.set("options", opt_text);
-    d.set("virtual_size", writer->virtual_size());
-    d.set("allocated_bytes", r.bytes_written);
-    Json files = Json::array();
-    for (auto& f : writer->output_files()) files.push(f);
-    d.set("files", std::move(files));
-    if (!r.output_hashes.empty()) d.set("hashes", hashes_json(r.output_hashes));
-    Json extra = Json::object();
-    extra.set("destination", std::move(d));
-    if (resized) {
-      Json c = Json::object();
-      c.set("old", src->size());
-      c.set("new", writer->virtual_size());
-      extra.set("size_changed", std::move(c));
-    }
-    write_report(
-        report_path,
-        make_report("convert", start_time, {src_path, &src_info, src->size(), src_allocated}, r,
-                    rescued.get(), on_read_error, std::move(extra)),
-        force);
+    Report rep =
+        report_of_copy("convert", start_time,
+                       {src_path, src_info.format, src_info.subformat, dev.size(), src_allocated},
+                       r, src.rescued.get(), source.on_read_error);
+    rep.destination = ReportDestination{
+        dst_path,        out_fmt.name,           opt_text,       writer->virtual_size(),
+        r.bytes_written, writer->output_files(), r.output_hashes};
+    if (resized) rep.size_changed = ReportSizeChange{dev.size(), writer->virtual_size()};
+    write_report(report_path, rep, force);
   }
 
-  if (vm.count("verify")) {
-    if (to_stdout) throw UsageError("--verify cannot re-read standard output");
-    if (is_stream && algos.empty())
-      throw UsageError("--verify of a stream needs a hash taken during the copy");
+  if (verify) {
     std::vector<HashAlgo> valgos = algos.empty() ? std::vector<HashAlgo>{HashAlgo::kSha256} : algos;
     std::vector<HashValue> expect = r.output_hashes;
     if (algos.empty()) {
       // No hash was taken during the copy: hash the source now (with the
       // unrescued areas as zeros, as the output holds them), then the output.
-      CopyOptions o;
-      o.algos = valgos;
-      o.cancel = &cancel_flag();
-      o.phase = "hashing source";
-      o.progress = progress.get();
-      o.unreadable = copts.unreadable;
-      o.on_read_error = on_read_error;
-      CopyResult s = copy_device(*src, nullptr, o);
+      CopyResult s =
+          copy_device(dev, nullptr, copy_options(src, valgos, progress.get(), "hashing source"));
       expect = s.hashes_zero_filled.empty() ? s.hashes : s.hashes_zero_filled;
-      if (writer->virtual_size() > src->size()) {
-        throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
-      }
     }
     BlockDevicePtr written = open_image(dst_path, out_fmt.name, OpenOptions{});
-    CopyOptions o;
-    o.algos = valgos;
-    o.cancel = &cancel_flag();
-    o.phase = "verifying";
-    o.progress = progress.get();
-    CopyResult got = copy_device(*written, nullptr, o);
+    CopyResult got =
+        copy_device(*written, nullptr, copy_options(valgos, progress.get(), "verifying"));
     bool ok = got.virtual_size == writer->virtual_size();
     for (size_t i = 0; i < valgos.size(); ++i) ok = ok && got.hashes[i].hex == expect[i].hex;
     if (!ok) {

@@ -246,12 +246,11 @@ int cmd_extract(const std::vector<std::string>& args) {
       "streams", "also extract named data streams (NTFS alternate data streams) as FILE:STREAM")(
       "allow-overlap",
       "write more file data than 16 times the image size (files that share their data, such as "
-      "hard links; without it that stops extraction, as a crafted image could fill the disk)")(
-      "image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>()->default_value("/"),
-      "file or directory inside the image (default: all)");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("path", 1);
+      "hard links; without it that stops extraction, as a crafted image could fill the disk)");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image (IMAGE@pN: its partition N; IMAGE@pN:PATH)"},
+      {"path", "PATH", "path", "file or directory inside the image (default: all)", false, "/"},
+  };
   po::variables_map vm;
   if (!parse_args("extract", "[--partition N] [--streams] [--allow-overlap] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc,
                   pos, args, vm))
@@ -284,12 +283,13 @@ int cmd_extract(const std::vector<std::string>& args) {
   }
   if (!vm.count("quiet")) {
     std::string extra;
-    if (x.stream_files) extra += ", " + std::to_string(x.stream_files) + " streams";
+    if (x.stream_files) extra += ", " + count_of(x.stream_files, "stream", "streams");
     if (x.skipped + x.left_out)
       extra += " (" + std::to_string(x.skipped + x.left_out) + " skipped)";
-    std::fprintf(stderr, "vdisk: extracted %llu files, %llu directories, %llu symlinks into %s%s\n",
-                 static_cast<unsigned long long>(x.files), static_cast<unsigned long long>(x.dirs),
-                 static_cast<unsigned long long>(x.links), dest.c_str(), extra.c_str());
+    std::fprintf(stderr, "vdisk: extracted %s, %s, %s into %s%s\n",
+                 count_of(x.files, "file", "files").c_str(),
+                 count_of(x.dirs, "directory", "directories").c_str(),
+                 count_of(x.links, "symlink", "symlinks").c_str(), dest.c_str(), extra.c_str());
   }
   // Finished, but entries of the image are missing from DIR.
   return x.left_out ? kExitDataLost : kExitOk;

@@ -4,10 +4,32 @@
 
 namespace vdisk::cli {
 
+std::string describe_create_options(const FormatDescriptor& f, unsigned width) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const OptionSpec& o : f.create_options) {
+    std::string name = "-o " + o.name + "=" + option_type_name(o.type);
+    std::string help = o.help;
+    if (!o.choices.empty()) {
+      std::string choices;
+      for (auto& c : o.choices) choices += (choices.empty() ? "" : "|") + c;
+      name = "-o " + o.name + "=" + choices;
+      // A long list goes into the text, where it can wrap.
+      if (name.size() + 4 > width / 2) {
+        name = "-o " + o.name + "=...";
+        help += "; one of:";
+        for (auto& c : o.choices) help += " " + c + (&c == &o.choices.back() ? "" : ",");
+      }
+    }
+    if (!o.default_value.empty()) help += " (default " + o.default_value + ")";
+    rows.emplace_back(name, help);
+  }
+  return two_columns(rows, width);
+}
+
 int cmd_formats(const std::vector<std::string>& args) {
   po::options_description desc("options");
   desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json");
-  po::positional_options_description pos;
+  const std::vector<Positional> pos;
   po::variables_map vm;
   if (!parse_args("formats", "[--output human|json]", desc, pos, args, vm)) return kExitOk;
 
@@ -50,10 +72,13 @@ int cmd_formats(const std::vector<std::string>& args) {
     return kExitOk;
   }
 
+  const unsigned width = terminal_width();
+  // The description column wraps under itself.
   std::printf("%-8s %-5s %-6s %-7s %s\n", "FORMAT", "READ", "WRITE", "STREAM", "DESCRIPTION");
   for (const FormatDescriptor* f : builtin_formats()) {
     std::printf("%-8s %-5s %-6s %-7s %s\n", f->name.c_str(), f->open ? "yes" : "no",
-                f->create ? "yes" : "no", f->can_stream ? "yes" : "no", f->description.c_str());
+                f->create ? "yes" : "no", f->can_stream ? "yes" : "no",
+                wrap(f->description, width, 30, 30).c_str());
   }
   for (const FormatDescriptor* f : builtin_formats()) {
     std::printf("\n%s", f->name.c_str());
@@ -62,25 +87,17 @@ int cmd_formats(const std::vector<std::string>& args) {
       for (auto& a : f->aliases) std::printf(" %s", a.c_str());
       std::printf(")");
     }
-    std::printf("\n  extensions:");
-    for (auto& e : f->extensions) std::printf(" .%s", e.c_str());
-    std::printf("\n");
+    std::string exts = "extensions:";
+    for (auto& e : f->extensions) exts += " ." + e;
+    std::printf("\n  %s\n", wrap(exts, width, 2, 4).c_str());
     if (!f->subformats.empty()) {
-      std::printf("  subformats:");
-      for (auto& s : f->subformats) std::printf(" %s", s.c_str());
-      std::printf("\n");
+      std::string subs = "subformats:";
+      for (auto& sub : f->subformats) subs += " " + sub;
+      std::printf("  %s\n", wrap(subs, width, 2, 4).c_str());
     }
     if (f->create) {
       if (f->create_options.empty()) std::printf("  -o options: none\n");
-      for (auto& o : f->create_options) {
-        std::string type = option_type_name(o.type);
-        if (!o.choices.empty()) {
-          type.clear();
-          for (auto& c : o.choices) type += (type.empty() ? "" : "|") + c;
-        }
-        std::printf("  -o %-20s %-28s %s%s\n", o.name.c_str(), type.c_str(), o.help.c_str(),
-                    o.default_value.empty() ? "" : (" (default " + o.default_value + ")").c_str());
-      }
+      std::printf("%s", describe_create_options(*f, width).c_str());
     }
   }
   return kExitOk;

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "cli/source.h"
 #include "converters/convert.h"
 
 namespace vdisk::cli {
@@ -17,55 +18,40 @@ int cmd_hash(const std::vector<std::string>& args) {
       "output", po::value<std::string>()->default_value("human"), "human or json")(
       "hash-file", po::value<std::string>(),
       "write a JSON report (path, format, sizes, hashes, times)")(
-      "force", "replace an existing --hash-file report")(
-      "image", po::value<std::string>()->required(),
-      "the image ('-': raw from standard input, needs --size)");
-  po::positional_options_description pos;
-  pos.add("image", 1);
+      "force", "replace an existing --hash-file report");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image ('-': raw from standard input, needs --size)"},
+  };
   po::variables_map vm;
   if (!parse_args(
           "hash",
           "[-f FMT] [--algo md5,sha1,sha256] [--mapfile RESCUE.map] [--hash-file REPORT.json] "
-          "[--on-read-error stop|continue [--error-map OUT.map]] [-p|--progress json] [--size N] "
+          "[--on-read-error stop|continue [--error-map OUT.map]] [-p|--progress json] [--size "
+          "SIZE] "
           "IMAGE [--output human|json]",
           desc, pos, args, vm)) {
     return kExitOk;
   }
   const std::string start_time = utc_now_iso8601();
   bool json = want_json(vm);
-  std::vector<HashAlgo> algos = parse_hash_algos(vm["algo"].as<std::string>());
+  const std::vector<HashAlgo> algos = hash_algos_from(vm["algo"].as<std::string>(), "--algo");
   if (algos.empty()) throw UsageError("--algo needs at least one of md5, sha1, sha256");
-  std::string image = vm["image"].as<std::string>();
-  if (image == "-" && vm.count("mapfile"))
-    throw UsageError("--mapfile needs an image file, not standard input");
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
   const bool force = vm.count("force") != 0;
+  const SourceOptions source = source_options_from(vm, "image", /*stdin_ok=*/true);
   if (!report_path.empty()) check_report_path(report_path, force);
-  const OnReadError on_read_error = read_error_policy_from(vm, image == "-", force);
   auto progress = progress_from(vm);
+  const std::string& image = source.path;
 
-  bool is_stream = false;
-  BlockDevicePtr dev = open_source(vm, "image", &is_stream);
-  auto rescued = rescued_from(vm, dev, image);
-  ImageInfo info = dev->info();
+  const CopySource src = open_copy_source(vm, source);
+  const BlockDevice& dev = *src.device;
+  ImageInfo info = dev.info();
   // Before the copy, like convert: metadata only, and a source that shrinks
   // during the copy cannot fail the report afterwards.
   const uint64_t allocated = report_path.empty() ? 0
-                             : is_stream         ? dev->size()
-                                                 : count_allocated_bytes(*dev);
-
-  CopyOptions opts;
-  opts.algos = algos;
-  opts.progress = progress.get();
-  opts.cancel = &cancel_flag();
-  opts.phase = "hashing";
-  opts.on_read_error = on_read_error;
-  opts.read_error_hint = read_error_hint(on_read_error, image == "-");
-  if (is_stream) opts.readers = 1;
-  if (rescued) {
-    for (const auto& a : rescued->bad_areas()) opts.unreadable.push_back({a.start, a.length});
-  }
-  CopyResult r = copy_device(*dev, nullptr, opts);
+                             : source.is_stream  ? dev.size()
+                                                 : count_allocated_bytes(dev);
+  CopyResult r = copy_device(dev, nullptr, copy_options(src, algos, progress.get(), "hashing"));
 
   const std::string zf_scope = zero_filled_scope(r);
   if (json) {
@@ -79,9 +65,10 @@ int cmd_hash(const std::vector<std::string>& args) {
       j.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
       j.set("hashes_zero_filled_scope", "the source with its " + zf_scope);
     }
-    if (rescued) j.set("mapfile", bad_areas_json(*rescued));
-    if (on_read_error == OnReadError::kContinue) {
-      j.set("read_errors", read_errors_json(r));
+    if (src.rescued)
+      j.set("mapfile", mapfile_json({src.rescued->mapfile_path(), src.rescued->bad_areas()}));
+    if (source.on_read_error == OnReadError::kContinue) {
+      j.set("read_errors", read_errors_json(r.read_errors));
       j.set("read_error_bytes", r.read_error_bytes);
     }
     std::printf("%s\n", j.dump(2).c_str());
@@ -95,12 +82,13 @@ int cmd_hash(const std::vector<std::string>& args) {
                   zf_scope.c_str(), hv.hex.c_str());
     }
   }
-  const int status = finish_read_errors(vm, image, r, "hashed as zeros", rescued.get(), force);
+  const int status = finish_read_errors(src, r, "hashed as zeros");
 
   if (!report_path.empty()) {
     write_report(report_path,
-                 make_report("hash", start_time, {image, &info, r.virtual_size, allocated}, r,
-                             rescued.get(), on_read_error, Json()),
+                 report_of_copy("hash", start_time,
+                                {image, info.format, info.subformat, r.virtual_size, allocated}, r,
+                                src.rescued.get(), source.on_read_error),
                  force);
   }
   return status;

@@ -151,11 +151,11 @@ int cmd_ls(const std::vector<std::string>& args) {
       "recursive,R", "list subdirectories too, as paths")(
       "all,a", "also list entries the file system keeps for itself (NTFS $MFT, $Extend ...)")(
       "output", po::value<std::string>()->default_value("human"),
-      "human or json (json: every field, times to the nanosecond, file-system details)")(
-      "image", po::value<std::string>()->required(), "the image")(
-      "path", po::value<std::string>()->default_value("/"), "directory or file inside the image");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("path", 1);
+      "human or json (json: every field, times to the nanosecond, file-system details)");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image (IMAGE@pN: its partition N; IMAGE@pN:PATH)"},
+      {"path", "PATH", "path", "directory or file inside the image (default: /)", false, "/"},
+  };
   po::variables_map vm;
   if (!parse_args("ls", "[-l] [-R] [-a] [--output json] [--partition N] IMAGE[@pN[:PATH]] [PATH]",
                   desc, pos, args, vm))

@@ -44,10 +44,8 @@ int cmd_map(const std::vector<std::string>& args) {
   po::options_description desc("options");
   add_open_options(desc);
   add_mapfile_option(desc);
-  desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json")(
-      "image", po::value<std::string>()->required(), "the image");
-  po::positional_options_description pos;
-  pos.add("image", 1);
+  desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json");
+  const std::vector<Positional> pos = {{"image", "IMAGE", "image", "the image"}};
   po::variables_map vm;
   if (!parse_args("map", "[-f FMT] [--mapfile RESCUE.map] IMAGE [--output human|json]", desc, pos,
                   args, vm)) {

@@ -116,11 +116,9 @@ int cmd_mkiso(const std::vector<std::string>& args) {
       "MBR boot code for --hybrid (e.g. /usr/lib/ISOLINUX/isohdpfx.bin), patched to load the "
       "--boot image; implies --hybrid")("no-joliet", "leave out the Joliet tree")(
       "no-rock-ridge", "leave out Rock Ridge")("output,o", po::value<std::string>()->required(),
-                                               "the ISO to write")(
-      "force", "replace OUT if it exists")("dir", po::value<std::string>()->required(),
-                                           "source directory");
-  po::positional_options_description pos;
-  pos.add("dir", 1);
+                                               "the ISO to write")("force",
+                                                                   "replace OUT if it exists");
+  const std::vector<Positional> pos = {{"dir", "DIR", "source directory", "source directory"}};
   po::variables_map vm;
   if (!parse_args("mkiso",
                   "[-V LABEL] [--boot IMG [--no-emul-boot] [--boot-load-size N] "
@@ -185,16 +183,15 @@ int cmd_mkiso(const std::vector<std::string>& args) {
   }
   MkisoNode root = scan(dir, st, "", 0);
   iso9660::MkisoResult r = iso9660::write_iso(root, opts, out);
-  std::fprintf(
-      stderr, "vdisk: wrote %s: %s, %llu files, %llu directories%s%s\n", out.c_str(),
-      human_size(r.image_bytes).c_str(), static_cast<unsigned long long>(r.files),
-      static_cast<unsigned long long>(r.directories),
-      r.relocated_directories
-          ? (", " + std::to_string(r.relocated_directories) + " deep directories relocated").c_str()
-          : "",
-      r.multi_extent_files
-          ? (", " + std::to_string(r.multi_extent_files) + " multi-extent files").c_str()
-          : "");
+  std::string summary = human_size(r.image_bytes) + ", " + count_of(r.files, "file", "files") +
+                        ", " + count_of(r.directories, "directory", "directories");
+  if (r.relocated_directories) {
+    summary += ", " + count_of(r.relocated_directories, "deep directory", "deep directories") +
+               " relocated";
+  }
+  if (r.multi_extent_files)
+    summary += ", " + count_of(r.multi_extent_files, "multi-extent file", "multi-extent files");
+  std::fprintf(stderr, "vdisk: wrote %s: %s\n", out.c_str(), summary.c_str());
   return kExitOk;
 }
 

@@ -41,11 +41,21 @@ MountFlags parse_mount_flags(const po::variables_map& vm) {
   return f;
 }
 
-BlockDevicePtr open_mount_device(const po::variables_map& vm) {
+// A rescued image seen through its ddrescue mapfile (or an image that lists
+// its own unread sectors, an E01's error2): unrescued areas read as zeros
+// (default) or fail with EIO, as the analyst chooses. The value is checked
+// before the image is opened; whether there is anything to apply it to,
+// after (open_mount_device).
+ddrescue::BadAreaMode bad_area_mode_from(const po::variables_map& vm) {
+  try {
+    return ddrescue::parse_bad_area_mode(vm["bad-areas"].as<std::string>());
+  } catch (const Error& e) {
+    throw UsageError(e.message());
+  }
+}
+
+BlockDevicePtr open_mount_device(const po::variables_map& vm, ddrescue::BadAreaMode mode) {
   BlockDevicePtr dev = open_from_args(vm, "image");
-  // A rescued image seen through its ddrescue mapfile: unrescued areas read
-  // as zeros (default) or fail with EIO, as the analyst chooses.
-  auto mode = ddrescue::parse_bad_area_mode(vm["bad-areas"].as<std::string>());
   if (auto rescued = rescued_from(vm, dev, vm["image"].as<std::string>(), mode)) return rescued;
   if (!vm["bad-areas"].defaulted()) {
     throw UsageError("--bad-areas needs --mapfile (or an image that lists its unread sectors)");
@@ -72,11 +82,11 @@ int cmd_mount(const std::vector<std::string>& args) {
       "(disk.raw, p1, p2, ..., info.json) or tree")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
       "mount options: allow_other (let other users in; needs user_allow_other in /etc/fuse.conf "
-      "unless root)")("foreground", "stay in the foreground until unmounted (Ctrl-C unmounts)")(
-      "image", po::value<std::string>()->required(), "the image")(
-      "mountpoint", po::value<std::string>()->required(), "an existing empty directory");
-  po::positional_options_description pos;
-  pos.add("image", 1).add("mountpoint", 1);
+      "unless root)")("foreground", "stay in the foreground until unmounted (Ctrl-C unmounts)");
+  const std::vector<Positional> pos = {
+      {"image", "IMAGE", "image", "the image"},
+      {"mountpoint", "MOUNTPOINT", "mount point", "an existing empty directory"},
+  };
   po::variables_map vm;
   if (!parse_args("mount",
                   "[-f FMT] [--mode auto|block|tree] [-o allow_other] [--mapfile MAP [--bad-areas "
@@ -92,11 +102,12 @@ int cmd_mount(const std::vector<std::string>& args) {
     throw UsageError(e.message());
   }
   MountFlags flags = parse_mount_flags(vm);
+  const ddrescue::BadAreaMode bad_areas = bad_area_mode_from(vm);
   const std::string image = vm["image"].as<std::string>();
   // The cheap checks first: a bad mount point fails before the image is read.
   const std::string mountpoint = mount::check_mountpoint(vm["mountpoint"].as<std::string>());
 
-  BlockDevicePtr dev = open_mount_device(vm);
+  BlockDevicePtr dev = open_mount_device(vm, bad_areas);
   mount::ViewRequest req;
   req.disk = dev;
   req.image = image;

@@ -5,10 +5,9 @@ namespace vdisk::cli {
 
 int cmd_unmount(const std::vector<std::string>& args) {
   po::options_description desc("options");
-  desc.add_options()("mountpoint", po::value<std::string>()->required(),
-                     "where vdisk mounted an image");
-  po::positional_options_description pos;
-  pos.add("mountpoint", 1);
+  const std::vector<Positional> pos = {
+      {"mountpoint", "MOUNTPOINT", "mount point", "where vdisk mounted an image"},
+  };
   po::variables_map vm;
   if (!parse_args("unmount", "MOUNTPOINT", desc, pos, args, vm)) return kExitOk;
   mount::unmount(vm["mountpoint"].as<std::string>());

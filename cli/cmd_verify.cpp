@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "cli/cli.h"
+#include "cli/source.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
@@ -21,52 +22,6 @@ struct Expectation {
   std::optional<uint64_t> size;
 };
 
-size_t hex_length(HashAlgo a) {
-  switch (a) {
-    case HashAlgo::kMd5:
-      return 32;
-    case HashAlgo::kSha1:
-      return 40;
-    case HashAlgo::kSha256:
-      return 64;
-  }
-  return 0;
-}
-
-HashValue parse_hash(const std::string& algo_name, std::string hex, const std::string& where) {
-  std::vector<HashAlgo> a = parse_hash_algos(algo_name);
-  if (a.size() != 1)
-    throw UsageError(where + ": '" + algo_name + "' is not one of md5, sha1, sha256");
-  for (auto& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool ok = hex.size() == hex_length(a[0]);
-  for (char c : hex) ok = ok && std::isxdigit(static_cast<unsigned char>(c));
-  if (!ok) {
-    throw UsageError(where + ": " + algo_name + " digest '" + hex + "' is not " +
-                     std::to_string(hex_length(a[0])) + " hexadecimal digits");
-  }
-  return HashValue{a[0], hex};
-}
-
-std::vector<HashValue> hashes_of(const Json* j, const std::string& where) {
-  std::vector<HashValue> out;
-  if (!j) return out;
-  if (!j->is_object())
-    throw Error(ErrorKind::kInvalidArgument, where, std::nullopt, "hashes are not an object");
-  for (auto& [k, v] : j->as_object()) {
-    if (!v.is_string())
-      throw Error(ErrorKind::kInvalidArgument, where, std::nullopt, k + " is not a string");
-    out.push_back(parse_hash(k, v.as_string(), where));
-  }
-  return out;
-}
-
-std::optional<uint64_t> size_of(const Json* obj) {
-  if (!obj || !obj->is_object()) return std::nullopt;
-  const Json* s = obj->find("virtual_size");
-  if (!s || !s->is_number()) return std::nullopt;
-  return s->as_u64();
-}
-
 // Every content a report vouches for: the source as stored, the source with
 // its unrescued areas as zeros, and the destination of a conversion.
 std::vector<Expectation> expectations_of_report(const std::string& path) {
@@ -75,27 +30,14 @@ std::vector<Expectation> expectations_of_report(const std::string& path) {
     throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "report is too large");
   std::string text(static_cast<size_t>(f->size()), '\0');
   if (!text.empty()) f->read_at(0, text.data(), text.size());
-  Json rep;
-  try {
-    rep = Json::parse(text);
-  } catch (const Error& e) {
-    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
-                "not a vdisk report: " + e.message());
-  }
-  if (!rep.is_object())
-    throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "not a vdisk report");
+  const Report rep = Report::parse(text, path);
   std::vector<Expectation> out;
-  std::optional<uint64_t> src_size = size_of(&rep);
-  Expectation src{"the source as stored", hashes_of(rep.find("hashes"), path), src_size};
-  if (!src.hashes.empty()) out.push_back(src);
-  const Json* scope = rep.find("hashes_zero_filled_scope");
-  Expectation zero{scope && scope->is_string() ? scope->as_string()
-                                               : "the source with its unrescued areas as zeros",
-                   hashes_of(rep.find("hashes_zero_filled"), path), src_size};
-  if (!zero.hashes.empty()) out.push_back(zero);
-  if (const Json* d = rep.find("destination"); d && d->is_object()) {
-    Expectation dst{"the conversion's destination", hashes_of(d->find("hashes"), path), size_of(d)};
-    if (!dst.hashes.empty()) out.push_back(dst);
+  if (!rep.hashes.empty()) out.push_back({"the source as stored", rep.hashes, rep.virtual_size});
+  if (!rep.hashes_zero_filled.empty())
+    out.push_back({rep.hashes_zero_filled_scope, rep.hashes_zero_filled, rep.virtual_size});
+  if (rep.destination && !rep.destination->hashes.empty()) {
+    out.push_back(
+        {"the conversion's destination", rep.destination->hashes, rep.destination->virtual_size});
   }
   if (out.empty())
     throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "the report holds no hashes");
@@ -112,10 +54,8 @@ int cmd_verify(const std::vector<std::string>& args) {
   desc.add_options()("expect", po::value<std::vector<std::string>>()->composing(),
                      "ALGO:HEX the image must hash to (may repeat)")(
       "hash-file", po::value<std::string>(),
-      "a report of 'vdisk convert' or 'vdisk hash' (--hash-file)")(
-      "image", po::value<std::string>()->required(), "the image");
-  po::positional_options_description pos;
-  pos.add("image", 1);
+      "a report of 'vdisk convert' or 'vdisk hash' (--hash-file)");
+  const std::vector<Positional> pos = {{"image", "IMAGE", "image", "the image"}};
   po::variables_map vm;
   if (!parse_args(
           "verify",
@@ -127,8 +67,25 @@ int cmd_verify(const std::vector<std::string>& args) {
   const bool has_expect = vm.count("expect") != 0, has_report = vm.count("hash-file") != 0;
   if (has_expect && has_report)
     throw UsageError("give either --expect ALGO:HEX or --hash-file REPORT.json, not both");
-  const OnReadError on_read_error = read_error_policy_from(vm, false, false);
-  const std::string image = vm["image"].as<std::string>();
+  // Every option checked before the image is opened.
+  const SourceOptions source = source_options_from(vm, "image", /*stdin_ok=*/false);
+  const std::string& image = source.path;
+  std::vector<Expectation> candidates;
+  if (has_expect) {
+    Expectation e{"the expected digests", {}, std::nullopt};
+    for (const std::string& x : vm["expect"].as<std::vector<std::string>>()) {
+      size_t colon = x.find(':');
+      if (colon == std::string::npos) throw UsageError("--expect '" + x + "' is not ALGO:HEX");
+      try {
+        e.hashes.push_back(parse_hash_value(x.substr(0, colon), x.substr(colon + 1)));
+      } catch (const Error& err) {
+        throw UsageError("--expect: " + err.message());
+      }
+    }
+    candidates.push_back(e);
+  }
+  if (has_report) candidates = expectations_of_report(vm["hash-file"].as<std::string>());
+  auto progress = progress_from(vm);
   // Damaged pieces of formats that checksum their content (E01 chunks) are
   // listed after one full pass instead of stopping it.
   std::mutex damage_mu;
@@ -139,13 +96,11 @@ int cmd_verify(const std::vector<std::string>& args) {
     std::lock_guard<std::mutex> lock(damage_mu);
     if (++damage_count <= 20) damage.push_back(d);
   };
-  BlockDevicePtr dev =
-      open_image(image, vm.count("format") ? vm["format"].as<std::string>() : "", open_opts);
-  std::vector<Expectation> candidates;
+  const CopySource src = open_copy_source(vm, source, open_opts);
   if (!has_expect && !has_report) {
     // The hashes the image itself stores (an E01's MD5 and SHA-1).
     Expectation e{"the hashes stored in the image", {}, std::nullopt};
-    for (const StoredDigest& d : dev->stored_digests()) {
+    for (const StoredDigest& d : src.device->stored_digests()) {
       e.hashes.push_back(parse_hash(d.algo, d.hex, image + " (" + d.where + ")"));
     }
     if (e.hashes.empty()) {
@@ -154,16 +109,6 @@ int cmd_verify(const std::vector<std::string>& args) {
                        "REPORT.json");
     }
     candidates.push_back(e);
-  } else if (has_expect) {
-    Expectation e{"the expected digests", {}, std::nullopt};
-    for (const std::string& x : vm["expect"].as<std::vector<std::string>>()) {
-      size_t colon = x.find(':');
-      if (colon == std::string::npos) throw UsageError("--expect '" + x + "' is not ALGO:HEX");
-      e.hashes.push_back(parse_hash(x.substr(0, colon), x.substr(colon + 1), "--expect"));
-    }
-    candidates.push_back(e);
-  } else {
-    candidates = expectations_of_report(vm["hash-file"].as<std::string>());
   }
   // Hash once with every algorithm any candidate names.
   std::vector<HashAlgo> algos;
@@ -172,21 +117,13 @@ int cmd_verify(const std::vector<std::string>& args) {
       if (std::find(algos.begin(), algos.end(), h.algo) == algos.end()) algos.push_back(h.algo);
     }
   }
-  auto progress = progress_from(vm);
-  CopyOptions o;
-  o.algos = algos;
-  o.cancel = &cancel_flag();
-  o.phase = "verifying";
-  o.progress = progress.get();
-  o.on_read_error = on_read_error;
-  o.read_error_hint = read_error_hint(on_read_error, false);
-  CopyResult r = copy_device(*dev, nullptr, o);
+  const BlockDevice& dev = *src.device;
+  CopyResult r = copy_device(dev, nullptr, copy_options(src, algos, progress.get(), "verifying"));
   // With read errors only the image with zeros there was hashed: it can
   // match a report's hashes_zero_filled (the same ranges lost when the report
   // was made) or a conversion's destination, never the image as stored, and
   // the exit status says data was lost whatever matched.
-  const int read_status =
-      finish_read_errors(vm, image, r, "hashed as zeros", nullptr, /*force=*/false);
+  const int read_status = finish_read_errors(src, r, "hashed as zeros");
   const std::vector<HashValue>& computed = r.hashes.empty() ? r.hashes_zero_filled : r.hashes;
   auto got = [&](HashAlgo a) -> const std::string& {
     for (auto& h : computed) {

@@ -14,8 +14,10 @@ void on_signal(int) {
 }
 
 void print_usage(FILE* out) {
-  std::fprintf(out, "usage: vdisk <command> [options] ...\n\ncommands:\n");
-  for (const auto& c : vdisk::cli::commands()) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const auto& c : vdisk::cli::commands()) rows.emplace_back(c.name, c.summary);
+  std::fprintf(out, "usage: vdisk <command> [options] ...\n\ncommands:\n%s",
+               vdisk::cli::two_columns(rows, vdisk::cli::terminal_width()).c_str());
   std::fprintf(out, "\n'vdisk <command> -h' shows a command's options.\n");
 }
 
@@ -28,21 +30,30 @@ int main(int argc, char** argv) {
     return kExitError;
   }
   std::string name = argv[1];
-  if (name == "-h" || name == "--help" || name == "help") {
+  std::vector<std::string> args(argv + 2, argv + argc);
+  if (name == "-h" || name == "--help" || (name == "help" && args.empty())) {
     print_usage(stdout);
     return kExitOk;
+  }
+  // `vdisk help convert` is `vdisk convert -h`.
+  if (name == "help") {
+    name = args[0];
+    args = {"-h"};
   }
   if (name == "--version" || name == "-V") {
     std::printf("vdisk %s\n", VDISK_VERSION);
     return kExitOk;
   }
   const Command* cmd = nullptr;
+  std::vector<std::string> names;
   for (const auto& c : commands()) {
     if (name == c.name) cmd = &c;
+    names.push_back(c.name);
   }
   if (!cmd) {
-    std::fprintf(stderr, "vdisk: unknown command '%s'\n", name.c_str());
-    print_usage(stderr);
+    const std::string hint = did_you_mean(name, names);
+    std::fprintf(stderr, "vdisk: unknown command '%s'%s\n", name.c_str(),
+                 hint.empty() ? " ('vdisk -h' lists the commands)" : hint.c_str());
     return kExitError;
   }
 
@@ -53,7 +64,6 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  std::vector<std::string> args(argv + 2, argv + argc);
   try {
     return cmd->run(args);
   } catch (const UsageError& e) {

@@ -40,7 +40,7 @@ std::string partition_list(const partition::PartitionTable& table) {
 }  // namespace
 
 void add_tree_options(po::options_description& desc) {
-  desc.add_options()("partition", po::value<uint32_t>(),
+  desc.add_options()("partition", po::value<std::string>()->value_name("N"),
                      "read the file system of partition N (Linux numbering: MBR 1-4 primary, "
                      "5+ logical; GPT entry order); same as IMAGE@pN")(
       "raw-names",
@@ -62,7 +62,8 @@ OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& i
     args.at(image_key).value() = base;
   }
   if (vm.count("partition")) {
-    uint32_t opt = vm["partition"].as<uint32_t>();
+    const auto opt = static_cast<uint32_t>(
+        parse_count_arg(vm["partition"].as<std::string>(), "--partition", UINT32_MAX));
     if (t.partition != 0 && t.partition != opt) {
       throw UsageError("--partition " + std::to_string(opt) + " and @p" +
                        std::to_string(t.partition) + " name different partitions");

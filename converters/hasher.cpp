@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 
 #include "formats/core/error.h"
 
@@ -20,32 +22,64 @@ const char* hash_algo_name(HashAlgo a) {
   return "?";
 }
 
+namespace {
+
+// "md5", "SHA-256" → the algorithm; nullopt for another name.
+std::optional<HashAlgo> hash_algo_of(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
+  if (name == "md5") return HashAlgo::kMd5;
+  if (name == "sha1") return HashAlgo::kSha1;
+  if (name == "sha256") return HashAlgo::kSha256;
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::vector<HashAlgo> parse_hash_algos(const std::string& text) {
   std::vector<HashAlgo> out;
-  if (text == "none" || text.empty()) return out;
+  if (text == "none") return out;
+  // An empty list would silently turn hashing off: only "none" says so.
+  if (text.empty()) throw_invalid("", "no hash algorithm named (md5, sha1, sha256, or none)");
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     std::string name =
         text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     start = comma == std::string::npos ? text.size() + 1 : comma + 1;
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return std::tolower(c); });
-    name.erase(std::remove(name.begin(), name.end(), '-'), name.end());
-    HashAlgo a;
-    if (name == "md5")
-      a = HashAlgo::kMd5;
-    else if (name == "sha1")
-      a = HashAlgo::kSha1;
-    else if (name == "sha256")
-      a = HashAlgo::kSha256;
-    else if (name.empty())
-      continue;
-    else
-      throw_invalid("", "unknown hash algorithm '" + name + "' (known: md5, sha1, sha256, none)");
-    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+    if (name.empty()) throw_invalid("", "empty name in hash list '" + text + "'");
+    if (name == "none") throw_invalid("", "'none' cannot be combined with other algorithms");
+    std::optional<HashAlgo> a = hash_algo_of(name);
+    if (!a) throw_invalid("", "unknown hash algorithm '" + name + "' (known: md5, sha1, sha256)");
+    if (std::find(out.begin(), out.end(), *a) == out.end()) out.push_back(*a);
   }
   return out;
+}
+
+size_t hash_hex_length(HashAlgo a) {
+  switch (a) {
+    case HashAlgo::kMd5:
+      return 32;
+    case HashAlgo::kSha1:
+      return 40;
+    case HashAlgo::kSha256:
+      return 64;
+  }
+  return 0;
+}
+
+HashValue parse_hash_value(const std::string& algo_name, std::string hex) {
+  std::optional<HashAlgo> a = hash_algo_of(algo_name);
+  if (!a) throw_invalid("", "'" + algo_name + "' is not one of md5, sha1, sha256");
+  for (auto& c : hex) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool ok = hex.size() == hash_hex_length(*a);
+  for (char c : hex) ok = ok && std::isxdigit(static_cast<unsigned char>(c));
+  if (!ok) {
+    throw_invalid("", algo_name + " digest '" + hex + "' is not " +
+                          std::to_string(hash_hex_length(*a)) + " hexadecimal digits");
+  }
+  return HashValue{*a, hex};
 }
 
 struct Hasher::Impl {

@@ -11,8 +11,10 @@ namespace vdisk {
 enum class HashAlgo { kMd5, kSha1, kSha256 };
 const char* hash_algo_name(HashAlgo a);
 
-// Parses "md5,sha1,sha256" (any subset, any order) or "none" (empty list).
-// Throws Error(kInvalidArgument) for an unknown name.
+// Parses "md5,sha1,sha256" (any subset, any order, case and '-' ignored:
+// "SHA-256") or "none" (empty list). Throws Error(kInvalidArgument) for an
+// unknown name, an empty text or item ("", "md5,,sha1"), and "none" inside a
+// list.
 std::vector<HashAlgo> parse_hash_algos(const std::string& text);
 
 // One running hash. Not thread-safe; one per thread.
@@ -42,6 +44,15 @@ class Hasher {
 struct HashValue {
   HashAlgo algo;
   std::string hex;
+  bool operator==(const HashValue&) const = default;
 };
+
+// Hex digits of a digest: 32 (md5), 40 (sha1), 64 (sha256).
+size_t hash_hex_length(HashAlgo a);
+
+// A digest as typed or stored ("sha256", "AB12…"): one algorithm name and
+// hash_hex_length hex digits (lower-cased). Throws Error(kInvalidArgument)
+// naming what is wrong.
+HashValue parse_hash_value(const std::string& algo_name, std::string hex);
 
 }  // namespace vdisk

@@ -128,7 +128,7 @@ void unmount(const std::string& mountpoint) {
   if (!entry) fail(ErrorKind::kInvalidArgument, mountpoint, "not a mount point");
   if (entry->fstype != "fuse.vdisk") {
     fail(ErrorKind::kInvalidArgument, mountpoint,
-         "is a " + entry->fstype + " mount, not a vdisk one: refusing to unmount it");
+         "is mounted as " + entry->fstype + ", not by vdisk: refusing to unmount it");
   }
   unmount_kernel(mountpoint, abs);
   // Return only once the daemon has let go of the image and exited.

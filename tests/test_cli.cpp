@@ -195,7 +195,7 @@ TEST_CASE("bad input exits 2 with a message and writes nothing", "[cli][errors]"
       {"convert -O raw -o bogus=1 " + sh_quote(src) + " " + sh_quote(out), "no option 'bogus'"},
       {"convert --hash sha512 " + sh_quote(src) + " " + sh_quote(out), "unknown hash algorithm"},
       {"convert -f nonesuch " + sh_quote(src) + " " + sh_quote(out), "unknown format"},
-      {"convert " + sh_quote(src), "dst"},
+      {"convert " + sh_quote(src), "missing destination"},
       {"info " + sh_quote(dir / "missing.img"), "no such file"},
       {"hash " + sh_quote(dir / "adir"), "is a directory"},
       {"map " + sh_quote(dir / "empty.img"), "empty"},

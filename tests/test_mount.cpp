@@ -332,7 +332,7 @@ TEST_CASE("mount refuses missing, busy, non-empty mount points and bad arguments
   expect_fail("mount -o rw " + sh_quote(img) + " " + sh_quote(mp), "unknown mount option");
   expect_fail("mount " + sh_quote(dir / "nope.img") + " " + sh_quote(mp), "nope.img");
   expect_fail("unmount " + sh_quote(mp), "not a mount point");
-  expect_fail("unmount /proc", "not a vdisk one");
+  expect_fail("unmount /proc", "not by vdisk");
   CHECK_FALSE(is_mounted(mp));
 
   MountGuard guard(mp);

@@ -323,6 +323,32 @@ Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
     }
   }
   return parse_mapfile(format_mapfile(disk_size, out, {}), path);
+
+std::vector<BadArea> overlay_areas(const std::vector<BadArea>& known,
+                                   const std::vector<BadArea>& found) {
+  std::vector<BadArea> out;
+  size_t k = 0;
+  for (const BadArea& f : found) {
+    uint64_t pos = f.start;
+    const uint64_t end = f.start + f.length;
+    while (pos < end) {
+      while (k < known.size() && known[k].start + known[k].length <= pos) out.push_back(known[k++]);
+      if (k < known.size() && known[k].start <= pos) {
+        pos = std::min(end, known[k].start + known[k].length);  // already known
+        continue;
+      }
+      const uint64_t stop = k < known.size() ? std::min(end, known[k].start) : end;
+      if (!out.empty() && out.back().status == f.status &&
+          out.back().start + out.back().length == pos) {
+        out.back().length += stop - pos;
+      } else {
+        out.push_back({pos, stop - pos, f.status});
+      }
+      pos = stop;
+    }
+  }
+  while (k < known.size()) out.push_back(known[k++]);
+  return out;
 }
 
 }  // namespace vdisk::ddrescue

@@ -94,4 +94,15 @@ Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
                                 const std::vector<ByteRange>& ranges, char status,
                                 const std::string& path);
 
+// The areas of a mapfile for a run that found more bad ranges on top of what
+// an earlier mapfile said: `known` (sorted, non-overlapping; e.g. the
+// unrescued areas of the --mapfile a copy read through) with the parts of
+// `found` (sorted, non-overlapping; e.g. the read errors of that copy) that
+// `known` does not already cover, each with its own status. Adjacent pieces
+// of `found` of one status are merged; a `known` area keeps its status where
+// both overlap. The result is sorted and non-overlapping, as format_mapfile
+// takes it.
+std::vector<BadArea> overlay_areas(const std::vector<BadArea>& known,
+                                   const std::vector<BadArea>& found);
+
 }  // namespace vdisk::ddrescue
