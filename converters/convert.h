@@ -2,7 +2,9 @@
 // status, reads only data extents, finds all-zero blocks inside them, hands the
 // rest to an ImageWriter in increasing offset order, and hashes the complete
 // guest stream (zeros included, fed from a zero buffer, never read) on one
-// thread per algorithm, overlapped with reading and writing.
+// thread per algorithm, overlapped with reading and writing. The stages
+// (planner, ordered reader pool, consumers) are in copy_plan.h,
+// chunk_reader.h, copy_pipeline.h and copy_consumers.h.
 #pragma once
 
 #include <atomic>
@@ -42,7 +44,7 @@ struct CopyOptions {
   // interruptions and write errors always stop.
   //  - kStop: the error is rethrown, naming the offset that failed.
   //  - kContinue: the failed chunk is read again in smaller pieces to isolate
-  //    the bad ranges (the rule and its bound are in convert.cpp, ReadRescuer).
+  //    the bad ranges (the rule and its bound: ReadRescuer, chunk_reader.h).
   //    Those ranges become unreadable ranges discovered during the copy: never
   //    written (the output leaves them unallocated, reading as zeros), hashed
   //    as zeros, listed in CopyResult::read_errors.
@@ -76,10 +78,20 @@ struct CopyResult {
   double seconds = 0;
 };
 
-// Copies `src` into `dst` (dst may be null: hash only). Never calls
-// dst->finish() or abort(): the caller decides, once the hashes are known (an
-// output must not take its name before vdisk can report what it holds). Throws Error(kInterrupted)
-// when *cancel becomes true, and rethrows the first error of any stage.
+// Copies `src` into `dst` (dst may be null: hash only).
+//  - Never calls dst->finish() or abort(): the caller decides, once the
+//    hashes are known (an output must not take its name before vdisk can
+//    report what it holds).
+//  - dst is called from one thread (not the caller's), in increasing,
+//    non-overlapping offset order, as ImageWriter requires; progress->update()
+//    likewise from one thread, monotonic; begin() and end() from the caller's.
+//  - Memory is bounded by max(buffers, readers + 1) * chunk_size whatever the
+//    size of the source.
+//  - Throws Error(kInterrupted) soon after *cancel becomes true (checked
+//    before each chunk is planned, read and consumed), and rethrows the first
+//    error of any stage once every thread has stopped.
+//  - Throws Error(kInvalidArgument) when opts.unreadable is not sorted,
+//    non-overlapping and inside the source.
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
 
 struct CompareResult {
