@@ -101,7 +101,11 @@ int cmd_verify(const std::vector<std::string>& args) {
     // The hashes the image itself stores (an E01's MD5 and SHA-1).
     Expectation e{"the hashes stored in the image", {}, std::nullopt};
     for (const StoredDigest& d : src.device->stored_digests()) {
-      e.hashes.push_back(parse_hash(d.algo, d.hex, image + " (" + d.where + ")"));
+      try {
+        e.hashes.push_back(parse_hash_value(d.algo, d.hex));
+      } catch (const Error& err) {
+        throw Error(ErrorKind::kCorrupt, image, std::nullopt, d.where + ": " + err.message());
+      }
     }
     if (e.hashes.empty()) {
       throw UsageError(image +

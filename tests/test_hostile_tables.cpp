@@ -522,6 +522,7 @@ TEST_CASE("qcow2 header, L1, L2, refcount and snapshot fields poked to hostile v
        "snapshot table offset"},
   };
   run_cases(dir.path(), "qcow2-snap", simg, snap_cases, open_and_read, "", "hash");
+}
 
 // --- compressed raw images and DMG (issue 21) ---------------------------------
 
@@ -756,6 +757,7 @@ TEST_CASE("DMG koly, mish and plist fields poked to extreme values are refused",
   };
   run_cases(
       dir.path(), "dmg", good, cases, [](const std::string& p) { open_probed(p); }, "", "info");
+}
 
 TEST_CASE("E01 section descriptors, volume and table fields poked to extreme values are refused",
           "[hostile][e01]") {
@@ -872,6 +874,7 @@ TEST_CASE("E01 section descriptors, volume and table fields poked to extreme val
         (void)map_extents(*d);
       },
       "", "hash");
+}
 
 TEST_CASE("ISO 9660 continuation areas and directory records poked are refused", "[hostile][iso]") {
   require_tool("xorriso");

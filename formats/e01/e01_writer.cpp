@@ -359,7 +359,7 @@ class E01Writer final : public ImageWriter {
     if (f.software_version.size() > kMaxVersionChars) f.software_version = VDISK_VERSION;
     f.software_version = f.software_version.substr(0, kMaxVersionChars);
     f.os = "Linux";
-    f.acquired = std::time(nullptr);
+    f.acquired = env_.now_unix();
 
     const std::string mt = o.get_string("media_type");
     vol_.media_type = mt == "removable" ? kMediaRemovable
@@ -375,7 +375,7 @@ class E01Writer final : public ImageWriter {
                              : compression_ == "fast" ? kCompressionFast
                                                       : kCompressionBest;
     vol_.error_granularity = static_cast<uint32_t>(spc);
-    Guid::random().encode(vol_.set_identifier.data(), GuidByteOrder::kMixedEndian);
+    Guid::random(env_).encode(vol_.set_identifier.data(), GuidByteOrder::kMixedEndian);
 
     zero_stream_ = zero_chunk_stream(static_cast<size_t>(chunk_bytes_));
     const unsigned threads = std::max(1u, std::thread::hardware_concurrency());

@@ -547,6 +547,12 @@ class FileWriter final : public ClusterWriter {
   ~FileWriter() override { pool_.reset(); }
 
  private:
+  // Compressed clusters' results, in cluster order, to deliver().
+  std::function<void(const CompressJob&)> delivery() {
+    return [this](const CompressJob& j) { deliver(j.tag, j.in, j.out); };
+  }
+
+ private:
   uint64_t finish_image() override {
     flush_feed();
     gap(p_.clusters);
@@ -710,10 +716,6 @@ class FileWriter final : public ClusterWriter {
   std::vector<uint8_t> abuf_;
   uint64_t abuf_pos_ = 0;
   std::deque<Decision> decisions_;
-  // Compressed clusters' results, in cluster order, to deliver().
-  auto delivery() {
-    return [this](const CompressJob& j) { deliver(j.tag, j.in, j.out); };
-  }
   std::unique_ptr<OrderedPool<CompressJob>> pool_;  // last: its workers stop first
 };
 

@@ -323,6 +323,7 @@ Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
     }
   }
   return parse_mapfile(format_mapfile(disk_size, out, {}), path);
+}
 
 std::vector<BadArea> overlay_areas(const std::vector<BadArea>& known,
                                    const std::vector<BadArea>& found) {
