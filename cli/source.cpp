@@ -4,6 +4,7 @@
 
 #include "converters/stream_device.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -72,8 +73,8 @@ CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& op
   if (options.is_stream) {
     s.device = std::make_shared<const StreamDevice>(0, options.stream_size, "-");
   } else {
-    s.device = open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "",
-                          open);
+    s.device =
+        open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "", open);
     s.rescued = rescued_from(vm, s.device, options.path);
   }
   return s;
@@ -110,7 +111,7 @@ int finish_read_errors(const CopySource& src, const CopyResult& r, const char* w
   const size_t kShown = 20;
   for (size_t i = 0; i < errs.size() && i < kShown; ++i) {
     std::fprintf(stderr, "vdisk: %s: read error at offset %s (%llu), %llu bytes %s\n",
-                 label.c_str(), hex_offset(errs[i].start).c_str(),
+                 label.c_str(), hex(errs[i].start).c_str(),
                  static_cast<unsigned long long>(errs[i].start),
                  static_cast<unsigned long long>(errs[i].length), what);
   }

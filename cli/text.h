@@ -35,8 +35,6 @@ std::vector<std::string> closest_matches(const std::string& word,
 // nothing close.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
-// "0x1f000".
-std::string hex_offset(uint64_t v);
 // "SHA256" for "sha256": the hash names in human output.
 std::string upper_case(std::string s);
 

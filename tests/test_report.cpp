@@ -191,3 +191,27 @@ TEST_CASE("error map: read errors join a mapfile's areas without hiding them", "
   REQUIRE(again.size() == got.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(again[i].start == got[i].start);
 }
+
+TEST_CASE("error map: ranges painted over a mapfile take their status where they lie", "[report]") {
+  using ddrescue::BadArea;
+  // The mapfile: non-tried [0x1000, 0x3000), bad sector [0x8000, 0x9000).
+  const ddrescue::Mapfile base = ddrescue::parse_mapfile(
+      ddrescue::format_mapfile(0x10000, {{0x1000, 0x2000, '?'}, {0x8000, 0x1000, '-'}}, {}),
+      "base.map");
+  // Unsorted, overlapping ranges, one running past the disk's end.
+  const std::vector<ByteRange> ranges = {
+      {0xF000, 0x4000}, {0x2000, 0x2000}, {0x2800, 0x800}, {0x9000, 0x1000}};
+  const ddrescue::Mapfile got =
+      ddrescue::mapfile_with_bad_ranges(&base, 0x10000, ranges, '-', "painted");
+  CHECK(got.path == "painted");
+  const std::vector<BadArea> areas = ddrescue::bad_areas(got, 0x10000);
+  const std::vector<BadArea> want = {
+      {0x1000, 0x1000, '?'}, {0x2000, 0x2000, '-'}, {0x8000, 0x2000, '-'}, {0xF000, 0x1000, '-'}};
+  REQUIRE(areas.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(i);
+    CHECK(areas[i].start == want[i].start);
+    CHECK(areas[i].length == want[i].length);
+    CHECK(areas[i].status == want[i].status);
+  }
+}
