@@ -163,6 +163,21 @@ TEST_CASE("hash lists: empty names and 'none' inside a list are refused", "[repo
   CHECK(parse_hash_value("SHA1", std::string(40, 'A')).hex == std::string(40, 'a'));
 }
 
+namespace {
+
+void check_areas(const std::vector<ddrescue::BadArea>& got,
+                 const std::vector<ddrescue::BadArea>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(i);
+    CHECK(got[i].start == want[i].start);
+    CHECK(got[i].length == want[i].length);
+    CHECK(got[i].status == want[i].status);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("error map: read errors join a mapfile's areas without hiding them", "[report]") {
   using ddrescue::BadArea;
   // The mapfile knew [1 MiB, +64 KiB) non-tried and a bad sector at
@@ -177,13 +192,7 @@ TEST_CASE("error map: read errors join a mapfile's areas without hiding them", "
   const std::vector<BadArea> want = {{0x100000, 0x10000, '?'}, {0x210000, 0x1000, '*'},
                                      {0x500000, 0x10000, '*'}, {0x510000, 0x1000, '-'},
                                      {0x511000, 0xF000, '*'},  {0x600000, 0x2000, '*'}};
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    INFO(i);
-    CHECK(got[i].start == want[i].start);
-    CHECK(got[i].length == want[i].length);
-    CHECK(got[i].status == want[i].status);
-  }
+  check_areas(got, want);
   // What format_mapfile makes of it, parse_mapfile reads back with the same areas.
   const ddrescue::Mapfile map =
       ddrescue::parse_mapfile(ddrescue::format_mapfile(8 << 20, got, {"test"}), "m.map");
@@ -207,11 +216,5 @@ TEST_CASE("error map: ranges painted over a mapfile take their status where they
   const std::vector<BadArea> areas = ddrescue::bad_areas(got, 0x10000);
   const std::vector<BadArea> want = {
       {0x1000, 0x1000, '?'}, {0x2000, 0x2000, '-'}, {0x8000, 0x2000, '-'}, {0xF000, 0x1000, '-'}};
-  REQUIRE(areas.size() == want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    INFO(i);
-    CHECK(areas[i].start == want[i].start);
-    CHECK(areas[i].length == want[i].length);
-    CHECK(areas[i].status == want[i].status);
-  }
+  check_areas(areas, want);
 }
