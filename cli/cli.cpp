@@ -7,6 +7,7 @@
 #include "cli/progress.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -90,8 +91,8 @@ std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_
                map.path.c_str(), human_size(total).c_str());
   const size_t kShown = 20;
   for (size_t i = 0; i < areas.size() && i < kShown; ++i) {
-    std::fprintf(stderr, "  %s-%s  %llu bytes  %s\n", hex_offset(areas[i].start).c_str(),
-                 hex_offset(areas[i].start + areas[i].length).c_str(),
+    std::fprintf(stderr, "  %s-%s  %llu bytes  %s\n", hex(areas[i].start).c_str(),
+                 hex(areas[i].start + areas[i].length).c_str(),
                  static_cast<unsigned long long>(areas[i].length),
                  ddrescue::status_name(areas[i].status));
   }

@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "converters/convert.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -25,7 +26,7 @@ int cmd_compare(const std::vector<std::string>& args) {
   if (r.first_difference) {
     std::printf("Content mismatch at offset %llu (%s)!\n",
                 static_cast<unsigned long long>(*r.first_difference),
-                hex_offset(*r.first_difference).c_str());
+                hex(*r.first_difference).c_str());
   }
   if (r.size_differs) {
     std::printf("Image sizes differ: %s is %llu bytes, %s is %llu bytes\n",

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -81,21 +82,21 @@ int cmd_map(const std::vector<std::string>& args) {
         std::string layer = std::to_string(e.depth);
         if (e.type != ExtentType::kUnallocated && e.depth < layers.size())
           layer += " " + layers[e.depth]->label();
-        std::printf("%-20s %-20s %-12s %s\n", hex_offset(e.start).c_str(),
-                    hex_offset(e.length).c_str(), extent_type_name(e.type), layer.c_str());
+        std::printf("%-20s %-20s %-12s %s\n", hex(e.start).c_str(), hex(e.length).c_str(),
+                    extent_type_name(e.type), layer.c_str());
       }
       return kExitOk;
     }
     std::printf("%-20s %-20s %s\n", "Offset", "Length", "Type");
     for (auto& e : rows) {
-      std::printf("%-20s %-20s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),
+      std::printf("%-20s %-20s %s\n", hex(e.start).c_str(), hex(e.length).c_str(),
                   extent_type_name(e.type));
     }
     return kExitOk;
   }
   std::printf("%-20s %-20s %-12s %s\n", "Offset", "Length", "Type", "Rescue");
   for (auto& e : rows) {
-    std::printf("%-20s %-20s %-12s %s\n", hex_offset(e.start).c_str(), hex_offset(e.length).c_str(),
+    std::printf("%-20s %-20s %-12s %s\n", hex(e.start).c_str(), hex(e.length).c_str(),
                 extent_type_name(e.type), ddrescue::status_name(e.rescue));
   }
   return kExitOk;

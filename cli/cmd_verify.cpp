@@ -10,6 +10,7 @@
 #include "converters/convert.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -142,7 +143,7 @@ int cmd_verify(const std::vector<std::string>& args) {
                 image.c_str(), static_cast<unsigned long long>(damage_count),
                 damage_count == 1 ? "" : "s");
     for (const DamagedData& d : damage) {
-      std::printf("  media offset %s, %llu bytes: %s\n", hex_offset(d.offset).c_str(),
+      std::printf("  media offset %s, %llu bytes: %s\n", hex(d.offset).c_str(),
                   static_cast<unsigned long long>(d.length), d.message.c_str());
     }
     if (damage_count > damage.size()) {

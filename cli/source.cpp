@@ -4,6 +4,7 @@
 
 #include "converters/stream_device.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::cli {
 
@@ -132,7 +133,7 @@ int finish_read_errors(const CopySource& src, const CopyResult& r, const char* w
   const size_t kShown = 20;
   for (size_t i = 0; i < errs.size() && i < kShown; ++i) {
     std::fprintf(stderr, "vdisk: %s: read error at offset %s (%llu), %llu bytes %s\n",
-                 label.c_str(), hex_offset(errs[i].start).c_str(),
+                 label.c_str(), hex(errs[i].start).c_str(),
                  static_cast<unsigned long long>(errs[i].start),
                  static_cast<unsigned long long>(errs[i].length), what);
   }

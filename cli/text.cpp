@@ -122,12 +122,6 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   return s + "?";
 }
 
-std::string hex_offset(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
 std::string upper_case(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;

@@ -43,8 +43,6 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 // a line nor drive the terminal.
 std::string escape_name(const std::string& name);
 
-// "0x1f000".
-std::string hex_offset(uint64_t v);
 // "SHA256" for "sha256": the hash names in human output.
 std::string upper_case(std::string s);
 

@@ -225,6 +225,14 @@ class Pipeline {
     return Claim{next_planned_++, std::move(c)};
   }
 
+  // Not formats/core/ordered_pool.h, though both hand results on in order:
+  // OrderedPool has one thread that submits jobs and consumes them itself,
+  // while here the readers plan their own chunks (the planner is shared,
+  // claims take a buffer and a slot in plan order), the calling thread is a
+  // reader too, each chunk fans out to several consumer threads, and a
+  // failure or cancel must wake every waiter. Forcing one onto the other
+  // would add a submitting thread and a second hand-off per chunk.
+  //
   // Hands a finished chunk to every consumer once all chunks planned before
   // it have been handed on; a chunk that finishes early waits in `waiting_`
   // and its reader goes on with the next one. Whichever reader completes the

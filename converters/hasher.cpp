@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk {
 
@@ -129,13 +130,7 @@ std::string Hasher::finish_hex() {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
   EVP_DigestFinal_ex(impl_->ctx, md, &n);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return hex_bytes(md, n);
 }
 
 }  // namespace vdisk

@@ -139,8 +139,7 @@ TEST_CASE("truncated, bit-flipped and poked images never crash the readers", "[h
       CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
     }
   }
-  // Every registered format that can write and read is exercised (vmdk, vhd,
-  // vhdx, vdi once they are registered).
+  // Every registered format that can write and read is exercised.
   INFO("formats exercised: " << formats);
   CHECK(formats >= 4);
 }

@@ -163,6 +163,21 @@ TEST_CASE("hash lists: empty names and 'none' inside a list are refused", "[repo
   CHECK(parse_hash_value("SHA1", std::string(40, 'A')).hex == std::string(40, 'a'));
 }
 
+namespace {
+
+void check_areas(const std::vector<ddrescue::BadArea>& got,
+                 const std::vector<ddrescue::BadArea>& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO(i);
+    CHECK(got[i].start == want[i].start);
+    CHECK(got[i].length == want[i].length);
+    CHECK(got[i].status == want[i].status);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("error map: read errors join a mapfile's areas without hiding them", "[report]") {
   using ddrescue::BadArea;
   // The mapfile knew [1 MiB, +64 KiB) non-tried and a bad sector at
@@ -177,17 +192,29 @@ TEST_CASE("error map: read errors join a mapfile's areas without hiding them", "
   const std::vector<BadArea> want = {{0x100000, 0x10000, '?'}, {0x210000, 0x1000, '*'},
                                      {0x500000, 0x10000, '*'}, {0x510000, 0x1000, '-'},
                                      {0x511000, 0xF000, '*'},  {0x600000, 0x2000, '*'}};
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    INFO(i);
-    CHECK(got[i].start == want[i].start);
-    CHECK(got[i].length == want[i].length);
-    CHECK(got[i].status == want[i].status);
-  }
+  check_areas(got, want);
   // What format_mapfile makes of it, parse_mapfile reads back with the same areas.
   const ddrescue::Mapfile map =
       ddrescue::parse_mapfile(ddrescue::format_mapfile(8 << 20, got, {"test"}), "m.map");
   const std::vector<BadArea> again = ddrescue::bad_areas(map, 8 << 20);
   REQUIRE(again.size() == got.size());
   for (size_t i = 0; i < got.size(); ++i) CHECK(again[i].start == got[i].start);
+}
+
+TEST_CASE("error map: ranges painted over a mapfile take their status where they lie", "[report]") {
+  using ddrescue::BadArea;
+  // The mapfile: non-tried [0x1000, 0x3000), bad sector [0x8000, 0x9000).
+  const ddrescue::Mapfile base = ddrescue::parse_mapfile(
+      ddrescue::format_mapfile(0x10000, {{0x1000, 0x2000, '?'}, {0x8000, 0x1000, '-'}}, {}),
+      "base.map");
+  // Unsorted, overlapping ranges, one running past the disk's end.
+  const std::vector<ByteRange> ranges = {
+      {0xF000, 0x4000}, {0x2000, 0x2000}, {0x2800, 0x800}, {0x9000, 0x1000}};
+  const ddrescue::Mapfile got =
+      ddrescue::mapfile_with_bad_ranges(&base, 0x10000, ranges, '-', "painted");
+  CHECK(got.path == "painted");
+  const std::vector<BadArea> areas = ddrescue::bad_areas(got, 0x10000);
+  const std::vector<BadArea> want = {
+      {0x1000, 0x1000, '?'}, {0x2000, 0x2000, '-'}, {0x8000, 0x2000, '-'}, {0xF000, 0x1000, '-'}};
+  check_areas(areas, want);
 }

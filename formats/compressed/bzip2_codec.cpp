@@ -9,11 +9,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "formats/compressed/codec.h"
 #include "formats/compressed/compressed_layout.h"
 #include "formats/core/error.h"
-#include "formats/core/ordered_workers.h"
+#include "formats/core/ordered_pool.h"
 
 namespace vdisk::compressed {
 
@@ -129,7 +130,7 @@ class Bzip2Decoder final : public Decoder {
   bool ended_ = false;
 };
 
-struct BlockJob final : OrderedWorkers::Job {
+struct BlockJob {
   const File* file = nullptr;
   uint64_t start = 0;
   std::vector<uint64_t> ends;
@@ -140,7 +141,7 @@ struct BlockJob final : OrderedWorkers::Job {
   Runs runs;
   std::string error;
 
-  void run() override {
+  void run() {
     crc = read_bits(*file, start + 48, 32);
     std::vector<uint8_t> buf(1 << 20);
     for (uint64_t e : ends) {
@@ -216,8 +217,8 @@ class Bzip2Codec final : public Codec {
       ended = true;
       return true;
     };
-    auto consume = [&](std::unique_ptr<OrderedWorkers::Job> jp) {
-      auto* j = static_cast<BlockJob*>(jp.get());
+    auto consume = [&](BlockJob& job) {
+      BlockJob* j = &job;
       if (ended || !idx.damage.empty() || j->start < expected) return;
       while (j->start > expected && !ended && idx.damage.empty()) {
         if (!stream_end()) return;
@@ -239,7 +240,10 @@ class Bzip2Codec final : public Codec {
       ++idx.units;
     };
     {
-      OrderedWorkers workers(0, 2);
+      const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+      // Fresh jobs (not get()): a job's results are filled by run() alone.
+      OrderedPool<BlockJob> workers(threads, size_t{2} * threads,
+                                    [] { return [](BlockJob& j) { j.run(); }; });
       for (size_t i = 0; i < cands.size(); ++i) {
         if (cands[i].eos) continue;
         auto job = std::make_unique<BlockJob>();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 #ifdef VDISK_HAVE_LIBDEFLATE
 #include <libdeflate.h>
@@ -15,7 +16,7 @@
 #include "formats/core/block_device.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
-#include "formats/core/ordered_workers.h"
+#include "formats/core/ordered_pool.h"
 #include "formats/core/single_file_writer.h"
 
 namespace vdisk::compressed {
@@ -106,17 +107,19 @@ void compress_piece(Codec c, int level, const uint8_t* in, size_t len, std::vect
   }
 }
 
-struct Piece final : OrderedWorkers::Job {
+struct Piece {
   Codec codec = Codec::kGzip;
   int level = 6;
   std::vector<uint8_t> in;
   std::vector<uint8_t> out;
   uint64_t in_len = 0;  // in may be empty when out is a ready zero piece
   uint64_t unpadded = 0;
-  void run() override {
-    if (!in.empty()) compress_piece(codec, level, in.data(), in.size(), out, &unpadded);
-  }
 };
+
+// Two pieces in flight per core: a piece is up to 4 MiB in and out.
+unsigned pool_threads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 void put_vli(std::vector<uint8_t>& b, uint64_t v) {
   while (v >= 0x80) {
@@ -178,7 +181,7 @@ class CompressedWriter final : public SingleFileWriter {
         piece->in_len = chunk_;
         piece->unpadded = zero_unpadded_;
         piece->out = zero_piece_;
-        workers_.submit(std::move(piece), consumer());
+        pool_.submit(std::move(piece), [this](Piece& p) { emit(p); });
         pos_ += chunk_;
         continue;
       }
@@ -190,13 +193,7 @@ class CompressedWriter final : public SingleFileWriter {
   }
 
   std::unique_ptr<Piece> take_piece() {
-    std::unique_ptr<Piece> p;
-    if (!spare_.empty()) {
-      p = std::move(spare_.back());
-      spare_.pop_back();
-    } else {
-      p = std::make_unique<Piece>();
-    }
+    std::unique_ptr<Piece> p = pool_.get();
     p->codec = codec_;
     p->level = level_;
     return p;
@@ -216,15 +213,7 @@ class CompressedWriter final : public SingleFileWriter {
     std::swap(piece->in, cur_);
     cur_.clear();
     cur_.reserve(static_cast<size_t>(chunk_));
-    workers_.submit(std::move(piece), consumer());
-  }
-
-  OrderedWorkers::Consumer consumer() {
-    return [this](std::unique_ptr<OrderedWorkers::Job> j) {
-      std::unique_ptr<Piece> p(static_cast<Piece*>(j.release()));
-      emit(*p);
-      spare_.push_back(std::move(p));
-    };
+    pool_.submit(std::move(piece), [this](Piece& p) { emit(p); });
   }
 
   void emit(const Piece& p) {
@@ -251,7 +240,7 @@ class CompressedWriter final : public SingleFileWriter {
   uint64_t finish_image() override {
     zeros_to(size_);
     if (!cur_.empty()) submit_current();
-    workers_.drain(consumer());
+    pool_.drain([this](Piece& p) { emit(p); });
     if (size_ == 0 && codec_ != Codec::kXz) {
       // An empty disk is one empty member (gunzip refuses an empty file) or
       // one empty frame (a zstd file is found by its first frame's magic);
@@ -316,8 +305,13 @@ class CompressedWriter final : public SingleFileWriter {
   uint64_t zero_unpadded_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> xz_records_;
   std::vector<std::pair<uint32_t, uint32_t>> seek_;
-  std::vector<std::unique_ptr<Piece>> spare_;
-  OrderedWorkers workers_{0, 2};
+  OrderedPool<Piece> pool_{pool_threads(), size_t{2} * pool_threads(), [] {
+                             return [](Piece& p) {
+                               if (!p.in.empty())
+                                 compress_piece(p.codec, p.level, p.in.data(), p.in.size(), p.out,
+                                                &p.unpadded);
+                             };
+                           }};
 };
 
 const FormatDescriptor* g_raw = nullptr;

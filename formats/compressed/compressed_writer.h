@@ -1,7 +1,7 @@
 // Writing compressed raw images: `-O raw -o compression=gzip|xz|zstd[,level=N]`.
 // The output is a stream plain gunzip / xz -d / zstd -d decode, laid out for
 // random access: independent pieces of kChunk bytes of disk, compressed on
-// every core (formats/core/ordered_workers.h):
+// every core (formats/core/ordered_pool.h):
 //   gzip: one member per 1 MiB (BGZF-style; still one valid gzip file)
 //   xz:   one stream, a block per 4 MiB, the index listing them
 //   zstd: a frame per 4 MiB and the zstd seekable format's seek table

@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk {
 
@@ -214,9 +215,7 @@ std::string random_suffix() {
     }
     got += static_cast<size_t>(n);
   }
-  char hex[17];
-  for (size_t i = 0; i < sizeof b; ++i) std::snprintf(hex + 2 * i, 3, "%02x", b[i]);
-  return hex;
+  return hex_bytes(b, sizeof b);
 }
 
 // The hidden temporaries alive now, for remove_partial_outputs().

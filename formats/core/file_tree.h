@@ -1,4 +1,4 @@
-// A file tree inside an image (ISO 9660, FAT, ext2/3/4). The CLI's ls / cat /
+// A file tree inside an image (ISO 9660, FAT, ext2/3/4, NTFS). The CLI's ls / cat /
 // extract and the FUSE tree mode use only this interface; the registry
 // (formats/registry.h) lists the file systems and opens a tree.
 #pragma once

@@ -11,6 +11,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/dmg/dmg_layout.h"
 #include "formats/dmg/dmg_plist.h"
 
@@ -203,7 +204,7 @@ class DmgDevice final : public BlockDevice {
     if (!decodable(c.type)) {
       throw Error(ErrorKind::kUnsupported, file_->path(), c.in,
                   std::string("DMG chunk at disk offset ") + std::to_string(c.start) + " is " +
-                      chunk_type_name(c.type) + "-compressed (type 0x" + hex(c.type) +
+                      chunk_type_name(c.type) + "-compressed (type 0x" + hex_digits(c.type, 8) +
                       "), which vdisk does not decode");
     }
     std::vector<uint8_t> in(static_cast<size_t>(c.in_len));
@@ -232,12 +233,6 @@ class DmgDevice final : public BlockDevice {
     cache_.emplace_front(c.start, out);
     if (cache_.size() > kCachedChunks) cache_.pop_back();
     return out;
-  }
-
-  static std::string hex(uint32_t v) {
-    char b[16];
-    std::snprintf(b, sizeof b, "%08x", v);
-    return b;
   }
 
   static constexpr size_t kCachedChunks = 8;

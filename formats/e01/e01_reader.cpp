@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -11,6 +10,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/guid.h"
+#include "formats/core/hex.h"
 #include "formats/core/lru_cache.h"
 #include "formats/e01/e01_chunk.h"
 #include "formats/e01/e01_header.h"
@@ -43,23 +43,9 @@ constexpr size_t kMaxRunBytes = 8 << 20;
 // damaged section, ignored with a warning rather than allocated.
 constexpr uint64_t kMaxListEntries = 1 << 20;
 
-enum : uint8_t { kStateUnknown = 0, kStateZero = 1, kStateData = 2 };
-
-std::string hex_of(const uint8_t* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s += d[p[i] >> 4];
-    s += d[p[i] & 15];
-  }
-  return s;
-}
-
-std::string hex32(uint32_t v) {
-  char b[16];
-  std::snprintf(b, sizeof b, "0x%08x", v);
-  return b;
-}
+// What a chunk was found to hold, cached per table entry (atomic uint8_t)
+// once classify() has looked: not on disk, EWF has no block types.
+enum ChunkState : uint8_t { kStateUnknown = 0, kStateZero = 1, kStateData = 2 };
 
 struct Segment {
   std::shared_ptr<const File> file;
@@ -99,7 +85,7 @@ struct LoadedTable {
   // all 32 bits (EWF "Table entries offset overflow"): from this entry on the
   // offsets are 32-bit and the chunks uncompressed.
   uint32_t overflow_from = 0;
-  std::unique_ptr<std::atomic<uint8_t>[]> state;  // kState* per entry
+  std::unique_ptr<std::atomic<uint8_t>[]> state;  // a ChunkState per entry
 
   uint32_t count() const { return static_cast<uint32_t>(raw.size()); }
   uint64_t start(uint32_t i) const {
@@ -298,7 +284,7 @@ std::string E01Device::load_entries(const TableRef& t, bool mirror, LoadedTable&
     const uint32_t stored = load_le32(raw.data() + size_t{n} * kTableEntrySize);
     const uint32_t computed = adler32(raw.data(), size_t{n} * kTableEntrySize);
     if (stored != computed) {
-      return "entry array checksum " + hex32(stored) + " does not match " + hex32(computed);
+      return "entry array checksum " + hex(stored, 8) + " does not match " + hex(computed, 8);
     }
   }
   out.raw.resize(n);
@@ -413,7 +399,7 @@ void E01Device::decode(const ChunkLoc& loc, uint64_t chunk, const uint8_t* src, 
     return;  // the last chunk with libewf's partial sector
   }
   damaged(loc, chunk,
-          "stored Adler-32 " + hex32(stored) + " does not match the data's " + hex32(computed));
+          "stored Adler-32 " + hex(stored, 8) + " does not match the data's " + hex(computed, 8));
 }
 
 std::shared_ptr<const std::vector<uint8_t>> E01Device::cached_chunk(const ChunkLoc& loc,
@@ -558,11 +544,11 @@ std::vector<StoredDigest> E01Device::stored_digests() const {
   std::vector<StoredDigest> out;
   const auto& p = parsed_;
   if (p.md5_digest) {
-    out.push_back({"md5", hex_of(p.md5_digest->data(), 16), "digest section"});
+    out.push_back({"md5", hex_bytes(p.md5_digest->data(), 16), "digest section"});
   } else if (p.md5_hash) {
-    out.push_back({"md5", hex_of(p.md5_hash->data(), 16), "hash section"});
+    out.push_back({"md5", hex_bytes(p.md5_hash->data(), 16), "hash section"});
   }
-  if (p.sha1) out.push_back({"sha1", hex_of(p.sha1->data(), 20), "digest section"});
+  if (p.sha1) out.push_back({"sha1", hex_bytes(p.sha1->data(), 20), "digest section"});
   return out;
 }
 
@@ -653,7 +639,7 @@ ImageInfo E01Device::info() const {
   Json hashes = Json::object();
   for (const StoredDigest& h : stored_digests()) hashes.set(h.algo, h.hex);
   if (parsed_.md5_hash && parsed_.md5_digest && *parsed_.md5_hash != *parsed_.md5_digest) {
-    hashes.set("md5_hash_section", hex_of(parsed_.md5_hash->data(), 16));
+    hashes.set("md5_hash_section", hex_bytes(parsed_.md5_hash->data(), 16));
   }
   d.set("stored_hashes", std::move(hashes));
   if (!parsed_.errors.empty()) {
@@ -738,9 +724,9 @@ class SegmentWalker {
       const SectionDescriptor sd = decode_section_descriptor(raw);
       if (!sd.valid()) {
         throw_corrupt(path, off + kSdChecksum,
-                      "section descriptor checksum " + hex32(sd.checksum) +
-                          " does not match its bytes' Adler-32 " + hex32(sd.computed) + " (type '" +
-                          printable(sd.type) + "')");
+                      "section descriptor checksum " + hex(sd.checksum, 8) +
+                          " does not match its bytes' Adler-32 " + hex(sd.computed, 8) +
+                          " (type '" + printable(sd.type) + "')");
       }
       const std::string& type = sd.type;
       if (type == "done" || type == "next") {

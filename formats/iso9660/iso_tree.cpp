@@ -1,7 +1,6 @@
 #include "formats/iso9660/iso_tree.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -9,6 +8,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/iso9660/iso_layout.h"
 #include "formats/iso9660/iso_names.h"
 #include "formats/iso9660/iso_rockridge.h"
@@ -34,12 +34,6 @@ std::vector<uint8_t> read_bytes(const BlockDevice& dev, const std::string& label
   }
   std::vector<uint8_t> buf(static_cast<size_t>(len));
   dev.read(offset, buf.data(), buf.size());
-  return buf;
-}
-
-std::string hex16(uint16_t v) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "0x%04x", v);
   return buf;
 }
 
@@ -754,7 +748,7 @@ Json volume_details(const BlockDevice& dev, const std::string& label, const Volu
         e.set("platform", platform_name(b.platform));
         e.set("bootable", b.bootable);
         e.set("emulation", media_name(b.media));
-        e.set("load_segment", hex16(b.load_segment));
+        e.set("load_segment", hex(b.load_segment, 4));
         e.set("system_type", b.system_type);
         e.set("sector_count", b.sector_count);
         e.set("load_rba", b.load_rba);

@@ -14,6 +14,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/unicode.h"
 #include "formats/core/writer.h"
 #include "formats/ntfs/ntfs_layout.h"
@@ -91,12 +92,6 @@ struct IndexEntry {
   size_t len = 0;
   uint64_t where = 0;
 };
-
-std::string hex(uint64_t v, int width = 0) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%0*llX", width, static_cast<unsigned long long>(v));
-  return buf;
-}
 
 Timestamp filetime_to_timestamp(uint64_t ft) {
   int64_t t = static_cast<int64_t>(ft) - kFiletimeUnixEpoch;
@@ -263,7 +258,7 @@ class NtfsTree final : public FileTree {
     j.set("filesystem", "ntfs");
     j.set("version", std::to_string(version_major_) + "." + std::to_string(version_minor_));
     j.set("volume_name", volume_name_);
-    j.set("serial", hex(g_.serial, 16));
+    j.set("serial", hex(g_.serial, 16, HexCase::kUpper));
     j.set("bytes_per_sector", g_.bytes_per_sector);
     j.set("cluster_size", g_.cluster_size);
     j.set("clusters", g_.total_clusters);
@@ -352,7 +347,7 @@ class NtfsTree final : public FileTree {
         j.set("times", times);
         j.set("filetimes_100ns", raw);
         uint32_t fa = load_le32(v + kSiFileAttributes);
-        j.set("file_attributes", hex(fa, 8));
+        j.set("file_attributes", hex(fa, 8, HexCase::kUpper));
         j.set("dos_attributes", attribute_names(fa));
         if (si->value.size() >= kSiSecurityId + 4) {
           uint32_t sec_id = load_le32(v + kSiSecurityId);
@@ -376,7 +371,8 @@ class NtfsTree final : public FileTree {
     }
     j.set("names", names);
     if (const Attr* rp = node->find(kAttrReparsePoint)) {
-      if (rp->value.size() >= 4) j.set("reparse_tag", hex(load_le32(rp->value.data()), 8));
+      if (rp->value.size() >= 4)
+        j.set("reparse_tag", hex(load_le32(rp->value.data()), 8, HexCase::kUpper));
     }
     if (const Attr* d = node->find(kAttrData)) {
       if (d->flags & kAfCompressionMask) j.set("compressed", "LZNT1");
@@ -431,8 +427,8 @@ class NtfsTree final : public FileTree {
       unsigned len_size = p[i] & 0x0F;
       unsigned off_size = p[i] >> 4;
       if (len_size == 0 || len_size > 8 || off_size > 8 || i + 1 + len_size + off_size > n) {
-        corrupt(where, "data run header " + hex(p[i], 2) + " at byte " + std::to_string(i) +
-                           " of the mapping pairs is invalid");
+        corrupt(where, "data run header " + hex(p[i], 2, HexCase::kUpper) + " at byte " +
+                           std::to_string(i) + " of the mapping pairs is invalid");
       }
       uint64_t length = 0;
       for (unsigned k = 0; k < len_size; ++k) length |= uint64_t{p[i + 1 + k]} << (8 * k);
@@ -583,8 +579,9 @@ class NtfsTree final : public FileTree {
       if (type == kAttrEnd) break;
       uint32_t len = load_le32(a + kAtLength);
       if (len < kAtResidentHeaderSize || (len & 7) || pos + uint64_t{len} > used) {
-        corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " + hex(type) +
-                                 " of " + std::to_string(len) + " bytes does not fit the record");
+        corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " +
+                                 hex(type, 0, HexCase::kUpper) + " of " + std::to_string(len) +
+                                 " bytes does not fit the record");
       }
       Attr at;
       at.type = type;
@@ -596,8 +593,8 @@ class NtfsTree final : public FileTree {
       uint32_t name_off = load_le16(a + kAtNameOffset);
       if (name_len) {
         if (name_off + 2ull * name_len > len) {
-          corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " + hex(type) +
-                                   " name runs past the attribute");
+          corrupt(where + pos, "MFT entry " + std::to_string(number) + ": attribute " +
+                                   hex(type, 0, HexCase::kUpper) + " name runs past the attribute");
         }
         at.name = utf16_to_utf8(a + name_off, 2u * name_len, ByteOrder::kLittle, false);
       }
@@ -607,8 +604,8 @@ class NtfsTree final : public FileTree {
         uint32_t voff = load_le16(a + kAtValueOffset);
         if (voff + uint64_t{vlen} > len) {
           corrupt(where + pos, "MFT entry " + std::to_string(number) + ": resident attribute " +
-                                   hex(type) + " value of " + std::to_string(vlen) +
-                                   " bytes runs past the attribute");
+                                   hex(type, 0, HexCase::kUpper) + " value of " +
+                                   std::to_string(vlen) + " bytes runs past the attribute");
         }
         at.value.assign(a + voff, a + voff + vlen);
       } else {
@@ -748,8 +745,9 @@ class NtfsTree final : public FileTree {
               [](const Attr* a, const Attr* b) { return a->lowest_vcn < b->lowest_vcn; });
     const Attr& first = *parts[0];
     if (first.resident || first.lowest_vcn != 0) {
-      corrupt(node.where, "MFT entry " + std::to_string(node.number) + ": stream " + hex(type) +
-                              (name.empty() ? "" : ":" + name) + " has no first fragment at VCN 0");
+      corrupt(node.where, "MFT entry " + std::to_string(node.number) + ": stream " +
+                              hex(type, 0, HexCase::kUpper) + (name.empty() ? "" : ":" + name) +
+                              " has no first fragment at VCN 0");
     }
     s.resident = false;
     s.size = first.size;

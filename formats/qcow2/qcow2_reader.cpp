@@ -7,6 +7,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/parent.h"
 #include "formats/qcow2/qcow2_codec.h"
 
@@ -33,12 +34,6 @@ constexpr uint64_t kMaxStatusData = 16ull << 20;
 constexpr uint64_t kMaxStatusOther = 4ull << 30;
 // Largest single pread when coalescing contiguous host clusters.
 constexpr size_t kMaxCoalesce = 8 << 20;
-
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 std::string feature_name(const std::vector<std::pair<std::pair<uint8_t, uint8_t>, std::string>>& t,
                          uint8_t type, uint8_t bit) {

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "formats/core/guid.h"
@@ -75,11 +76,19 @@ enum class VdiType : uint32_t {
   kDiff = 4,    // dynamically growing differencing image (a child of its linkage)
 };
 
-// Block map entries (VDIIMAGEBLOCKPOINTER). Values below kBlockZero are data
-// block numbers.
-inline constexpr uint32_t kBlockFree = 0xffffffff;  // never written: contents undefined, we
-                                                    // read zeros or the parent's bytes
-inline constexpr uint32_t kBlockZero = 0xfffffffe;  // reads as zeros, no data stored
+// Block map entries (VDIIMAGEBLOCKPOINTER): the number of a data block, or
+// one of these markers.
+enum BlockMarker : uint32_t {
+  kBlockFree = 0xffffffff,  // never written: contents undefined, we read zeros
+                            // or the parent's bytes
+  kBlockZero = 0xfffffffe,  // reads as zeros, no data stored
+};
+// What a block map entry says about its block.
+enum class BlockKind { kData, kZero, kFree };
+inline BlockKind block_kind(uint32_t entry) {
+  if (entry < kBlockZero) return BlockKind::kData;
+  return entry == kBlockZero ? BlockKind::kZero : BlockKind::kFree;
+}
 
 // What VirtualBox writes for new images: 1 MiB blocks, no extra data, the
 // block map and the data area each aligned to 1 MiB (VDI_DATA_ALIGN).
@@ -91,5 +100,55 @@ inline constexpr uint32_t kSectorSize = 512;
 // (Windows GUID order, the x86 host order VirtualBox writes them in). They are
 // Guid values; Guid::to_string() spells them as VBoxManage shows them.
 inline constexpr GuidByteOrder kUuidByteOrder = GuidByteOrder::kMixedEndian;
+
+struct Geometry {
+  uint32_t cylinders = 0;
+  uint32_t heads = 0;
+  uint32_t sectors = 0;
+  uint32_t sector_size = kSectorSize;
+};
+
+// The decoded pre-header and header. Field names follow VDICore.h.
+struct Header {
+  std::string file_info;  // pre-header text, trailing NULs removed
+  uint32_t version = kVersion1_1;
+  uint32_t header_size = kHeaderSize1Plus;
+  uint32_t image_type = static_cast<uint32_t>(VdiType::kNormal);
+  uint32_t flags = 0;
+  std::string comment;
+  uint32_t blocks_offset = 0;
+  uint32_t data_offset = 0;
+  Geometry legacy_geometry;
+  Geometry lchs_geometry;  // meaningful only when header_size >= kHeaderSize1Plus
+  uint64_t disk_size = 0;
+  uint32_t block_size = kDefaultBlockSize;
+  uint32_t block_extra = 0;
+  uint32_t blocks = 0;
+  uint32_t blocks_allocated = 0;
+  Guid uuid_create{};
+  Guid uuid_modify{};
+  Guid uuid_linkage{};
+  Guid uuid_parent_modify{};
+
+  bool has_lchs() const { return header_size >= kHeaderSize1Plus; }
+  bool is_child() const {
+    return image_type == static_cast<uint32_t>(VdiType::kDiff) ||
+           image_type == static_cast<uint32_t>(VdiType::kUndo);
+  }
+};
+
+// Whether `head` carries the VDI signature at 0x40 (the probe; the pre-header
+// text varies between writers and is not checked).
+bool has_vdi_signature(std::span<const uint8_t> head);
+
+// Decodes the pre-header and header from the first bytes of a file. Checks
+// only what decoding needs (size, signature, version); throws
+// Error(kNotThisFormat) without the signature, kUnsupported for other
+// versions, kCorrupt for a header too short. Naming `path` in errors.
+Header decode_header(const std::string& path, std::span<const uint8_t> bytes);
+
+// Encodes `h` into `out` (at least kHeaderReadSize bytes, zeroed by the caller
+// beyond what it wants kept): pre-header and header as VirtualBox lays them out.
+void encode_header(const Header& h, std::span<uint8_t> out);
 
 }  // namespace vdisk::vdi

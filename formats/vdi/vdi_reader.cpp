@@ -1,7 +1,6 @@
 #include "formats/vdi/vdi_reader.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
 #include "formats/core/endian.h"
@@ -11,33 +10,6 @@
 namespace vdisk::vdi {
 
 namespace {
-
-std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
-
-// A NUL-padded text field, cut at the first NUL.
-std::string text_field(const uint8_t* p, size_t len) {
-  const auto* end = std::find(p, p + len, uint8_t{0});
-  return std::string(reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(end));
-}
-
-Guid load_uuid(const uint8_t* p) {
-  return Guid::decode(p, kUuidByteOrder);
-}
-
-Geometry load_geometry(const uint8_t* p) {
-  return Geometry{load_le32(p), load_le32(p + 4), load_le32(p + 8), load_le32(p + 12)};
-}
-
-void store_geometry(uint8_t* p, const Geometry& g) {
-  store_le32(p, g.cylinders);
-  store_le32(p + 4, g.heads);
-  store_le32(p + 8, g.sectors);
-  store_le32(p + 12, g.sector_size);
-}
 
 const char* type_name(uint32_t t) {
   switch (static_cast<VdiType>(t)) {
@@ -64,92 +36,6 @@ Json geometry_json(const Geometry& g) {
 
 }  // namespace
 
-bool has_vdi_signature(std::span<const uint8_t> head) {
-  return head.size() >= kPreHeaderSize && load_le32(head.data() + kOffSignature) == kSignature;
-}
-
-Header decode_header(const std::string& path, std::span<const uint8_t> b) {
-  if (b.size() < kPreHeaderSize) {
-    throw Error(ErrorKind::kNotThisFormat, path, std::nullopt,
-                "file of " + std::to_string(b.size()) +
-                    " bytes is too small for a VDI pre-header (" + std::to_string(kPreHeaderSize) +
-                    " bytes)");
-  }
-  uint32_t sig = load_le32(b.data() + kOffSignature);
-  if (sig != kSignature) {
-    throw Error(ErrorKind::kNotThisFormat, path, kOffSignature,
-                "VDI signature is " + hex32(sig) + ", not " + hex32(kSignature));
-  }
-  Header h;
-  h.file_info = text_field(b.data() + kOffFileInfo, kFileInfoSize);
-  h.version = load_le32(b.data() + kOffVersion);
-  if (h.version != kVersion1_1) {
-    throw Error(ErrorKind::kUnsupported, path, kOffVersion,
-                "VDI header version " + std::to_string(h.version >> 16) + "." +
-                    std::to_string(h.version & 0xffff) + " is not supported (only 1.1)");
-  }
-  if (b.size() < kPreHeaderSize + kHeaderSize1) {
-    throw Error(ErrorKind::kCorrupt, path, b.size(),
-                "VDI header truncated: the file ends at byte " + std::to_string(b.size()) +
-                    ", the 1.1 header needs " + std::to_string(kPreHeaderSize + kHeaderSize1));
-  }
-  const uint8_t* p = b.data();
-  h.header_size = load_le32(p + kOffHeaderSize);
-  if (h.header_size < kHeaderSize1) {
-    throw_corrupt(path, kOffHeaderSize,
-                  "VDI header size " + std::to_string(h.header_size) + " is smaller than the " +
-                      std::to_string(kHeaderSize1) + " bytes of a version 1.1 header");
-  }
-  h.image_type = load_le32(p + kOffImageType);
-  h.flags = load_le32(p + kOffImageFlags);
-  h.comment = text_field(p + kOffComment, kCommentSize);
-  h.blocks_offset = load_le32(p + kOffBlocksOffset);
-  h.data_offset = load_le32(p + kOffDataOffset);
-  h.legacy_geometry = load_geometry(p + kOffLegacyCylinders);
-  h.disk_size = load_le64(p + kOffDiskSize);
-  h.block_size = load_le32(p + kOffBlockSize);
-  h.block_extra = load_le32(p + kOffBlockExtra);
-  h.blocks = load_le32(p + kOffBlocks);
-  h.blocks_allocated = load_le32(p + kOffBlocksAllocated);
-  h.uuid_create = load_uuid(p + kOffUuidCreate);
-  h.uuid_modify = load_uuid(p + kOffUuidModify);
-  h.uuid_linkage = load_uuid(p + kOffUuidLinkage);
-  h.uuid_parent_modify = load_uuid(p + kOffUuidParentModify);
-  if (h.has_lchs() && b.size() >= kHeaderReadSize) {
-    h.lchs_geometry = load_geometry(p + kOffLchsCylinders);
-  } else {
-    h.lchs_geometry = Geometry{0, 0, 0, 0};
-  }
-  return h;
-}
-
-void encode_header(const Header& h, std::span<uint8_t> out) {
-  uint8_t* p = out.data();
-  std::memcpy(p + kOffFileInfo, h.file_info.data(),
-              std::min<size_t>(h.file_info.size(), kFileInfoSize - 1));
-  store_le32(p + kOffSignature, kSignature);
-  store_le32(p + kOffVersion, h.version);
-  store_le32(p + kOffHeaderSize, h.header_size);
-  store_le32(p + kOffImageType, h.image_type);
-  store_le32(p + kOffImageFlags, h.flags);
-  std::memcpy(p + kOffComment, h.comment.data(),
-              std::min<size_t>(h.comment.size(), kCommentSize - 1));
-  store_le32(p + kOffBlocksOffset, h.blocks_offset);
-  store_le32(p + kOffDataOffset, h.data_offset);
-  store_geometry(p + kOffLegacyCylinders, h.legacy_geometry);
-  store_le32(p + kOffDummy, 0);
-  store_le64(p + kOffDiskSize, h.disk_size);
-  store_le32(p + kOffBlockSize, h.block_size);
-  store_le32(p + kOffBlockExtra, h.block_extra);
-  store_le32(p + kOffBlocks, h.blocks);
-  store_le32(p + kOffBlocksAllocated, h.blocks_allocated);
-  h.uuid_create.encode(p + kOffUuidCreate, kUuidByteOrder);
-  h.uuid_modify.encode(p + kOffUuidModify, kUuidByteOrder);
-  h.uuid_linkage.encode(p + kOffUuidLinkage, kUuidByteOrder);
-  h.uuid_parent_modify.encode(p + kOffUuidParentModify, kUuidByteOrder);
-  if (h.has_lchs()) store_geometry(p + kOffLchsCylinders, h.lchs_geometry);
-}
-
 // ---------------------------------------------------------------------------
 
 VdiDevice::VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uint32_t> map)
@@ -158,9 +44,9 @@ VdiDevice::VdiDevice(std::shared_ptr<const File> file, Header h, std::vector<uin
       map_(std::move(map)),
       stride_(uint64_t{h_.block_size} + h_.block_extra) {
   for (uint32_t e : map_) {
-    if (e < kBlockZero)
+    if (block_kind(e) == BlockKind::kData)
       ++data_blocks_;
-    else if (e == kBlockZero)
+    else if (block_kind(e) == BlockKind::kZero)
       ++zero_blocks_;
   }
 }
@@ -177,6 +63,7 @@ void VdiDevice::do_read(uint64_t offset, void* buf, size_t len) const {
     uint64_t block = offset / bs;
     uint64_t in_block = offset % bs;
     uint32_t e = map_[block];
+    const bool data = block_kind(e) == BlockKind::kData;
     // Extend the piece over following blocks of the same kind; allocated
     // blocks only while their data is contiguous in the file, so one pread
     // serves them all.
@@ -185,13 +72,14 @@ void VdiDevice::do_read(uint64_t offset, void* buf, size_t len) const {
     while (n < len) {
       uint32_t f = map_[next];
       bool same =
-          e < kBlockZero ? (f < kBlockZero && data_pos(next) == data_pos(next - 1) + bs) : f == e;
+          data ? (block_kind(f) == BlockKind::kData && data_pos(next) == data_pos(next - 1) + bs)
+               : f == e;
       if (!same) break;
       n = std::min<uint64_t>(len, n + bs);
       ++next;
     }
     size_t piece = static_cast<size_t>(n);
-    if (e < kBlockZero) {
+    if (data) {
       file_->read_at(data_pos(block) + in_block, out, piece);
     } else {
       std::memset(out, 0, piece);  // zero block, or free: not stored in this layer
@@ -205,14 +93,19 @@ void VdiDevice::do_read(uint64_t offset, void* buf, size_t len) const {
 Extent VdiDevice::do_block_status(uint64_t offset, uint64_t len) const {
   const uint64_t bs = h_.block_size;
   uint64_t block = offset / bs;
-  uint32_t e = map_[block];
-  auto kind = [](uint32_t v) { return v < kBlockZero ? 0 : v == kBlockZero ? 1 : 2; };
+  const BlockKind kind = block_kind(map_[block]);
   uint64_t n = std::min<uint64_t>(len, bs - offset % bs);
-  for (uint64_t next = block + 1; n < len && kind(map_[next]) == kind(e); ++next) {
+  for (uint64_t next = block + 1; n < len && block_kind(map_[next]) == kind; ++next) {
     n = std::min<uint64_t>(len, n + bs);
   }
-  if (e < kBlockZero) return Extent{n, ExtentType::kData};
-  if (e == kBlockZero) return Extent{n, ExtentType::kZero};
+  switch (kind) {
+    case BlockKind::kData:
+      return Extent{n, ExtentType::kData};
+    case BlockKind::kZero:
+      return Extent{n, ExtentType::kZero};
+    case BlockKind::kFree:
+      break;
+  }
   return Extent{n, ExtentType::kUnallocated};  // free: the parent's, if any
 }
 
@@ -263,13 +156,14 @@ std::shared_ptr<const ParentSpec> VdiDevice::parent_spec() const {
   spec->format = "vdi";
   spec->check = [want, want_modify](const BlockDevice& candidate) -> ParentCheck {
     const auto* v = dynamic_cast<const VdiDevice*>(&candidate);
-    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VDI", ""};
+    if (!v)
+      return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VDI", ""};
     const Header& ph = v->header();
     if (ph.uuid_create != want) {
-      return {ParentVerdict::kMismatch,
-              "has UUID " + ph.uuid_create.to_string() + ", not the parent UUID " +
-                  want.to_string(),
-              ""};
+      return {
+          ParentVerdict::kMismatch,
+          "has UUID " + ph.uuid_create.to_string() + ", not the parent UUID " + want.to_string(),
+          ""};
     }
     ParentCheck ok;
     if (!want_modify.is_nil() && ph.uuid_modify != want_modify) {
@@ -348,7 +242,7 @@ std::vector<uint32_t> read_block_map(const File& file, const Header& h) {
   for (uint32_t i = 0; i < h.blocks; ++i) {
     uint32_t e = load_le32(raw.data() + size_t{i} * 4);
     map[i] = e;
-    if (e >= kBlockZero) continue;
+    if (block_kind(e) != BlockKind::kData) continue;
     uint64_t at = uint64_t{h.blocks_offset} + uint64_t{i} * 4;
     if (e >= h.blocks) {
       throw_corrupt(path, at,

@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
@@ -14,56 +13,6 @@
 #include "formats/vdi/vdi_layout.h"
 
 namespace vdisk::vdi {
-
-struct Geometry {
-  uint32_t cylinders = 0;
-  uint32_t heads = 0;
-  uint32_t sectors = 0;
-  uint32_t sector_size = kSectorSize;
-};
-
-// The decoded pre-header and header. Field names follow VDICore.h.
-struct Header {
-  std::string file_info;  // pre-header text, trailing NULs removed
-  uint32_t version = kVersion1_1;
-  uint32_t header_size = kHeaderSize1Plus;
-  uint32_t image_type = static_cast<uint32_t>(VdiType::kNormal);
-  uint32_t flags = 0;
-  std::string comment;
-  uint32_t blocks_offset = 0;
-  uint32_t data_offset = 0;
-  Geometry legacy_geometry;
-  Geometry lchs_geometry;  // meaningful only when header_size >= kHeaderSize1Plus
-  uint64_t disk_size = 0;
-  uint32_t block_size = kDefaultBlockSize;
-  uint32_t block_extra = 0;
-  uint32_t blocks = 0;
-  uint32_t blocks_allocated = 0;
-  Guid uuid_create{};
-  Guid uuid_modify{};
-  Guid uuid_linkage{};
-  Guid uuid_parent_modify{};
-
-  bool has_lchs() const { return header_size >= kHeaderSize1Plus; }
-  bool is_child() const {
-    return image_type == static_cast<uint32_t>(VdiType::kDiff) ||
-           image_type == static_cast<uint32_t>(VdiType::kUndo);
-  }
-};
-
-// Whether `head` carries the VDI signature at 0x40 (the probe; the pre-header
-// text varies between writers and is not checked).
-bool has_vdi_signature(std::span<const uint8_t> head);
-
-// Decodes the pre-header and header from the first bytes of a file. Checks
-// only what decoding needs (size, signature, version); throws
-// Error(kNotThisFormat) without the signature, kUnsupported for other
-// versions, kCorrupt for a header too short. Naming `path` in errors.
-Header decode_header(const std::string& path, std::span<const uint8_t> bytes);
-
-// Encodes `h` into `out` (at least kHeaderReadSize bytes, zeroed by the caller
-// beyond what it wants kept): pre-header and header as VirtualBox lays them out.
-void encode_header(const Header& h, std::span<uint8_t> out);
 
 // A VDI image as a block device. Immutable after construction; thread-safe.
 class VdiDevice final : public BlockDevice {

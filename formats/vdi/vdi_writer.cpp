@@ -8,7 +8,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/single_file_writer.h"
-#include "formats/vdi/vdi_reader.h"
+#include "formats/vdi/vdi_layout.h"
 
 namespace vdisk::vdi {
 

@@ -103,8 +103,10 @@ inline constexpr uint32_t kPlatMacX = 0x4D616358;  // "MacX": file URL, UTF-8 (R
 
 // ---- Block allocation table (spec "Block Allocation Table and Data Blocks") -
 // One big-endian 32-bit entry per block: the block's sector offset in the file
-// (its bitmap comes first), or kBatUnused.
-inline constexpr uint32_t kBatUnused = 0xFFFFFFFF;
+// (its bitmap comes first), or this marker.
+enum BatMarker : uint32_t {
+  kBatUnused = 0xFFFFFFFF,  // no block stored: zeros, or the parent's (differencing)
+};
 
 // Sector bitmap bytes of a block, padded to a whole sector. Bit 7 of byte 0 is
 // the block's first sector; a set bit means the sector holds data in this file.

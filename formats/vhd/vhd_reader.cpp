@@ -6,6 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/parent.h"
 #include "formats/core/unicode.h"
 
@@ -34,10 +35,8 @@ FooterCandidate check_footer(const uint8_t* bytes, size_t len) {
   Footer f = decode_footer(bytes);
   uint32_t want = vhd_checksum(bytes, len, kFooterChecksumOff);
   if (f.checksum != want) {
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "footer checksum 0x%08x does not match the computed 0x%08x",
-                  f.checksum, want);
-    c.problem = buf;
+    c.problem =
+        "footer checksum " + hex(f.checksum, 8) + " does not match the computed " + hex(want, 8);
     return c;
   }
   c.footer = f;
@@ -139,12 +138,6 @@ std::vector<ParentCandidate> parent_candidates(const File& file, const DynamicHe
   return out;
 }
 
-std::string hex32(uint32_t v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
-
 }  // namespace
 
 int probe_vhd(const ProbeInput& in) {
@@ -215,7 +208,7 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
 
   if ((footer.version >> 16) != 1) {
     throw Error(ErrorKind::kUnsupported, path, kFooterVersionOff,
-                "VHD file format version " + hex32(footer.version) + " is not 1.x");
+                "VHD file format version " + hex(footer.version, 8) + " is not 1.x");
   }
 
   const uint32_t type = footer.disk_type;
@@ -252,12 +245,12 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
   uint32_t want = vhd_checksum(hb, kHeaderSize, kHeaderChecksumOff);
   if (h.checksum != want) {
     throw Error(ErrorKind::kCorrupt, path, hoff + kHeaderChecksumOff,
-                "dynamic header checksum " + hex32(h.checksum) + " does not match the computed " +
-                    hex32(want));
+                "dynamic header checksum " + hex(h.checksum, 8) + " does not match the computed " +
+                    hex(want, 8));
   }
   if ((h.version >> 16) != 1) {
     throw Error(ErrorKind::kUnsupported, path, hoff + kHeaderVersionOff,
-                "dynamic header version " + hex32(h.version) + " is not 1.x");
+                "dynamic header version " + hex(h.version, 8) + " is not 1.x");
   }
   const uint64_t bs = h.block_size;
   if (bs < kSectorSize || (bs & (bs - 1)) != 0) {
@@ -467,7 +460,7 @@ ImageInfo VhdDevice::info() const {
   d.set("creator_host_os", format_code(footer_.creator_os));
   d.set("timestamp", format_timestamp(footer_.timestamp));
   d.set("unique_id", footer_.unique_id.to_string());
-  d.set("features", hex32(footer_.features));
+  d.set("features", hex(footer_.features, 8));
   d.set("saved_state", footer_.saved_state != 0);
   d.set("footer", footer_source_);
   if (!is_fixed()) {
@@ -506,7 +499,8 @@ std::shared_ptr<const ParentSpec> VhdDevice::parent_spec() const {
   spec->candidates = parent_candidates(*file_, header_);
   spec->check = [want](const BlockDevice& candidate) -> ParentCheck {
     const auto* v = dynamic_cast<const VhdDevice*>(&candidate);
-    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHD", ""};
+    if (!v)
+      return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHD", ""};
     if (v->footer().unique_id != want) {
       return {ParentVerdict::kMismatch,
               "has unique ID " + v->footer().unique_id.to_string() + ", not the expected " +

@@ -57,6 +57,20 @@ inline constexpr size_t kHdrVersion = 66;
 inline constexpr size_t kHdrLogLength = 68;
 inline constexpr size_t kHdrLogOffset = 72;
 
+struct Header {
+  uint64_t sequence = 0;
+  Guid file_write_guid{}, data_write_guid{}, log_guid{};
+  uint16_t log_version = 0, version = 0;
+  uint32_t log_length = 0;
+  uint64_t log_offset = 0;
+};
+// The fields of the kHeaderSize bytes at `p`; the signature and checksum are
+// the caller's to check.
+Header decode_header(const uint8_t* p);
+// Writes the signature and fields into the kHeaderSize zeroed bytes at `p`;
+// the checksum is left to store_checksum (vhdx_crc32c.h).
+void encode_header(const Header& h, uint8_t* p);
+
 // ---- 2.2.3 Region table (64 KiB; the CRC covers all 64 KiB) ----------------
 //   0  4  Signature "regi"
 //   4  4  Checksum (CRC-32C, field zero)
@@ -70,6 +84,16 @@ inline constexpr char kRegionSignature[] = "regi";
 inline constexpr size_t kRegionHeaderSize = 16;
 inline constexpr size_t kRegionEntrySize = 32;
 inline constexpr uint32_t kMaxRegionEntries = 2047;
+
+struct RegionEntry {
+  Guid guid{};
+  uint64_t file_offset = 0;
+  uint32_t length = 0;
+  bool required = false;
+};
+// One kRegionEntrySize entry at `p`.
+RegionEntry decode_region_entry(const uint8_t* p);
+void encode_region_entry(const RegionEntry& e, uint8_t* p);
 
 // ---- 2.2.4 Log entry (EntryLength bytes, a multiple of 4 KiB) ---------------
 // Header (64 bytes):
@@ -105,16 +129,34 @@ inline constexpr size_t kLogeLastFileOffset = 56;
 //   bits 0-2 State, 3-19 reserved, 20-63 FileOffsetMB
 inline constexpr uint64_t kBatStateMask = 7;
 inline constexpr int kBatOffsetShift = 20;
-// 2.5.1.1 payload block states
-inline constexpr uint8_t kPayloadNotPresent = 0;
-inline constexpr uint8_t kPayloadUndefined = 1;
-inline constexpr uint8_t kPayloadZero = 2;
-inline constexpr uint8_t kPayloadUnmapped = 3;
-inline constexpr uint8_t kPayloadFullyPresent = 6;
-inline constexpr uint8_t kPayloadPartiallyPresent = 7;
-// 2.5.1.2 sector bitmap block states
-inline constexpr uint8_t kSbNotPresent = 0;
-inline constexpr uint8_t kSbPresent = 6;
+// 2.5.1.1 payload block states (4 and 5 are reserved).
+enum class PayloadState : uint8_t {
+  kNotPresent = 0,  // PAYLOAD_BLOCK_NOT_PRESENT: the parent's (differencing) or zeros
+  kUndefined = 1,
+  kZero = 2,
+  kUnmapped = 3,
+  kFullyPresent = 6,
+  kPartiallyPresent = 7,  // differencing only: the sector bitmap says which sectors
+};
+// 2.5.1.2 sector bitmap block states.
+enum class SectorBitmapState : uint8_t {
+  kNotPresent = 0,
+  kPresent = 6,
+};
+// The fields of a BAT entry, and an entry made of them (`file_offset` a
+// multiple of 1 MiB).
+inline PayloadState payload_state(uint64_t entry) {
+  return static_cast<PayloadState>(entry & kBatStateMask);
+}
+inline SectorBitmapState bitmap_state(uint64_t entry) {
+  return static_cast<SectorBitmapState>(entry & kBatStateMask);
+}
+inline uint64_t bat_file_offset(uint64_t entry) {
+  return (entry >> kBatOffsetShift) * kMiB;
+}
+inline uint64_t bat_entry(PayloadState state, uint64_t file_offset) {
+  return static_cast<uint8_t>(state) | ((file_offset / kMiB) << kBatOffsetShift);
+}
 // 2.5: a sector bitmap block is 1 MiB and covers 2^23 logical sectors (bit 0
 // of byte 0 = first sector; 1 = this file, 0 = the parent).
 inline constexpr uint64_t kSectorBitmapBlockSize = 1 * kMiB;
@@ -134,6 +176,16 @@ inline constexpr uint32_t kMetaIsUser = 1;
 inline constexpr uint32_t kMetaIsVirtualDisk = 2;
 inline constexpr uint32_t kMetaIsRequired = 4;
 
+struct MetadataEntry {
+  Guid item_id{};
+  uint32_t offset = 0;  // from the start of the metadata region
+  uint32_t length = 0;
+  uint32_t flags = 0;  // kMetaIs*
+};
+// One kMetadataEntrySize entry at `p`.
+MetadataEntry decode_metadata_entry(const uint8_t* p);
+void encode_metadata_entry(const MetadataEntry& e, uint8_t* p);
+
 // 2.6.2.1 File Parameters (8 bytes): 0 4 BlockSize; 4 4 bit 0
 // LeaveBlocksAllocated (fixed disks), bit 1 HasParent.
 inline constexpr uint32_t kLeaveBlocksAllocated = 1;
@@ -151,6 +203,13 @@ inline constexpr uint64_t kMaxVirtualSize = uint64_t{64} << 40;
 // bytes, strings UTF-16LE without terminator).
 inline constexpr size_t kLocatorHeaderSize = 20;
 inline constexpr size_t kLocatorEntrySize = 12;
+
+struct LocatorEntry {
+  uint32_t key_offset = 0, value_offset = 0;  // from the start of the item
+  uint16_t key_length = 0, value_length = 0;  // bytes
+};
+// One kLocatorEntrySize entry at `p`.
+LocatorEntry decode_locator_entry(const uint8_t* p);
 
 // GUIDs are stored as the Windows GUID structure (first three fields
 // little-endian): GuidByteOrder::kMixedEndian.

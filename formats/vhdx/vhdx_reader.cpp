@@ -6,6 +6,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/parent.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 
@@ -13,21 +14,7 @@ namespace vdisk::vhdx {
 
 namespace {
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // ---- headers (2.2.2) ----------------------------------------------------------
-
-struct Header {
-  uint64_t sequence = 0;
-  Guid file_write_guid{}, data_write_guid{}, log_guid{};
-  uint16_t log_version = 0, version = 0;
-  uint32_t log_length = 0;
-  uint64_t log_offset = 0;
-};
 
 // The header at `offset`, or nullopt with `why` set.
 std::optional<Header> read_header(const File& f, uint64_t offset, std::string* why) {
@@ -43,16 +30,7 @@ std::optional<Header> read_header(const File& f, uint64_t offset, std::string* w
     *why = "checksum " + hex(stored) + " does not match the computed CRC-32C " + hex(actual);
     return std::nullopt;
   }
-  Header h;
-  h.sequence = load_le64(b.data() + kHdrSequence);
-  h.file_write_guid = load_guid(b.data() + kHdrFileWriteGuid);
-  h.data_write_guid = load_guid(b.data() + kHdrDataWriteGuid);
-  h.log_guid = load_guid(b.data() + kHdrLogGuid);
-  h.log_version = load_le16(b.data() + kHdrLogVersion);
-  h.version = load_le16(b.data() + kHdrVersion);
-  h.log_length = load_le32(b.data() + kHdrLogLength);
-  h.log_offset = load_le64(b.data() + kHdrLogOffset);
-  return h;
+  return decode_header(b.data());
 }
 
 // ---- region table (2.2.3) -----------------------------------------------------
@@ -89,12 +67,12 @@ std::optional<Regions> read_region_table(const File& f, uint64_t offset, std::st
   Regions r;
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t eo = kRegionHeaderSize + uint64_t{i} * kRegionEntrySize;
-    const uint8_t* e = b.data() + eo;
-    Guid g = load_guid(e);
+    const RegionEntry e = decode_region_entry(b.data() + eo);
+    const Guid& g = e.guid;
     Region reg;
-    reg.offset = load_le64(e + 16);
-    reg.length = load_le32(e + 24);
-    bool required = load_le32(e + 28) & 1;
+    reg.offset = e.file_offset;
+    reg.length = e.length;
+    const bool required = e.required;
     Region* slot = nullptr;
     std::string name;
     if (g == kBatRegionGuid) {
@@ -176,11 +154,9 @@ void read_metadata(const File& f, ImageMeta* m) {
   Item params, vsize, vid, lss, pss, locator;
   for (uint32_t i = 0; i < count; ++i) {
     const uint64_t eo = kMetadataHeaderSize + uint64_t{i} * kMetadataEntrySize;
-    const uint8_t* e = t.data() + eo;
-    Guid g = load_guid(e);
-    uint32_t off = load_le32(e + 16);
-    uint32_t len = load_le32(e + 20);
-    uint32_t flags = load_le32(e + 24);
+    const MetadataEntry e = decode_metadata_entry(t.data() + eo);
+    const Guid& g = e.item_id;
+    const uint32_t off = e.offset, len = e.length, flags = e.flags;
     const uint64_t at = m->metadata_offset + eo;
     if (len != 0 && (off < kMetadataTableSize || uint64_t{off} + len > m->metadata_length)) {
       throw Error(ErrorKind::kCorrupt, path, at,
@@ -277,9 +253,9 @@ void read_metadata(const File& f, ImageMeta* m) {
                       std::to_string(l.size()) + " bytes");
     }
     for (uint16_t i = 0; i < kv; ++i) {
-      const uint8_t* e = l.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
-      uint64_t ko = load_le32(e), vo = load_le32(e + 4), kl = load_le16(e + 8),
-               vl = load_le16(e + 10);
+      const LocatorEntry e =
+          decode_locator_entry(l.data() + kLocatorHeaderSize + i * kLocatorEntrySize);
+      const uint64_t ko = e.key_offset, vo = e.value_offset, kl = e.key_length, vl = e.value_length;
       if (ko + kl > l.size() || vo + vl > l.size()) {
         throw Error(ErrorKind::kCorrupt, path,
                     locator.offset + kLocatorHeaderSize + i * kLocatorEntrySize,
@@ -355,7 +331,7 @@ std::shared_ptr<const std::vector<uint8_t>> VhdxDevice::block_bitmap(uint64_t bl
   uint64_t sectors = g.block_size / g.logical_sector_size;
   uint64_t first_bit = (block % g.chunk_ratio) * sectors;
   auto bits = std::make_shared<std::vector<uint8_t>>(sectors / 8);
-  file_->read_at((sb >> kBatOffsetShift) * kMiB + first_bit / 8, bits->data(), bits->size());
+  file_->read_at(bat_file_offset(sb) + first_bit / 8, bits->data(), bits->size());
   std::lock_guard<std::mutex> lock(bitmap_mutex_);
   // Each entry is at most 64 KiB; the cache is dropped when it grows past
   // 32 MiB so a huge differencing disk cannot make it unbounded.
@@ -367,7 +343,7 @@ void VhdxDevice::read_partial(uint64_t block, uint64_t offset, uint8_t* out, siz
   const Geometry& g = meta_.geometry;
   auto bits = block_bitmap(block);
   const uint64_t block_start = block * g.block_size;
-  const uint64_t file_base = (entry(block) >> kBatOffsetShift) * kMiB;
+  const uint64_t file_base = bat_file_offset(entry(block));
   const uint32_t ss = g.logical_sector_size;
   while (len > 0) {
     bool present = false;
@@ -391,30 +367,30 @@ void VhdxDevice::do_read(uint64_t offset, void* buf, size_t len) const {
     uint64_t b = offset / bs;
     uint64_t in = offset % bs;
     uint64_t e = entry(b);
-    uint8_t state = e & kBatStateMask;
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, bs - in));
-    if (state == kPayloadPartiallyPresent) {
+    if (payload_state(e) == PayloadState::kPartiallyPresent) {
       read_partial(b, offset, out, n);
     } else {
       // Runs of blocks that read alike (contiguous in the file, or all
       // zeros in this layer) are served with one request.
+      enum class Run { kStored, kPartial, kZeros };
       auto kind = [&](uint64_t ent) {
-        uint8_t st = ent & kBatStateMask;
-        if (st == kPayloadFullyPresent) return 0;
-        if (st == kPayloadPartiallyPresent) return 3;
-        return 2;
+        const PayloadState st = payload_state(ent);
+        if (st == PayloadState::kFullyPresent) return Run::kStored;
+        if (st == PayloadState::kPartiallyPresent) return Run::kPartial;
+        return Run::kZeros;
       };
-      const int k = kind(e);
+      const Run k = kind(e);
       uint64_t prev = e;
       for (uint64_t nb = b + 1; n < len; ++nb) {
         uint64_t ne = entry(nb);
         if (kind(ne) != k) break;
-        if (k == 0 && (ne >> kBatOffsetShift) != (prev >> kBatOffsetShift) + bs / kMiB) break;
+        if (k == Run::kStored && bat_file_offset(ne) != bat_file_offset(prev) + bs) break;
         n += static_cast<size_t>(std::min<uint64_t>(len - n, bs));
         prev = ne;
       }
-      if (k == 0) {
-        file_->read_at((e >> kBatOffsetShift) * kMiB + in, out, n);
+      if (k == Run::kStored) {
+        file_->read_at(bat_file_offset(e) + in, out, n);
       } else {
         std::memset(out, 0, n);
       }
@@ -428,20 +404,20 @@ void VhdxDevice::do_read(uint64_t offset, void* buf, size_t len) const {
 Extent VhdxDevice::status_in_block(uint64_t offset, uint64_t len) const {
   const Geometry& g = meta_.geometry;
   uint64_t b = offset / g.block_size;
-  switch (entry(b) & kBatStateMask) {
-    case kPayloadFullyPresent: {
+  switch (payload_state(entry(b))) {
+    case PayloadState::kFullyPresent: {
       // A host hole inside a stored block reads as zeros (fixed images are
       // often sparse on the host): say so, so copies skip reading it.
-      uint64_t foff = (entry(b) >> kBatOffsetShift) * kMiB + offset % g.block_size;
+      uint64_t foff = bat_file_offset(entry(b)) + offset % g.block_size;
       FileRange r = file_->range_status(foff, len);
       if (r.length == 0 || r.length > len) r.length = len;
       return Extent{r.length, r.hole ? ExtentType::kZero : ExtentType::kData};
     }
-    case kPayloadZero:
+    case PayloadState::kZero:
       return Extent{len, ExtentType::kZero};
-    case kPayloadNotPresent:  // differencing: the parent's block
+    case PayloadState::kNotPresent:  // differencing: the parent's block
       return Extent{len, ExtentType::kUnallocated};
-    case kPayloadPartiallyPresent: {
+    case PayloadState::kPartiallyPresent: {
       auto bits = block_bitmap(b);
       const uint64_t block_start = b * g.block_size;
       const uint32_t ss = g.logical_sector_size;
@@ -513,15 +489,17 @@ ImageInfo VhdxDevice::info() const {
   }
   d.set("log", std::move(log));
   uint64_t counts[8] = {};
-  for (uint64_t b = 0; b < g.data_blocks; ++b) counts[entry(b) & kBatStateMask]++;
+  for (uint64_t b = 0; b < g.data_blocks; ++b)
+    counts[static_cast<uint8_t>(payload_state(entry(b)))]++;
   Json blocks = Json::object();
   blocks.set("total", g.data_blocks);
-  blocks.set("fully_present", counts[kPayloadFullyPresent]);
-  if (meta_.has_parent) blocks.set("partially_present", counts[kPayloadPartiallyPresent]);
-  blocks.set("not_present", counts[kPayloadNotPresent]);
-  blocks.set("zero", counts[kPayloadZero]);
-  blocks.set("unmapped", counts[kPayloadUnmapped]);
-  blocks.set("undefined", counts[kPayloadUndefined]);
+  blocks.set("fully_present", counts[static_cast<uint8_t>(PayloadState::kFullyPresent)]);
+  if (meta_.has_parent)
+    blocks.set("partially_present", counts[static_cast<uint8_t>(PayloadState::kPartiallyPresent)]);
+  blocks.set("not_present", counts[static_cast<uint8_t>(PayloadState::kNotPresent)]);
+  blocks.set("zero", counts[static_cast<uint8_t>(PayloadState::kZero)]);
+  blocks.set("unmapped", counts[static_cast<uint8_t>(PayloadState::kUnmapped)]);
+  blocks.set("undefined", counts[static_cast<uint8_t>(PayloadState::kUndefined)]);
   d.set("blocks", std::move(blocks));
   if (meta_.has_parent) {
     Json loc = Json::object();
@@ -547,7 +525,8 @@ std::shared_ptr<const ParentSpec> VhdxDevice::parent_spec() const {
   spec->candidates = parent_candidates(meta_);
   spec->check = [links, want](const BlockDevice& candidate) -> ParentCheck {
     const auto* v = dynamic_cast<const VhdxDevice*>(&candidate);
-    if (!v) return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHDX", ""};
+    if (!v)
+      return {ParentVerdict::kUnverifiable, "is " + candidate.info().format + ", not VHDX", ""};
     const Guid dw = v->meta().data_write_guid;
     if (std::find(links.begin(), links.end(), dw) == links.end()) {
       return {ParentVerdict::kMismatch,
@@ -672,15 +651,15 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
   for (uint64_t b = 0; b < g.data_blocks; ++b) {
     uint64_t idx = g.payload_entry(b);
     uint64_t e = bat[idx];
-    uint8_t state = e & kBatStateMask;
+    const PayloadState state = payload_state(e);
     const uint64_t at = m.bat_offset + idx * 8;
     switch (state) {
-      case kPayloadNotPresent:
-      case kPayloadUndefined:
-      case kPayloadZero:
-      case kPayloadUnmapped:
+      case PayloadState::kNotPresent:
+      case PayloadState::kUndefined:
+      case PayloadState::kZero:
+      case PayloadState::kUnmapped:
         break;
-      case kPayloadPartiallyPresent: {
+      case PayloadState::kPartiallyPresent: {
         if (!m.has_parent) {
           throw Error(ErrorKind::kCorrupt, path, at,
                       "block " + std::to_string(b) +
@@ -688,9 +667,9 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
         }
         uint64_t sidx = g.bitmap_entry(b / g.chunk_ratio);
         uint64_t se = bat[sidx];
-        uint64_t soff = (se >> kBatOffsetShift) * kMiB;
-        if ((se & kBatStateMask) != kSbPresent || soff < kHeaderSectionSize || soff > file_size ||
-            kSectorBitmapBlockSize > file_size - soff) {
+        uint64_t soff = bat_file_offset(se);
+        if (bitmap_state(se) != SectorBitmapState::kPresent || soff < kHeaderSectionSize ||
+            soff > file_size || kSectorBitmapBlockSize > file_size - soff) {
           throw Error(ErrorKind::kCorrupt, path, m.bat_offset + sidx * 8,
                       "block " + std::to_string(b) +
                           " is partially present but its sector bitmap entry " + hex(se) +
@@ -699,8 +678,8 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
         check_not_metadata(soff, kSectorBitmapBlockSize, b, m.bat_offset + sidx * 8);
         [[fallthrough]];
       }
-      case kPayloadFullyPresent: {
-        uint64_t off = (e >> kBatOffsetShift) * kMiB;
+      case PayloadState::kFullyPresent: {
+        uint64_t off = bat_file_offset(e);
         uint64_t need = std::min(g.block_size, g.virtual_size - b * g.block_size);
         if (off < kHeaderSectionSize || off > file_size || need > file_size - off) {
           throw Error(ErrorKind::kCorrupt, path, at,
@@ -711,9 +690,9 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
         break;
       }
       default:
-        throw Error(
-            ErrorKind::kCorrupt, path, at,
-            "block " + std::to_string(b) + " has reserved BAT state " + std::to_string(state));
+        throw Error(ErrorKind::kCorrupt, path, at,
+                    "block " + std::to_string(b) + " has reserved BAT state " +
+                        std::to_string(static_cast<unsigned>(state)));
     }
   }
 

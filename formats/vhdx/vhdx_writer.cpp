@@ -100,10 +100,6 @@ class VhdxWriter final : public SingleFileWriter {
     return std::max(next_block_, payload_start_);
   }
 
-  static uint64_t entry(uint8_t state, uint64_t file_offset) {
-    return state | ((file_offset / kMiB) << kBatOffsetShift);
-  }
-
   // File offset of block `b`, allocating it (dynamic) on first use. Writes
   // come in increasing order, so blocks are laid out in guest order.
   uint64_t block_offset(uint64_t b) {
@@ -113,7 +109,7 @@ class VhdxWriter final : public SingleFileWriter {
     // allocated block never holds a host hole (Hyper-V's copy to NTFS keeps
     // it that way).
     if (open_block_end_) fill_to(open_block_end_);
-    set_bat_entry(geo_.payload_entry(b), entry(kPayloadFullyPresent, next_block_));
+    set_bat_entry(geo_.payload_entry(b), bat_entry(PayloadState::kFullyPresent, next_block_));
     cur_block_ = b;
     cur_block_file_ = next_block_;
     cursor_ = next_block_;
@@ -197,15 +193,16 @@ class VhdxWriter final : public SingleFileWriter {
     // 2.2.2 headers: identical but for the sequence number; the second is current.
     for (int i = 0; i < 2; ++i) {
       std::vector<uint8_t> h(64 * kKiB, 0);
-      std::memcpy(h.data(), kHeaderSignature, 4);
-      store_le64(h.data() + kHdrSequence, static_cast<uint64_t>(i + 1));
-      store_guid(h.data() + kHdrFileWriteGuid, file_write);
-      store_guid(h.data() + kHdrDataWriteGuid, data_write);
+      Header hdr;
+      hdr.sequence = static_cast<uint64_t>(i + 1);
+      hdr.file_write_guid = file_write;
+      hdr.data_write_guid = data_write;
       // LogGuid stays zero: the log is empty.
-      store_le16(h.data() + kHdrLogVersion, 0);
-      store_le16(h.data() + kHdrVersion, 1);
-      store_le32(h.data() + kHdrLogLength, static_cast<uint32_t>(kLogLength));
-      store_le64(h.data() + kHdrLogOffset, kLogOffset);
+      hdr.log_version = 0;
+      hdr.version = 1;
+      hdr.log_length = static_cast<uint32_t>(kLogLength);
+      hdr.log_offset = kLogOffset;
+      encode_header(hdr, h.data());
       store_checksum(h.data(), kHeaderSize, kHdrChecksum);
       put(i == 0 ? kHeader1Offset : kHeader2Offset, h);
     }
@@ -220,11 +217,8 @@ class VhdxWriter final : public SingleFileWriter {
     std::memcpy(rt.data(), kRegionSignature, 4);
     store_le32(rt.data() + 8, 2);
     auto region = [&](size_t i, const Guid& g, uint64_t off, uint64_t len) {
-      uint8_t* e = rt.data() + kRegionHeaderSize + i * kRegionEntrySize;
-      store_guid(e, g);
-      store_le64(e + 16, off);
-      store_le32(e + 24, static_cast<uint32_t>(len));
-      store_le32(e + 28, 1);  // required
+      encode_region_entry(RegionEntry{g, off, static_cast<uint32_t>(len), true},
+                          rt.data() + kRegionHeaderSize + i * kRegionEntrySize);
     };
     region(0, kBatRegionGuid, kBatOffset, bat_length_);
     region(1, kMetadataRegionGuid, kMetadataOffset, kMetadataLength);
@@ -241,11 +235,9 @@ class VhdxWriter final : public SingleFileWriter {
     size_t item_off = kMetadataTableSize;
     size_t n = 0;
     auto item = [&](const Guid& g, const std::vector<uint8_t>& value, uint32_t flags) {
-      uint8_t* e = md.data() + kMetadataHeaderSize + n++ * kMetadataEntrySize;
-      store_guid(e, g);
-      store_le32(e + 16, static_cast<uint32_t>(item_off));
-      store_le32(e + 20, static_cast<uint32_t>(value.size()));
-      store_le32(e + 24, flags);
+      encode_metadata_entry(MetadataEntry{g, static_cast<uint32_t>(item_off),
+                                          static_cast<uint32_t>(value.size()), flags},
+                            md.data() + kMetadataHeaderSize + n++ * kMetadataEntrySize);
       std::memcpy(md.data() + item_off, value.data(), value.size());
       item_off += round_up(value.size(), 8);
     };
@@ -271,7 +263,7 @@ class VhdxWriter final : public SingleFileWriter {
     if (fixed_) {
       for (uint64_t b = 0; b < geo_.data_blocks; ++b)
         set_bat_entry(geo_.payload_entry(b),
-                      entry(kPayloadFullyPresent, payload_start_ + b * geo_.block_size));
+                      bat_entry(PayloadState::kFullyPresent, payload_start_ + b * geo_.block_size));
     }
     set_bat_entry(geo_.total_bat_entries, 0);
     const uint64_t bat_end = kBatOffset + geo_.total_bat_entries * 8;

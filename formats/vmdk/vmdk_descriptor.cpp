@@ -1,9 +1,9 @@
 #include "formats/vmdk/vmdk_descriptor.h"
 
 #include <cctype>
-#include <cstdio>
 
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::vmdk {
 
@@ -220,10 +220,8 @@ bool looks_like_descriptor(const uint8_t* data, size_t len) {
 }
 
 std::string render_descriptor(const Descriptor& d) {
-  char buf[64];
   std::string out = "# Disk DescriptorFile\nversion=" + std::to_string(d.version) + "\n";
-  std::snprintf(buf, sizeof buf, "CID=%08x\nparentCID=%08x\n", d.cid, d.parent_cid);
-  out += buf;
+  out += "CID=" + hex_digits(d.cid, 8) + "\nparentCID=" + hex_digits(d.parent_cid, 8) + "\n";
   out += "createType=\"" + d.create_type + "\"\n";
   if (!d.parent_hint.empty()) out += "parentFileNameHint=\"" + d.parent_hint + "\"\n";
   out += "\n# Extent description\n";

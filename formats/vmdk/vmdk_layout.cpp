@@ -6,8 +6,9 @@
 
 namespace vdisk::vmdk {
 
-bool decode_sparse_header(const uint8_t* p, SparseHeader& h) {
-  if (load_le32(p) != kSparseMagic) return false;
+std::optional<SparseHeader> decode_sparse_header(const uint8_t* p) {
+  if (load_le32(p) != kSparseMagic) return std::nullopt;
+  SparseHeader h;
   h.version = load_le32(p + 4);
   h.flags = load_le32(p + 8);
   h.capacity = load_le64(p + 12);
@@ -20,7 +21,7 @@ bool decode_sparse_header(const uint8_t* p, SparseHeader& h) {
   h.overhead = load_le64(p + 64);
   h.unclean_shutdown = p[72];
   h.compress_algorithm = load_le16(p + 77);
-  return true;
+  return h;
 }
 
 void encode_sparse_header(const SparseHeader& h, uint8_t* p) {
@@ -46,8 +47,9 @@ void encode_sparse_header(const SparseHeader& h, uint8_t* p) {
   store_le16(p + 77, h.compress_algorithm);
 }
 
-bool decode_sesparse_header(const uint8_t* p, SeSparseHeader& h) {
-  if (load_le64(p) != kSeSparseMagic) return false;
+std::optional<SeSparseHeader> decode_sesparse_header(const uint8_t* p) {
+  if (load_le64(p) != kSeSparseMagic) return std::nullopt;
+  SeSparseHeader h;
   h.version = load_le64(p + 8);
   h.capacity = load_le64(p + 16);
   h.grain_size = load_le64(p + 24);
@@ -59,7 +61,7 @@ bool decode_sesparse_header(const uint8_t* p, SeSparseHeader& h) {
   h.grain_tables_size = load_le64(p + kSeGrainTablesOffset + 8);
   h.grains_offset = load_le64(p + kSeGrainsOffset);
   h.grains_size = load_le64(p + kSeGrainsOffset + 8);
-  return true;
+  return h;
 }
 
 }  // namespace vdisk::vmdk

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,8 @@ struct SparseHeader {
   // The four newline-detection bytes are written as the spec gives them.
 };
 
-// Decodes 512 bytes; returns false when the magic is not KDMV.
-bool decode_sparse_header(const uint8_t* p, SparseHeader& h);
+// Decodes 512 bytes; nothing when the magic is not KDMV.
+std::optional<SparseHeader> decode_sparse_header(const uint8_t* p);
 // Encodes into 512 bytes (pad zeroed).
 void encode_sparse_header(const SparseHeader& h, uint8_t* p);
 
@@ -113,7 +114,8 @@ struct SeSparseHeader {
   uint64_t grain_tables_offset = 0, grain_tables_size = 0;
   uint64_t grains_offset = 0, grains_size = 0;
 };
-bool decode_sesparse_header(const uint8_t* p, SeSparseHeader& h);
+// Decodes 512 bytes; nothing when the magic is not 0xcafebabe.
+std::optional<SeSparseHeader> decode_sesparse_header(const uint8_t* p);
 // Field offsets used by the encoder in tests and the decoder.
 inline constexpr size_t kSeGrainDirOffset = 128;
 inline constexpr size_t kSeGrainTablesOffset = 144;

@@ -8,6 +8,7 @@
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/parent.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_sparse_extent.h"
@@ -63,9 +64,7 @@ class ZeroExtent final : public ExtentReader {
   Extent status(uint64_t offset, uint64_t len) const override {
     return Extent{std::min(len, size_ - offset), ExtentType::kZero};
   }
-  void read(uint64_t, uint8_t* buf, size_t len) const override {
-    std::memset(buf, 0, len);
-  }
+  void read(uint64_t, uint8_t* buf, size_t len) const override { std::memset(buf, 0, len); }
   Json describe() const override {
     Json j = Json::object();
     j.set("format", "zero");
@@ -94,11 +93,9 @@ std::unique_ptr<ExtentReader> open_sparse_file(std::shared_ptr<const File> f,
   if (f->read_some(0, hb, sizeof hb) < sizeof hb) {
     throw_corrupt(f->path(), 0, "file too short for a VMDK sparse extent header");
   }
-  SparseHeader h;
-  if (!decode_sparse_header(hb, h)) {
-    throw_corrupt(f->path(), 0, "sparse extent has no KDMV magic");
-  }
-  return open_hosted_sparse(std::move(f), h, opts);
+  std::optional<SparseHeader> h = decode_sparse_header(hb);
+  if (!h) throw_corrupt(f->path(), 0, "sparse extent has no KDMV magic");
+  return open_hosted_sparse(std::move(f), *h, opts);
 }
 
 // Adds an extent's reader, checking its size against the descriptor line.
@@ -262,13 +259,8 @@ ImageInfo VmdkDevice::info() const {
   count_file(*main_);
   Json& d = info.details;
   d.set("create_type", desc_.create_type);
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%08x", desc_.cid);
-  d.set("cid", std::string(buf));
-  if (desc_.parent_cid != kNoParentCid) {
-    std::snprintf(buf, sizeof buf, "%08x", desc_.parent_cid);
-    d.set("parent_cid", std::string(buf));
-  }
+  d.set("cid", hex_digits(desc_.cid, 8));
+  if (desc_.parent_cid != kNoParentCid) d.set("parent_cid", hex_digits(desc_.parent_cid, 8));
   if (!desc_.parent_hint.empty()) d.set("parent_file_name_hint", desc_.parent_hint);
   if (auto v = desc_.ddb_value("ddb.adapterType")) d.set("adapter_type", *v);
   if (auto v = desc_.ddb_value("ddb.virtualHWVersion")) d.set("hwversion", *v);
@@ -311,15 +303,13 @@ std::shared_ptr<const ParentSpec> VmdkDevice::parent_spec() const {
   const Descriptor& d = desc_;
   if (d.parent_cid == kNoParentCid && d.parent_hint.empty()) return nullptr;
   auto spec = std::make_shared<ParentSpec>();
-  char cid[16];
-  std::snprintf(cid, sizeof cid, "%08x", d.parent_cid);
-  spec->child = "VMDK snapshot (parentCID " + std::string(cid) + ")";
+  spec->child = "VMDK snapshot (parentCID " + hex_digits(d.parent_cid, 8) + ")";
   if (d.parent_hint.empty()) {
     spec->candidates.push_back({"the descriptor", "", "it has no parentFileNameHint"});
   } else {
     // VMware on Windows writes hints with backslashes.
-    spec->candidates.push_back({"parentFileNameHint '" + d.parent_hint + "'",
-                                windows_path_to_posix(d.parent_hint), ""});
+    spec->candidates.push_back(
+        {"parentFileNameHint '" + d.parent_hint + "'", windows_path_to_posix(d.parent_hint), ""});
   }
   // VMware writes a new CID into a disk whenever it is modified, so a
   // parentCID that no longer matches means the parent changed after the
@@ -330,9 +320,9 @@ std::shared_ptr<const ParentSpec> VmdkDevice::parent_spec() const {
   spec->check = [want](const BlockDevice& candidate) -> ParentCheck {
     const auto* v = dynamic_cast<const VmdkDevice*>(&candidate);
     if (!v || want == kNoParentCid || v->cid() == want) return {};
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "has CID %08x, not the parentCID %08x", v->cid(), want);
-    return {ParentVerdict::kMismatch, buf, ""};
+    return {ParentVerdict::kMismatch,
+            "has CID " + hex_digits(v->cid(), 8) + ", not the parentCID " + hex_digits(want, 8),
+            ""};
   };
   return spec;
 }
@@ -354,8 +344,7 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
 
   if (got >= 4 && load_le32(head) == kSparseMagic) {
     if (got < kSector) throw_corrupt(path, got, "file too short for a VMDK sparse extent header");
-    SparseHeader h;
-    decode_sparse_header(head, h);
+    const SparseHeader h = *decode_sparse_header(head);  // the magic is checked above
     Descriptor d;
     if (h.descriptor_offset != 0 && h.descriptor_size != 0) {
       uint64_t doff = checked_mul(h.descriptor_offset, kSector, path, 28, "descriptor offset");

@@ -426,14 +426,14 @@ std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> fil
     uint64_t foot = file->size() - 2 * kSector;
     uint8_t fb[kSector];
     file->read_at(foot, fb, sizeof fb);
-    SparseHeader f;
-    if (!decode_sparse_header(fb, f) || f.gd_offset == kGdAtEnd) {
+    std::optional<SparseHeader> f = decode_sparse_header(fb);
+    if (!f || f->gd_offset == kGdAtEnd) {
       throw_corrupt(
           path, foot,
           "streamOptimized header says the grain directory is at the end, but there is no footer "
           "(truncated stream?)");
     }
-    h = f;
+    h = *f;
     desc.set("footer", true);
   }
   if (h.grain_size == 0 || (h.grain_size & (h.grain_size - 1)) || h.grain_size > (1u << 16)) {
@@ -516,9 +516,9 @@ std::unique_ptr<ExtentReader> open_sesparse(std::shared_ptr<const File> file,
   uint8_t hb[kSector];
   if (file->size() < kSector) throw_corrupt(path, 0, "file too short for an seSparse header");
   file->read_at(0, hb, sizeof hb);
-  SeSparseHeader h;
-  if (!decode_sesparse_header(hb, h))
-    throw Error(ErrorKind::kNotThisFormat, path, 0, "no seSparse magic");
+  std::optional<SeSparseHeader> decoded = decode_sesparse_header(hb);
+  if (!decoded) throw Error(ErrorKind::kNotThisFormat, path, 0, "no seSparse magic");
+  const SeSparseHeader& h = *decoded;
   if (h.version != kSeSparseVersion) {
     throw Error(ErrorKind::kUnsupported, path, 8,
                 "seSparse version " + std::to_string(h.version) + " is not supported");

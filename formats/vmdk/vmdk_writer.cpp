@@ -10,6 +10,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/hex.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 #include "formats/vmdk/vmdk_layout.h"
 #include "formats/vmdk/vmdk_stream_writer.h"
@@ -250,11 +251,7 @@ std::string make_uuid(const std::string& text, Env& env) {
   if (text.empty()) {
     uint8_t bytes[16];
     env.random_bytes(bytes, sizeof bytes);
-    char b[3];
-    for (uint8_t byte : bytes) {
-      std::snprintf(b, sizeof b, "%02x", static_cast<unsigned>(byte));
-      hex += b;
-    }
+    hex = hex_bytes(bytes, sizeof bytes);
   } else {
     for (char c : text) {
       if (std::isxdigit(static_cast<unsigned char>(c)))

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 
 namespace vdisk::ddrescue {
 
@@ -79,12 +80,6 @@ bool is_block_status(const std::string& t) {
   return t.size() == 1 && std::string("?*/-+").find(t[0]) != std::string::npos;
 }
 
-std::string hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 }  // namespace
 
 const char* status_name(char status) {
@@ -153,29 +148,31 @@ Mapfile parse_mapfile(const std::string& text, const std::string& path) {
     if (!is_block_status(t[2]))
       fail(path, line_no, "block status '" + t[2] + "' is not one of ? * / - +");
     b.status = t[2][0];
-    if (b.size == 0) fail(path, line_no, "block at " + hex(b.pos) + " has size 0");
+    if (b.size == 0)
+      fail(path, line_no, "block at " + hex(b.pos, 0, HexCase::kUpper) + " has size 0");
     if (b.pos > UINT64_MAX - b.size)
-      fail(path, line_no, "block at " + hex(b.pos) + " runs past 2^64");
+      fail(path, line_no, "block at " + hex(b.pos, 0, HexCase::kUpper) + " runs past 2^64");
     const uint64_t expect = map.end();
     if (map.blocks.empty() && b.pos != 0) {
-      fail(path, line_no, "gap: the first block starts at " + hex(b.pos) + ", not 0");
+      fail(path, line_no,
+           "gap: the first block starts at " + hex(b.pos, 0, HexCase::kUpper) + ", not 0");
     }
     if (!map.blocks.empty()) {
       const MapBlock& prev = map.blocks.back();
       if (b.pos < prev.pos) {
         fail(path, line_no,
-             "blocks are not sorted: " + hex(b.pos) + " comes after " + hex(prev.pos) + " (line " +
-                 std::to_string(prev.line) + ")");
+             "blocks are not sorted: " + hex(b.pos, 0, HexCase::kUpper) + " comes after " +
+                 hex(prev.pos, 0, HexCase::kUpper) + " (line " + std::to_string(prev.line) + ")");
       }
       if (b.pos < expect) {
         fail(path, line_no,
-             "block at " + hex(b.pos) + " overlaps the block of line " + std::to_string(prev.line) +
-                 ", which ends at " + hex(expect));
+             "block at " + hex(b.pos, 0, HexCase::kUpper) + " overlaps the block of line " +
+                 std::to_string(prev.line) + ", which ends at " + hex(expect, 0, HexCase::kUpper));
       }
       if (b.pos > expect) {
         fail(path, line_no,
-             "gap: block starts at " + hex(b.pos) + " but the block of line " +
-                 std::to_string(prev.line) + " ends at " + hex(expect));
+             "gap: block starts at " + hex(b.pos, 0, HexCase::kUpper) + " but the block of line " +
+                 std::to_string(prev.line) + " ends at " + hex(expect, 0, HexCase::kUpper));
       }
     }
     map.blocks.push_back(b);
@@ -204,9 +201,9 @@ void check_covers(const Mapfile& map, uint64_t disk_size) {
     int line = map.blocks.empty() ? 0 : map.blocks.back().line;
     throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
                 (line ? "line " + std::to_string(line) + ": " : std::string()) +
-                    "the mapfile ends at " + hex(map.end()) + " but the image is " +
-                    std::to_string(disk_size) + " bytes (" + hex(disk_size) +
-                    "): it does not cover the image");
+                    "the mapfile ends at " + hex(map.end(), 0, HexCase::kUpper) +
+                    " but the image is " + std::to_string(disk_size) + " bytes (" +
+                    hex(disk_size, 0, HexCase::kUpper) + "): it does not cover the image");
   }
   if (map.end() > disk_size) {
     uint64_t rescued_past = 0;
@@ -217,8 +214,9 @@ void check_covers(const Mapfile& map, uint64_t disk_size) {
       if (!line) line = b.line;
     }
     const std::string sizes = "the mapfile describes a disk of " + std::to_string(map.end()) +
-                              " bytes (" + hex(map.end()) + ") but the image is " +
-                              std::to_string(disk_size) + " bytes (" + hex(disk_size) + ")";
+                              " bytes (" + hex(map.end(), 0, HexCase::kUpper) +
+                              ") but the image is " + std::to_string(disk_size) + " bytes (" +
+                              hex(disk_size, 0, HexCase::kUpper) + ")";
     if (rescued_past) {
       throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
                   "line " + std::to_string(line) + ": " + sizes + ", and " +
@@ -269,7 +267,8 @@ std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas
   out += "#      pos        size  status\n";
   auto block = [&](uint64_t pos, uint64_t size, char status) {
     if (size == 0) return;
-    out += hex(pos) + "  " + hex(size) + "  " + status + "\n";
+    out +=
+        hex(pos, 0, HexCase::kUpper) + "  " + hex(size, 0, HexCase::kUpper) + "  " + status + "\n";
   };
   uint64_t pos = 0;
   for (const BadArea& a : areas) {
@@ -289,32 +288,47 @@ std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas
 Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
                                 const std::vector<ByteRange>& ranges, char status,
                                 const std::string& path) {
-  std::vector<BadArea> under = base ? bad_areas(*base, disk_size) : std::vector<BadArea>{};
-  std::vector<ByteRange> over = ranges;
-  std::sort(over.begin(), over.end(),
-            [](const ByteRange& a, const ByteRange& b) { return a.start < b.start; });
-  // Every boundary of either list; between two boundaries one status holds:
-  // the painted one where a range covers it, else the base's.
-  std::vector<uint64_t> cuts;
-  for (const BadArea& a : under) cuts.insert(cuts.end(), {a.start, a.start + a.length});
-  for (const ByteRange& r : over) {
+  std::vector<BadArea> painted;
+  for (const ByteRange& r : ranges) {
     if (r.length == 0 || r.start >= disk_size) continue;
-    cuts.insert(cuts.end(), {r.start, std::min(disk_size, r.start + r.length)});
+    painted.push_back({r.start, std::min(disk_size - r.start, r.length), status});
+  }
+  std::vector<BadArea> under = base ? bad_areas(*base, disk_size) : std::vector<BadArea>{};
+  return parse_mapfile(format_mapfile(disk_size, overlay_areas(painted, under), {}), path);
+}
+
+std::vector<BadArea> overlay_areas(const std::vector<BadArea>& top,
+                                   const std::vector<BadArea>& bottom) {
+  auto by_start = [](const BadArea& a, const BadArea& b) { return a.start < b.start; };
+  std::vector<BadArea> lists[2] = {top, bottom};
+  // Every boundary of either list; between two boundaries one status holds:
+  // the first top area's that covers it, else the first bottom area's.
+  std::vector<uint64_t> cuts;
+  for (auto& list : lists) {
+    std::stable_sort(list.begin(), list.end(), by_start);
+    for (const BadArea& a : list) {
+      if (a.length) cuts.insert(cuts.end(), {a.start, a.start + a.length});
+    }
   }
   std::sort(cuts.begin(), cuts.end());
   cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  size_t first[2] = {0, 0};  // per list: no area before it reaches the cut
   std::vector<BadArea> out;
-  size_t ui = 0, oi = 0;
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
     const uint64_t a = cuts[i], b = cuts[i + 1];
-    while (oi < over.size() && over[oi].start + over[oi].length <= a) ++oi;
-    while (ui < under.size() && under[ui].start + under[ui].length <= a) ++ui;
     char st = '+';
-    // Ranges may overlap each other: any that covers [a, b) paints it.
-    for (size_t k = oi; k < over.size() && over[k].start <= a; ++k) {
-      if (over[k].start + over[k].length > a) st = status;
+    for (int l = 0; l < 2 && st == '+'; ++l) {
+      const std::vector<BadArea>& list = lists[l];
+      while (first[l] < list.size() && list[first[l]].start + list[first[l]].length <= a)
+        ++first[l];
+      // Areas of one list may overlap: any that covers [a, b) decides.
+      for (size_t k = first[l]; k < list.size() && list[k].start <= a; ++k) {
+        if (list[k].start + list[k].length > a) {
+          st = list[k].status;
+          break;
+        }
+      }
     }
-    if (st == '+' && ui < under.size() && under[ui].start <= a) st = under[ui].status;
     if (st == '+') continue;
     if (!out.empty() && out.back().status == st && out.back().start + out.back().length == a) {
       out.back().length += b - a;
@@ -322,33 +336,6 @@ Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
       out.push_back({a, b - a, st});
     }
   }
-  return parse_mapfile(format_mapfile(disk_size, out, {}), path);
-}
-
-std::vector<BadArea> overlay_areas(const std::vector<BadArea>& known,
-                                   const std::vector<BadArea>& found) {
-  std::vector<BadArea> out;
-  size_t k = 0;
-  for (const BadArea& f : found) {
-    uint64_t pos = f.start;
-    const uint64_t end = f.start + f.length;
-    while (pos < end) {
-      while (k < known.size() && known[k].start + known[k].length <= pos) out.push_back(known[k++]);
-      if (k < known.size() && known[k].start <= pos) {
-        pos = std::min(end, known[k].start + known[k].length);  // already known
-        continue;
-      }
-      const uint64_t stop = k < known.size() ? std::min(end, known[k].start) : end;
-      if (!out.empty() && out.back().status == f.status &&
-          out.back().start + out.back().length == pos) {
-        out.back().length += stop - pos;
-      } else {
-        out.push_back({pos, stop - pos, f.status});
-      }
-      pos = stop;
-    }
-  }
-  while (k < known.size()) out.push_back(known[k++]);
   return out;
 }
 

@@ -86,23 +86,24 @@ std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas
                            const std::vector<std::string>& comments);
 
 // A mapfile of a disk of `disk_size` bytes whose unrescued areas are those
-// of `base` (null: none) with `ranges` painted over them with `status`:
-// how an image that records its own unread sectors (an E01's error2) is
-// seen through the same RescuedDevice as a ddrescue mapfile. `ranges` must
-// lie inside the disk. The result's path is `path` (used in messages).
+// of `base` (null: none) with `ranges` painted over them with `status`
+// (overlay_areas with the ranges on top): how an image that records its own
+// unread sectors (an E01's error2) is seen through the same RescuedDevice as
+// a ddrescue mapfile. `ranges` must lie inside the disk (parts past it are
+// cut off). The result's path is `path` (used in messages).
 Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,
                                 const std::vector<ByteRange>& ranges, char status,
                                 const std::string& path);
 
-// The areas of a mapfile for a run that found more bad ranges on top of what
-// an earlier mapfile said: `known` (sorted, non-overlapping; e.g. the
-// unrescued areas of the --mapfile a copy read through) with the parts of
-// `found` (sorted, non-overlapping; e.g. the read errors of that copy) that
-// `known` does not already cover, each with its own status. Adjacent pieces
-// of `found` of one status are merged; a `known` area keeps its status where
-// both overlap. The result is sorted and non-overlapping, as format_mapfile
-// takes it.
-std::vector<BadArea> overlay_areas(const std::vector<BadArea>& known,
-                                   const std::vector<BadArea>& found);
+// Two lists of unrescued areas laid one over the other: where an area of
+// `top` lies, its status holds; elsewhere `bottom`'s. Used for a run that
+// found more bad ranges on top of what an earlier mapfile said: the earlier
+// mapfile's areas on top (they keep their status) and the read errors of the
+// copy below. Neither list needs to be sorted; areas within one list may
+// overlap (the first one, by start, decides). Adjacent pieces of one status
+// are merged; '+' areas count as absent. The result is sorted and
+// non-overlapping, as format_mapfile takes it.
+std::vector<BadArea> overlay_areas(const std::vector<BadArea>& top,
+                                   const std::vector<BadArea>& bottom);
 
 }  // namespace vdisk::ddrescue

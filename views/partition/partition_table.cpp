@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -11,6 +10,7 @@
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/guid.h"
+#include "formats/core/hex.h"
 #include "formats/core/unicode.h"
 #include "views/partition/partition_layout.h"
 
@@ -317,10 +317,7 @@ class TableReader final {
     store_le32(h.data() + kGptHdrHeaderCrc, 0);
     uint32_t computed = static_cast<uint32_t>(crc32(0L, h.data(), hsize));
     if (stored != computed) {
-      char buf[80];
-      std::snprintf(buf, sizeof buf, "header CRC-32 0x%08x does not match the computed 0x%08x",
-                    stored, computed);
-      why = buf;
+      why = "header CRC-32 " + hex(stored, 8) + " does not match the computed " + hex(computed, 8);
       return std::nullopt;
     }
     GptHeader g;
@@ -360,10 +357,8 @@ class TableReader final {
     uint32_t ecrc =
         static_cast<uint32_t>(crc32(0L, g.entries.data(), static_cast<uInt>(array_bytes)));
     if (ecrc != g.entries_crc) {
-      char buf[96];
-      std::snprintf(buf, sizeof buf, "entry array CRC-32 0x%08x does not match the computed 0x%08x",
-                    g.entries_crc, ecrc);
-      why = buf;
+      why = "entry array CRC-32 " + hex(g.entries_crc, 8) + " does not match the computed " +
+            hex(ecrc, 8);
       return std::nullopt;
     }
     return g;
