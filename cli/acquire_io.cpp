@@ -70,7 +70,8 @@ class SourceDevice final : public BlockDevice {
 
 class RescueFile final : public RescueSink {
  public:
-  RescueFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  RescueFile(std::string path, int fd, bool durable)
+      : path_(std::move(path)), fd_(fd), durable_(durable) {}
   ~RescueFile() override { ::close(fd_); }
 
   void write_at(uint64_t offset, const void* buf, size_t len) override {
@@ -87,12 +88,13 @@ class RescueFile final : public RescueSink {
     }
   }
   void sync() override {
-    if (::fdatasync(fd_) != 0) throw_errno(path_, std::nullopt, "fdatasync", errno);
+    if (durable_ && ::fdatasync(fd_) != 0) throw_errno(path_, std::nullopt, "fdatasync", errno);
   }
 
  private:
   std::string path_;
   int fd_;
+  bool durable_;
 };
 
 }  // namespace
@@ -140,7 +142,8 @@ BlockDevicePtr open_acquire_source(const std::string& path) {
                                         direct);
 }
 
-std::unique_ptr<RescueSink> open_rescue_file(const std::string& path, uint64_t size, bool create) {
+std::unique_ptr<RescueSink> open_rescue_file(const std::string& path, uint64_t size, bool create,
+                                             bool durable) {
   const int flags = O_WRONLY | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT | O_EXCL : 0);
   const int fd = ::open(path.c_str(), flags, 0644);
   if (fd < 0) {
@@ -149,7 +152,7 @@ std::unique_ptr<RescueSink> open_rescue_file(const std::string& path, uint64_t s
       throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "the rescue file exists");
     throw_errno(path, std::nullopt, create ? "create" : "open", err);
   }
-  auto file = std::make_unique<RescueFile>(path, fd);
+  auto file = std::make_unique<RescueFile>(path, fd, durable);
   struct stat st;
   if (::fstat(fd, &st) != 0) throw_errno(path, std::nullopt, "stat", errno);
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {

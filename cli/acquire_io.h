@@ -24,7 +24,10 @@ BlockDevicePtr open_acquire_source(const std::string& path);
 // The rescue file at `path`, opened for writing in place: created (sparse,
 // extended to `size`) when `create`, else opened as it is (a resumed run;
 // Error unless it exists as a regular file or block device). Never
-// truncated. sync() is fdatasync.
-std::unique_ptr<RescueSink> open_rescue_file(const std::string& path, uint64_t size, bool create);
+// truncated. sync() is fdatasync when `durable`, else nothing (`-t unsafe`:
+// as GNU ddrescue without --synchronous, a power loss may then leave the
+// mapfile claiming bytes the file lost; a killed process loses nothing).
+std::unique_ptr<RescueSink> open_rescue_file(const std::string& path, uint64_t size, bool create,
+                                             bool durable);
 
 }  // namespace vdisk::cli

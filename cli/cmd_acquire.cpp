@@ -77,14 +77,18 @@ int cmd_acquire(const std::vector<std::string>& args) {
   desc.add_options()("mapfile,m", po::value<std::string>()->required(),
                      "GNU ddrescue mapfile of the run: created, or resumed when it exists")(
       "output-format,O", po::value<std::string>()->default_value("raw"),
-      "raw: DST is the rescue file, written in place (ddrescue's outfile); any other format "
-      "(vmdk, vhdx, qcow2, e01...): the run fills DST.vdisk-work and converts it into DST at "
+      "raw: DEST is the rescue file, written in place (ddrescue's outfile); any other format "
+      "(vmdk, vhdx, qcow2, e01...): the run fills DEST.vdisk-work and converts it into DEST at "
       "the end")("options,o", po::value<std::vector<std::string>>()->composing(),
                  "output format options key=value[,key=value...] (see 'vdisk formats')")(
       "hash", po::value<std::string>()->default_value("sha256"),
       "media hashes: md5,sha1,sha256 or none")("hash-file", po::value<std::string>(),
                                                "write a JSON report (as convert --hash-file)")(
-      "force", "replace an existing DST (not raw) and --hash-file report")(
+      "force", "replace an existing DEST (not raw) and --hash-file report")(
+      "cache,t", po::value<std::string>()->default_value("writeback"),
+      "writeback: fdatasync the rescue file before each mapfile save, and fsync DEST (the "
+      "mapfile never claims bytes a power loss could take); unsafe: skip those syncs, as "
+      "ddrescue does by default (faster)")(
       "sector-size,b", po::value<std::string>(),
       "sector size of the source (trimming, scraping, retries read one sector): default the "
       "device's logical sector size, 512 for a file")(
@@ -112,7 +116,8 @@ int cmd_acquire(const std::vector<std::string>& args) {
   if (!parse_args("acquire",
                   "--mapfile RESCUE.map [-O FMT] [-o key=value,...] [-b BYTES] [-c SECTORS] "
                   "[-K INITIAL[,MAX]] [--cpass PASSES] [-N] [-n] [-r N] [-R] [-T TIME] "
-                  "[-a RATE] [--hash ALGOS] [--hash-file REPORT.json] [-p|--progress json] "
+                  "[-a RATE] [-t writeback|unsafe] [--hash ALGOS] [--hash-file REPORT.json] "
+                  "[-p|--progress json] "
                   "[--force] SOURCE DEST",
                   desc, pos, args, vm)) {
     return kExitOk;
@@ -160,6 +165,11 @@ int cmd_acquire(const std::vector<std::string>& args) {
   if (json_progress) ao.status_interval = 1;
   ao.cancel = &cancel_flag();
   if (!report_path.empty()) check_report_path(report_path, force);
+  const std::string cache = vm["cache"].as<std::string>();
+  if (cache != "writeback" && cache != "unsafe") {
+    throw UsageError("unknown cache mode '" + cache + "' (writeback or unsafe)");
+  }
+  const bool durable = cache == "writeback";
 
   // The rescue file: DEST itself for raw, else a working raw beside DEST.
   const std::string work = raw ? dst_path : dst_path + ".vdisk-work";
@@ -204,7 +214,7 @@ int cmd_acquire(const std::vector<std::string>& args) {
   if (resume) {
     map = ddrescue::RescueMap::from_mapfile(ddrescue::load_mapfile(env, map_path), size);
   }
-  std::unique_ptr<RescueSink> sink = open_rescue_file(work, size, !resume);
+  std::unique_ptr<RescueSink> sink = open_rescue_file(work, size, !resume, durable);
   if (!raw) {
     std::fprintf(stderr,
                  "vdisk: acquiring into the working raw %s (with %s); it is converted into %s (%s) "
@@ -262,7 +272,7 @@ int cmd_acquire(const std::vector<std::string>& args) {
     req.virtual_size = size;
     req.options = options;
     req.overwrite = force;
-    req.env = &env;
+    req.env = &Env::posix(durable ? Durability::kFlushed : Durability::kUnsafe);
     req.source_info = &src_info;
     req.sector_size = ao.sector_size;
     req.source = &dev;

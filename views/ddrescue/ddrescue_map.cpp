@@ -270,12 +270,8 @@ std::string format_mapfile(const Mapfile& map, const std::vector<std::string>& c
   out += line;
   if (map.current_pass) out += "               " + std::to_string(*map.current_pass);
   out += "\n#      pos        size  status\n";
-  for (const MapBlock& b : map.blocks) {
-    std::snprintf(line, sizeof line, "0x%08llX  0x%08llX  %c\n",
-                  static_cast<unsigned long long>(b.pos), static_cast<unsigned long long>(b.size),
-                  b.status);
-    out += line;
-  }
+  for (const MapBlock& b : map.blocks)
+    out += hex(b.pos) + "  " + hex(b.size) + "  " + b.status + "\n";
   return out;
 }
 
