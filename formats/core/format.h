@@ -129,6 +129,10 @@ struct FormatDescriptor {
   // ("block_size=1M"), and combinations worth their time.
   std::vector<std::string> roundtrip_options;
   bool has_snapshots = false;  // open() honours OpenOptions::snapshot
+  // The format whose reader opens what create() writes with `options`, when
+  // not this one (raw with compression=gzip writes a gzip image); null: this
+  // format always.
+  std::string (*read_as)(const Options& options) = nullptr;
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a
