@@ -7,6 +7,7 @@ namespace vdisk::cli {
 int cmd_formats(const std::vector<std::string>& args);
 int cmd_info(const std::vector<std::string>& args);
 int cmd_convert(const std::vector<std::string>& args);
+int cmd_acquire(const std::vector<std::string>& args);
 int cmd_hash(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 int cmd_map(const std::vector<std::string>& args);
@@ -24,6 +25,9 @@ const std::vector<Command>& commands() {
       {"info", "show an image's format, sizes, parent and format details", cmd_info},
       {"convert", "copy an image into another format, keeping holes, hashing the content",
        cmd_convert},
+      {"acquire",
+       "image a failing disk as GNU ddrescue does (passes, resumable mapfile) into raw, E01, ...",
+       cmd_acquire},
       {"hash", "hash the guest-visible content of an image", cmd_hash},
       {"compare", "compare the guest content of two images", cmd_compare},
       {"map", "list an image's extents: data, zero, unallocated", cmd_map},

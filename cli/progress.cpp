@@ -6,6 +6,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -159,6 +160,74 @@ class StderrProgress final : public ProgressSink {
 std::unique_ptr<ProgressSink> make_progress(bool enabled, bool json) {
   if (!enabled && !json) return nullptr;
   return std::make_unique<StderrProgress>(::isatty(2) != 0, json);
+}
+
+namespace {
+
+Json acquire_json(const AcquireStatus& s) {
+  auto tenths = [](double v) { return static_cast<double>(static_cast<int64_t>(v * 10)) / 10; };
+  Json j = Json::object();
+  j.set("phase", s.phase);
+  j.set("pass", s.pass);
+  j.set("state", s.phase == "finished" || s.phase == "stopped" ? "done" : "running");
+  j.set("position", s.position);
+  j.set("size", s.size);
+  j.set("rescued", s.rescued);
+  j.set("non_tried", s.non_tried);
+  j.set("non_trimmed", s.non_trimmed);
+  j.set("non_scraped", s.non_scraped);
+  j.set("bad_sector", s.bad);
+  j.set("bad_areas", static_cast<uint64_t>(s.bad_areas));
+  j.set("read_errors", s.read_errors);
+  j.set("current_rate_bytes_per_s", static_cast<uint64_t>(s.current_rate));
+  j.set("average_rate_bytes_per_s", static_cast<uint64_t>(s.average_rate));
+  j.set("pct_rescued", static_cast<double>(static_cast<int64_t>(s.pct_rescued() * 1000)) / 1000);
+  j.set("run_time_s", tenths(s.run_time));
+  j.set("remaining_s", s.remaining < 0 ? Json() : Json(tenths(s.remaining)));
+  j.set("since_good_read_s", tenths(s.since_good_read));
+  return j;
+}
+
+// ddrescue's fields in one line: phase and pass, then the sizes of each
+// status, bad areas, read errors, rates, percentage, times.
+std::string acquire_line(const AcquireStatus& s) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s pass %llu: rescued %s (%.2f%%), non-tried %s, non-trimmed %s, non-scraped %s, "
+                "bad %s in %zu areas, %llu read errors, %s now, %s average, run %s, left %s",
+                s.phase.c_str(), static_cast<unsigned long long>(s.pass),
+                human_size(s.rescued).c_str(), s.pct_rescued(), human_size(s.non_tried).c_str(),
+                human_size(s.non_trimmed).c_str(), human_size(s.non_scraped).c_str(),
+                human_size(s.bad).c_str(), s.bad_areas,
+                static_cast<unsigned long long>(s.read_errors), rate_text(s.current_rate).c_str(),
+                rate_text(s.average_rate).c_str(), format_duration(s.run_time).c_str(),
+                format_duration(s.remaining).c_str());
+  return buf;
+}
+
+}  // namespace
+
+std::function<void(const AcquireStatus&)> make_acquire_status(bool enabled, bool json) {
+  if (!enabled && !json) return {};
+  if (json) {
+    return [](const AcquireStatus& s) {
+      std::fprintf(stderr, "%s\n", acquire_json(s).dump().c_str());
+      std::fflush(stderr);
+    };
+  }
+  const bool tty = ::isatty(2) != 0;
+  auto last = std::make_shared<std::pair<std::string, uint64_t>>();
+  return [tty, last](const AcquireStatus& s) {
+    const bool changed = last->first != s.phase || last->second != s.pass;
+    *last = {s.phase, s.pass};
+    if (tty) {
+      std::fprintf(stderr, "\r%s\033[K%s", acquire_line(s).c_str(),
+                   s.phase == "finished" || s.phase == "stopped" ? "\n" : "");
+    } else if (changed) {
+      std::fprintf(stderr, "vdisk: %s\n", acquire_line(s).c_str());
+    }
+    std::fflush(stderr);
+  };
 }
 
 }  // namespace vdisk::cli

@@ -69,6 +69,18 @@ inline Outcome exercise_ddrescue_map_input(const uint8_t* data, size_t size) {
       }
       check_areas(map, disk);
     }
+    // What `vdisk acquire` resumes from: the state covers the disk, and its
+    // mapfile text parses back to the same state.
+    RescueMap state = RescueMap::from_mapfile(map, end);
+    uint64_t total = 0;
+    for (char st : {'?', '*', '/', '-', '+'}) total += state.bytes(st);
+    if (total != end) throw ContractViolation("rescue state does not cover the disk");
+    Mapfile again = parse_mapfile(format_mapfile(state.to_mapfile("fuzz.map"), {}), "fuzz.map");
+    std::vector<MapBlock> a = state.blocks(), b = RescueMap::from_mapfile(again, end).blocks();
+    bool same = a.size() == b.size();
+    for (size_t i = 0; same && i < a.size(); ++i)
+      same = a[i].pos == b[i].pos && a[i].size == b[i].size && a[i].status == b[i].status;
+    if (!same) throw ContractViolation("rescue state changed through its mapfile text");
   });
 }
 

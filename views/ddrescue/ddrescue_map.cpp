@@ -1,6 +1,8 @@
 #include "views/ddrescue/ddrescue_map.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 
 #include "formats/core/error.h"
@@ -257,18 +259,31 @@ uint64_t bad_bytes(const std::vector<BadArea>& areas) {
 
 namespace vdisk::ddrescue {
 
-std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
-                           const std::vector<std::string>& comments) {
+std::string format_mapfile(const Mapfile& map, const std::vector<std::string>& comments) {
   std::string out;
   for (const std::string& c : comments) out += "# " + c + "\n";
+  char line[96];
+  std::snprintf(line, sizeof line, "# current_pos  current_status  current_pass\n0x%08llX     %c",
+                static_cast<unsigned long long>(map.current_pos), map.current_status);
+  out += line;
+  if (map.current_pass) out += "               " + std::to_string(*map.current_pass);
+  out += "\n#      pos        size  status\n";
+  for (const MapBlock& b : map.blocks)
+    out += hex(b.pos, 0, HexCase::kUpper) + "  " + hex(b.size, 0, HexCase::kUpper) + "  " +
+           b.status + "\n";
+  return out;
+}
+
+std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
+                           const std::vector<std::string>& comments) {
   // The run is over: position 0, status '+' (finished), pass 1, the way
   // ddrescue leaves the status line of a finished run.
-  out += "# current_pos  current_status  current_pass\n0x00000000     +               1\n";
-  out += "#      pos        size  status\n";
+  Mapfile map;
+  map.current_pos = 0;
+  map.current_status = '+';
+  map.current_pass = 1;
   auto block = [&](uint64_t pos, uint64_t size, char status) {
-    if (size == 0) return;
-    out +=
-        hex(pos, 0, HexCase::kUpper) + "  " + hex(size, 0, HexCase::kUpper) + "  " + status + "\n";
+    if (size != 0) map.blocks.push_back(MapBlock{pos, size, status, 0});
   };
   uint64_t pos = 0;
   for (const BadArea& a : areas) {
@@ -282,7 +297,150 @@ std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas
     pos = a.start + a.length;
   }
   block(pos, disk_size - pos, '+');
+  return format_mapfile(map, comments);
+}
+
+void save_mapfile(Env& env, const std::string& path, const std::string& text) {
+  std::unique_ptr<OutputFile> out = env.create_output(path, /*overwrite=*/true);
+  try {
+    out->write_at(0, text.data(), text.size());
+    out->commit();
+  } catch (...) {
+    out->discard();
+    throw;
+  }
+}
+
+RescueMap::RescueMap(uint64_t size) : size_(size) {
+  if (size_ == 0) return;
+  starts_[0] = '?';
+  bytes_[index('?')] = size_;
+}
+
+RescueMap RescueMap::from_mapfile(const Mapfile& map, uint64_t size) {
+  if (map.end() > size) {
+    throw Error(ErrorKind::kCorrupt, map.path, std::nullopt,
+                "the mapfile describes a disk of " + std::to_string(map.end()) +
+                    " bytes but the source is " + std::to_string(size) +
+                    " bytes: it belongs to another disk");
+  }
+  RescueMap r(size);
+  for (const MapBlock& b : map.blocks) {
+    if (b.status != '?') r.set(b.pos, b.size, b.status);
+  }
+  r.current_pos = std::min(map.current_pos, size);
+  r.current_status = map.current_status;
+  r.current_pass = map.current_pass.value_or(1);
+  return r;
+}
+
+int RescueMap::index(char status) {
+  switch (status) {
+    case '?':
+      return 0;
+    case '*':
+      return 1;
+    case '/':
+      return 2;
+    case '-':
+      return 3;
+    case '+':
+      return 4;
+  }
+  throw Error(ErrorKind::kInvalidArgument, "", std::nullopt,
+              std::string("not a block status: '") + status + "'");
+}
+
+void RescueMap::split(uint64_t pos) {
+  if (pos == 0 || pos >= size_ || starts_.count(pos)) return;
+  auto it = std::prev(starts_.upper_bound(pos));
+  starts_.emplace_hint(std::next(it), pos, it->second);
+}
+
+void RescueMap::set(uint64_t pos, uint64_t len, char status) {
+  const int idx = index(status);
+  if (pos >= size_ || len == 0) return;
+  const uint64_t end = len > size_ - pos ? size_ : pos + len;
+  split(pos);
+  split(end);
+  auto it = starts_.find(pos);
+  while (it != starts_.end() && it->first < end) {
+    auto nx = std::next(it);
+    const uint64_t block_end = nx == starts_.end() ? size_ : nx->first;
+    bytes_[index(it->second)] -= block_end - it->first;
+    it = starts_.erase(it);
+  }
+  bytes_[idx] += end - pos;
+  auto at = starts_.emplace(pos, status).first;
+  // Merge with the neighbours of the same status.
+  auto after = std::next(at);
+  if (after != starts_.end() && after->second == status) starts_.erase(after);
+  if (at != starts_.begin() && std::prev(at)->second == status) starts_.erase(at);
+}
+
+MapBlock RescueMap::block_at(uint64_t pos) const {
+  auto it = std::prev(starts_.upper_bound(pos));
+  auto nx = std::next(it);
+  const uint64_t end = nx == starts_.end() ? size_ : nx->first;
+  return MapBlock{it->first, end - it->first, it->second, 0};
+}
+
+std::optional<MapBlock> RescueMap::next(uint64_t pos, const char* statuses) const {
+  if (pos >= size_) return std::nullopt;
+  auto it = std::prev(starts_.upper_bound(pos));
+  for (; it != starts_.end(); ++it) {
+    if (!std::strchr(statuses, it->second)) continue;
+    auto nx = std::next(it);
+    const uint64_t end = nx == starts_.end() ? size_ : nx->first;
+    const uint64_t start = std::max(pos, it->first);
+    return MapBlock{start, end - start, it->second, 0};
+  }
+  return std::nullopt;
+}
+
+std::optional<MapBlock> RescueMap::prev(uint64_t end, const char* statuses) const {
+  if (end == 0 || size_ == 0) return std::nullopt;
+  end = std::min(end, size_);
+  auto it = std::prev(starts_.lower_bound(end));
+  while (true) {
+    if (std::strchr(statuses, it->second)) {
+      auto nx = std::next(it);
+      const uint64_t block_end = std::min(end, nx == starts_.end() ? size_ : nx->first);
+      return MapBlock{it->first, block_end - it->first, it->second, 0};
+    }
+    if (it == starts_.begin()) return std::nullopt;
+    --it;
+  }
+}
+
+uint64_t RescueMap::bytes(char status) const {
+  return bytes_[index(status)];
+}
+
+size_t RescueMap::areas(char status) const {
+  size_t n = 0;
+  for (const auto& [start, st] : starts_) n += st == status;
+  return n;
+}
+
+std::vector<MapBlock> RescueMap::blocks() const {
+  std::vector<MapBlock> out;
+  for (auto it = starts_.begin(); it != starts_.end(); ++it) {
+    auto nx = std::next(it);
+    const uint64_t end = nx == starts_.end() ? size_ : nx->first;
+    out.push_back(MapBlock{it->first, end - it->first, it->second, 0});
+  }
   return out;
+}
+
+Mapfile RescueMap::to_mapfile(const std::string& path) const {
+  Mapfile m;
+  m.path = path;
+  m.current_pos = current_pos;
+  m.current_status = current_status;
+  m.current_pass = current_pass;
+  m.blocks = blocks();
+  return m;
 }
 
 Mapfile mapfile_with_bad_ranges(const Mapfile* base, uint64_t disk_size,

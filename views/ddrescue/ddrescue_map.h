@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -84,6 +85,65 @@ uint64_t bad_bytes(const std::vector<BadArea>& areas);
 // reads the result back. Throws Error(kInvalidArgument) for bad areas.
 std::string format_mapfile(uint64_t disk_size, const std::vector<BadArea>& areas,
                            const std::vector<std::string>& comments);
+
+// The text of `map` as GNU ddrescue writes it: `comments` as '#' lines, the
+// status line (current_pos, current_status, current_pass when set), then
+// the blocks, numbers in hexadecimal. parse_mapfile reads it back.
+std::string format_mapfile(const Mapfile& map, const std::vector<std::string>& comments);
+
+// Replaces the file at `path` with `text` atomically through `env`
+// (Env::create_output: a temporary sibling, fsynced and renamed over the old
+// one, the folder fsynced): a crash at any moment leaves the previous
+// mapfile or the new one, never a torn one.
+void save_mapfile(Env& env, const std::string& path, const std::string& text);
+
+// The state of a rescue in progress: every byte of [0, size) has one block
+// status ('?', '*', '/', '-', '+'). Adjacent blocks never share a status.
+// Byte counts per status are kept as blocks change, so progress costs
+// nothing. Not thread-safe.
+class RescueMap {
+ public:
+  // A disk of `size` bytes, all non-tried.
+  explicit RescueMap(uint64_t size);
+  // The state a mapfile records, for a disk of `size` bytes. A mapfile that
+  // ends before `size` (an older run over a shorter domain) leaves the rest
+  // non-tried; one that runs past it is refused (Error kCorrupt, naming both
+  // sizes: it belongs to another disk).
+  static RescueMap from_mapfile(const Mapfile& map, uint64_t size);
+
+  uint64_t size() const { return size_; }
+  // Marks [pos, pos + len) (clipped to the disk) with `status`.
+  void set(uint64_t pos, uint64_t len, char status);
+  // The block (maximal run of one status) holding `pos` (< size()).
+  MapBlock block_at(uint64_t pos) const;
+  // The first block with a status in `statuses` that ends after `pos`, cut
+  // to start at `pos` at the earliest; nullopt when none.
+  std::optional<MapBlock> next(uint64_t pos, const char* statuses) const;
+  // The last block with a status in `statuses` that starts before `end`, cut
+  // to end at `end` at the latest; nullopt when none.
+  std::optional<MapBlock> prev(uint64_t end, const char* statuses) const;
+  // Bytes with `status`, and the number of its blocks (areas).
+  uint64_t bytes(char status) const;
+  size_t areas(char status) const;
+  // Every block, in order.
+  std::vector<MapBlock> blocks() const;
+
+  // The status line.
+  uint64_t current_pos = 0;
+  char current_status = '?';
+  uint64_t current_pass = 1;
+
+  // The mapfile this state is (path: used in messages).
+  Mapfile to_mapfile(const std::string& path) const;
+
+ private:
+  void split(uint64_t pos);
+  static int index(char status);
+
+  uint64_t size_ = 0;
+  std::map<uint64_t, char> starts_;  // block start -> status; a block runs to the next start
+  uint64_t bytes_[5] = {};
+};
 
 // A mapfile of a disk of `disk_size` bytes whose unrescued areas are those
 // of `base` (null: none) with `ranges` painted over them with `status`

@@ -1,0 +1,558 @@
+// `vdisk acquire` (issue 22): the pass engine in-process over a scripted
+// faulty device (bad sectors that always fail, sectors that fail only their
+// first N reads, interruptions at chosen reads, a clock for --timeout), and
+// the command against GNU ddrescue on the same faulty source: a FUSE mount
+// (`vdisk mount --mapfile MAP --bad-areas eio`) whose reads fail with EIO at
+// known sectors. Oracles: ddrescue and ddrescuelog (gddrescue), cmp,
+// sha256sum, ewfverify and ewfinfo (ewf-tools).
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <set>
+
+#include "converters/acquire.h"
+#include "formats/core/error.h"
+#include "formats/core/json.h"
+#include "tests/support/mount_support.h"
+#include "tests/support/test_support.h"
+#include "views/ddrescue/ddrescue_map.h"
+
+using namespace vdisk;
+using namespace vdisk::test;
+
+namespace {
+
+const uint64_t kKiB = 1024, kMiB = 1024 * 1024;
+
+// A disk in memory whose reads fail (Error kIo) when they touch a bad
+// sector: `always` ones every time, `flaky` ones for their first N reads
+// (counted per sector). `cancel_after` sets *cancel at that many reads.
+class ScriptedDisk final : public BlockDevice {
+ public:
+  explicit ScriptedDisk(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  std::set<uint64_t> always;      // sector numbers (512 bytes)
+  std::map<uint64_t, int> flaky;  // sector -> failures left
+  mutable uint64_t reads = 0;
+  mutable uint64_t failed = 0;
+  uint64_t cancel_after = 0;
+  std::atomic<bool>* cancel = nullptr;
+
+  uint64_t size() const override { return bytes_.size(); }
+  ImageInfo info() const override {
+    ImageInfo i;
+    i.path = "scripted";
+    i.format = "raw";
+    i.virtual_size = size();
+    return i;
+  }
+
+ protected:
+  void do_read(uint64_t off, void* buf, size_t len) const override {
+    ++reads;
+    if (cancel && cancel_after && reads >= cancel_after) cancel->store(true);
+    bool bad = false;
+    for (uint64_t s = off / 512; s * 512 < off + len; ++s) {
+      if (always.count(s)) bad = true;
+      auto it = flaky_.find(s);
+      if (it == flaky_.end() && flaky.count(s)) it = flaky_.emplace(s, flaky.at(s)).first;
+      if (it != flaky_.end() && it->second > 0) {
+        --it->second;
+        bad = true;
+      }
+    }
+    if (bad) {
+      ++failed;
+      throw Error(ErrorKind::kIo, "scripted", off, "read: Input/output error");
+    }
+    std::memcpy(buf, bytes_.data() + off, len);
+  }
+  Extent do_block_status(uint64_t, uint64_t len) const override {
+    return Extent{len, ExtentType::kData, 0};
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  mutable std::map<uint64_t, int> flaky_;
+};
+
+class MemorySink final : public RescueSink {
+ public:
+  explicit MemorySink(uint64_t size) : bytes(size, 0) {}
+  std::vector<uint8_t> bytes;
+  int syncs = 0;
+  void write_at(uint64_t off, const void* buf, size_t len) override {
+    REQUIRE(off + len <= bytes.size());
+    std::memcpy(bytes.data() + off, buf, len);
+  }
+  void sync() override { ++syncs; }
+};
+
+// The map as (start, end, status) runs.
+std::vector<std::tuple<uint64_t, uint64_t, char>> runs_of(const ddrescue::RescueMap& m) {
+  std::vector<std::tuple<uint64_t, uint64_t, char>> out;
+  for (const auto& b : m.blocks()) out.emplace_back(b.pos, b.pos + b.size, b.status);
+  return out;
+}
+
+// `content` with zeros at the given sectors.
+std::vector<uint8_t> zeroed(std::vector<uint8_t> content, const std::set<uint64_t>& sectors) {
+  for (uint64_t s : sectors)
+    std::fill(content.begin() + s * 512, content.begin() + s * 512 + 512, 0);
+  return content;
+}
+
+// The map a complete rescue must end with: the bad sectors '-', the rest '+'.
+std::vector<std::tuple<uint64_t, uint64_t, char>> expected_runs(uint64_t size,
+                                                                const std::set<uint64_t>& bad) {
+  ddrescue::RescueMap m(size);
+  m.set(0, size, '+');
+  for (uint64_t s : bad) m.set(s * 512, 512, '-');
+  return runs_of(m);
+}
+
+std::set<uint64_t> sample_bad_sectors() {
+  std::set<uint64_t> bad = {3, 4, 5, 700};                     // a few near the start
+  for (uint64_t s = 2048; s < 2048 + 300; ++s) bad.insert(s);  // a 150 KiB stretch
+  bad.insert(6000);
+  bad.insert(8191);  // the last sector
+  return bad;
+}
+
+}  // namespace
+
+TEST_CASE("RescueMap keeps blocks merged and counts bytes per status", "[acquire]") {
+  ddrescue::RescueMap m(10000);
+  CHECK(m.bytes('?') == 10000);
+  m.set(100, 50, '+');
+  m.set(150, 50, '+');
+  m.set(9990, 100, '-');  // clipped to the disk
+  CHECK(runs_of(m) == std::vector<std::tuple<uint64_t, uint64_t, char>>{
+                          {0, 100, '?'}, {100, 200, '+'}, {200, 9990, '?'}, {9990, 10000, '-'}});
+  CHECK(m.bytes('+') == 100);
+  CHECK(m.bytes('-') == 10);
+  CHECK(m.areas('?') == 2);
+  m.set(0, 9990, '+');
+  CHECK(runs_of(m) ==
+        std::vector<std::tuple<uint64_t, uint64_t, char>>{{0, 9990, '+'}, {9990, 10000, '-'}});
+  CHECK(m.next(0, "-")->pos == 9990);
+  CHECK(m.prev(10000, "+")->size == 9990);
+  CHECK(!m.next(0, "?"));
+  // Text round trip through the parser, status line included.
+  m.current_pos = 0x1234;
+  m.current_status = '*';
+  m.current_pass = 1;
+  const std::string text = ddrescue::format_mapfile(m.to_mapfile("m"), {"test"});
+  ddrescue::Mapfile back = ddrescue::parse_mapfile(text, "m");
+  CHECK(back.current_pos == 0x1234);
+  CHECK(back.current_status == '*');
+  CHECK(runs_of(ddrescue::RescueMap::from_mapfile(back, 10000)) == runs_of(m));
+  // A mapfile of a bigger disk is refused; a shorter one leaves the rest non-tried.
+  CHECK_THROWS_AS(ddrescue::RescueMap::from_mapfile(back, 5000), Error);
+  CHECK(ddrescue::RescueMap::from_mapfile(back, 20000).bytes('?') == 10000);
+}
+
+TEST_CASE("acquire engine: bad sectors end as '-', everything else rescued", "[acquire]") {
+  const uint64_t size = 4 * kMiB;
+  const std::vector<uint8_t> content = pattern_bytes(size, 22);
+  const std::set<uint64_t> bad = sample_bad_sectors();
+  for (bool reverse : {false, true}) {
+    INFO("reverse " << reverse);
+    ScriptedDisk disk(content);
+    disk.always = bad;
+    MemorySink sink(size);
+    ddrescue::RescueMap map(size);
+    AcquireOptions o;
+    o.reverse = reverse;
+    int saves = 0;
+    o.save = [&](const ddrescue::RescueMap&) { ++saves; };
+    AcquireResult r = acquire(disk, sink, map, o);
+    CHECK(r.end == AcquireEnd::kFinished);
+    CHECK(runs_of(map) == expected_runs(size, bad));
+    CHECK(sink.bytes == zeroed(content, bad));
+    CHECK(map.current_status == '+');
+    CHECK(r.status.bad == bad.size() * 512);
+    CHECK(r.status.bad_areas == 5);
+    // Pass boundaries save the map, and the sink is synced before each save.
+    CHECK(saves >= 5);
+    CHECK(sink.syncs >= saves);
+    // Each bad sector is read at most twice: once in a large read while
+    // copying, once alone while trimming or scraping (ddrescue's promise).
+    CHECK(disk.failed <= 2 * bad.size());
+  }
+}
+
+TEST_CASE("acquire engine: sectors that fail only at first are recovered by retries", "[acquire]") {
+  const uint64_t size = 1 * kMiB;
+  const std::vector<uint8_t> content = pattern_bytes(size, 5);
+  ScriptedDisk disk(content);
+  disk.flaky = {{10, 2}, {11, 2}, {1000, 1}, {1500, 3}};
+  disk.always = {1800};
+  MemorySink sink(size);
+  ddrescue::RescueMap map(size);
+  AcquireOptions o;
+  SECTION("no retries: the sectors failing twice stay bad") {
+    acquire(disk, sink, map, o);
+    CHECK(runs_of(map) == expected_runs(size, {10, 11, 1500, 1800}));
+  }
+  SECTION("-r 2: all but the dead sector read") {
+    o.retry_passes = 2;
+    acquire(disk, sink, map, o);
+    CHECK(runs_of(map) == expected_runs(size, {1800}));
+    CHECK(sink.bytes == zeroed(content, {1800}));
+  }
+}
+
+TEST_CASE("acquire engine: interrupted at any read, resumed from the saved mapfile", "[acquire]") {
+  const uint64_t size = 4 * kMiB;
+  const std::vector<uint8_t> content = pattern_bytes(size, 9);
+  const std::set<uint64_t> bad = sample_bad_sectors();
+  uint64_t full_reads = 0;
+  {
+    ScriptedDisk disk(content);
+    disk.always = bad;
+    MemorySink sink(size);
+    ddrescue::RescueMap map(size);
+    acquire(disk, sink, map, AcquireOptions{});
+    full_reads = disk.reads;
+  }
+  std::mt19937 rng(22);
+  for (int round = 0; round < 12; ++round) {
+    const uint64_t stop_at = 1 + rng() % 900;
+    INFO("interrupted at read " << stop_at);
+    std::atomic<bool> cancel{false};
+    ScriptedDisk disk(content);
+    disk.always = bad;
+    disk.cancel = &cancel;
+    disk.cancel_after = stop_at;
+    MemorySink sink(size);
+    std::string saved;
+    AcquireOptions o;
+    o.cancel = &cancel;
+    o.save = [&](const ddrescue::RescueMap& m) {
+      saved = ddrescue::format_mapfile(m.to_mapfile("m"), {});
+    };
+    ddrescue::RescueMap map(size);
+    AcquireResult r = acquire(disk, sink, map, o);
+    if (r.end != AcquireEnd::kInterrupted) {
+      CHECK(runs_of(map) == expected_runs(size, bad));  // finished before the stop
+      continue;
+    }
+    // The saved text is all a new run has (as after a kill).
+    ddrescue::RescueMap resumed =
+        ddrescue::RescueMap::from_mapfile(ddrescue::parse_mapfile(saved, "m"), size);
+    CHECK(resumed.bytes('+') == map.bytes('+'));
+    cancel = false;
+    disk.cancel = nullptr;
+    AcquireResult r2 = acquire(disk, sink, resumed, o);
+    CHECK(r2.end == AcquireEnd::kFinished);
+    CHECK(runs_of(resumed) == expected_runs(size, bad));
+    CHECK(sink.bytes == zeroed(content, bad));
+    // Finished areas were not read again: the two runs together read about
+    // what one run reads (the resumed run starts with a fresh skip size, so a
+    // few clusters may be read in another order).
+    CHECK(disk.reads <= full_reads + 16);
+  }
+}
+
+TEST_CASE("acquire engine: --timeout gives up without a successful read", "[acquire]") {
+  const uint64_t size = 1 * kMiB;
+  ScriptedDisk disk(pattern_bytes(size, 1));
+  for (uint64_t s = 0; s < size / 512; ++s) disk.always.insert(s);  // dead disk
+  MemorySink sink(size);
+  ddrescue::RescueMap map(size);
+  double clock = 0;
+  AcquireOptions o;
+  o.now = [&] { return clock += 0.5; };  // every read takes half a second
+  o.timeout = 30;
+  AcquireResult r = acquire(disk, sink, map, o);
+  CHECK(r.end == AcquireEnd::kTimedOut);
+  CHECK(disk.reads < 80);
+  CHECK(map.bytes('+') == 0);
+}
+
+TEST_CASE("acquire engine: a slow area is skipped in the first passes and read later",
+          "[acquire]") {
+  const uint64_t size = 2 * kMiB;
+  const std::vector<uint8_t> content = pattern_bytes(size, 3);
+  ScriptedDisk disk(content);
+  MemorySink sink(size);
+  ddrescue::RescueMap map(size);
+  double clock = 0;
+  AcquireOptions o;
+  // Reads below 1 MiB take 1 s (64 KiB/s), the rest are instant.
+  o.now = [&] { return clock; };
+  o.min_read_rate = 1 << 20;
+  std::vector<uint64_t> order;
+  struct SlowDisk final : BlockDevice {
+    const BlockDevice& base;
+    double& clock;
+    std::vector<uint64_t>& order;
+    SlowDisk(const BlockDevice& b, double& c, std::vector<uint64_t>& o)
+        : base(b), clock(c), order(o) {}
+    uint64_t size() const override { return base.size(); }
+    ImageInfo info() const override { return base.info(); }
+    void do_read(uint64_t off, void* buf, size_t len) const override {
+      order.push_back(off);
+      if (off < 1 * kMiB) clock += 1;
+      base.read(off, buf, len);
+    }
+    Extent do_block_status(uint64_t, uint64_t len) const override {
+      return Extent{len, ExtentType::kData, 0};
+    }
+  } slow(disk, clock, order);
+  acquire(slow, sink, map, o);
+  CHECK(map.bytes('+') == size);
+  CHECK(sink.bytes == content);
+  // Pass 1 left the slow first MiB after its first read and went on.
+  REQUIRE(order.size() > 2);
+  CHECK(order[0] == 0);
+  CHECK(order[1] >= 64 * kKiB + 64 * kKiB);
+}
+
+// ----------------------------------------------------------------------------
+// The command, against GNU ddrescue.
+
+namespace {
+
+// A ddrescue mapfile with `bad` as '-' areas, '+' elsewhere (for the mount).
+std::string bad_map_text(uint64_t size, const std::vector<std::pair<uint64_t, uint64_t>>& bad) {
+  ddrescue::RescueMap m(size);
+  m.set(0, size, '+');
+  for (auto [s, e] : bad) m.set(s, e - s, '-');
+  m.current_status = '+';
+  return ddrescue::format_mapfile(m.to_mapfile("bad.map"), {});
+}
+
+// The bad areas a faulty source serves: 4 KiB aligned (the page cache of the
+// FUSE file reads whole pages), one lone page, a 192 KiB stretch, the last
+// page.
+std::vector<std::pair<uint64_t, uint64_t>> fuse_bad(uint64_t size) {
+  return {{1 * kMiB + 8 * kKiB, 1 * kMiB + 12 * kKiB},
+          {3 * kMiB, 3 * kMiB + 192 * kKiB},
+          {size - 4 * kKiB, size}};
+}
+
+// The '-' and '+' blocks of a mapfile as ddrescuelog lists them (sector
+// numbers), an oracle reading of our mapfiles.
+std::string ddrescuelog_list(const std::string& map, const char* types) {
+  return run_ok("ddrescuelog -l" + std::string(types) + " " + sh_quote(map));
+}
+
+// GNU ddrescue leaves its outfile short when the disk's tail was not
+// rescued (the manual: unrescued areas read as zeros); extended to the disk's
+// size it reads the same.
+void ddrescue_run(const std::string& args, const std::string& img, uint64_t size) {
+  run("ddrescue -q " + args);
+  run_ok("truncate -s " + std::to_string(size) + " " + sh_quote(img));
+}
+
+struct FaultySource {
+  TempDir dir;
+  std::string img, map, mp, disk;
+  std::vector<uint8_t> content;
+  std::unique_ptr<MountGuard> guard;
+};
+
+// Mounts a faulty copy of random content; false (SKIPPED printed) without FUSE.
+bool mount_faulty(FaultySource& f, uint64_t size) {
+  f.img = f.dir / "img.raw";
+  f.map = f.dir / "bad.map";
+  f.mp = f.dir / "mnt";
+  f.content = pattern_bytes(size, 77);
+  write_file(f.img, f.content);
+  const std::string m = bad_map_text(size, fuse_bad(size));
+  write_file(f.map, std::vector<uint8_t>(m.begin(), m.end()));
+  std::filesystem::create_directory(f.mp);
+  f.guard = std::make_unique<MountGuard>(f.mp);
+  RunResult mr = run_vdisk("mount --mode block --mapfile " + sh_quote(f.map) + " --bad-areas eio " +
+                           sh_quote(f.img) + " " + sh_quote(f.mp));
+  INFO(mr.err);
+  REQUIRE(mr.exit_code == 0);
+  f.disk = f.mp + "/disk.raw";
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("acquire a healthy file: raw equals the source, ddrescuelog says done, report hashes",
+          "[acquire][cli]") {
+  require_tool("ddrescuelog");
+  TempDir dir;
+  const std::string src = dir / "src.raw", dst = dir / "dst.raw", map = dir / "m.map",
+                    rep = dir / "r.json";
+  write_file(src, pattern_bytes(3 * kMiB + 512, 4));
+  RunResult r = run_vdisk("acquire --hash md5,sha256 --hash-file " + sh_quote(rep) + " --mapfile " +
+                          sh_quote(map) + " " + sh_quote(src) + " " + sh_quote(dst));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  run_ok("cmp " + sh_quote(src) + " " + sh_quote(dst));
+  CHECK(run("ddrescuelog -D " + sh_quote(map)).exit_code == 0);
+  Json j = Json::parse(std::string(run_ok("cat " + sh_quote(rep))));
+  CHECK(j.find("command")->as_string() == "acquire");
+  CHECK(j.find("hashes")->find("sha256")->as_string() == coreutils_digest("sha256sum", src));
+  CHECK(j.find("hashes")->find("md5")->as_string() == coreutils_digest("md5sum", src));
+  CHECK(parse_tagged_digest(r.out, "MD5") == coreutils_digest("md5sum", src));
+  // A second run resumes a finished map: nothing to read, same result.
+  RunResult again = run_vdisk("acquire --hash none --mapfile " + sh_quote(map) + " " +
+                              sh_quote(src) + " " + sh_quote(dst));
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK_THAT(again.err, Catch::Contains("resuming"));
+  // A rescue file without its mapfile is refused, not overwritten.
+  RunResult orphan = run_vdisk("acquire --mapfile " + sh_quote(dir / "other.map") + " " +
+                               sh_quote(src) + " " + sh_quote(dst));
+  CHECK(orphan.exit_code == 2);
+  CHECK_THAT(orphan.err, Catch::Contains("does not"));
+}
+
+TEST_CASE("acquire vs GNU ddrescue on a faulty FUSE source: same bytes, same map",
+          "[acquire][cli][mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ddrescue");
+  require_tool("ddrescuelog");
+  const uint64_t size = 6 * kMiB;
+  FaultySource f;
+  mount_faulty(f, size);
+  const std::string dd_img = f.dir / "dd.img", dd_map = f.dir / "dd.map";
+  const std::string vd_img = f.dir / "vd.img", vd_map = f.dir / "vd.map";
+  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(dd_img) + " " + sh_quote(dd_map), dd_img, size);
+  RunResult r = run_vdisk("acquire --hash sha256 --mapfile " + sh_quote(vd_map) + " " +
+                          sh_quote(f.disk) + " " + sh_quote(vd_img));
+  INFO(r.err);
+  CHECK(r.exit_code == 3);
+  run_ok("cmp " + sh_quote(dd_img) + " " + sh_quote(vd_img));
+  CHECK(run("ddrescuelog -p " + sh_quote(dd_map) + " " + sh_quote(vd_map)).exit_code == 0);
+  CHECK(ddrescuelog_list(vd_map, "-") == ddrescuelog_list(dd_map, "-"));
+  CHECK(ddrescuelog_list(vd_map, "?*/") == "");
+  // The bad sectors are exactly the served bad areas (512-byte sectors).
+  std::string expect;
+  for (auto [s, e] : fuse_bad(size))
+    for (uint64_t x = s / 512; x < e / 512; ++x) expect += std::to_string(x) + "\n";
+  CHECK(ddrescuelog_list(vd_map, "-") == expect);
+  // The zero-filled media hash is the rescued file's.
+  CHECK(parse_tagged_digest(r.out, "SHA256") != "");
+  CHECK_THAT(r.out, Catch::Contains(coreutils_digest("sha256sum", vd_img)));
+}
+
+TEST_CASE("acquire and GNU ddrescue continue each other's runs", "[acquire][cli][mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ddrescue");
+  require_tool("ddrescuelog");
+  const uint64_t size = 6 * kMiB;
+  FaultySource f;
+  mount_faulty(f, size);
+  const std::string ref_img = f.dir / "ref.img", ref_map = f.dir / "ref.map";
+  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(ref_img) + " " + sh_quote(ref_map), ref_img, size);
+
+  SECTION("ddrescue starts (copying pass 1 only), vdisk finishes") {
+    const std::string img = f.dir / "a.img", map = f.dir / "a.map";
+    run("ddrescue -q --cpass=1 -N -n " + sh_quote(f.disk) + " " + sh_quote(img) + " " +
+        sh_quote(map));
+    REQUIRE(ddrescuelog_list(map, "*") != "");  // unfinished work left
+    RunResult r = run_vdisk("acquire --hash none --mapfile " + sh_quote(map) + " " +
+                            sh_quote(f.disk) + " " + sh_quote(img));
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
+    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+  }
+  SECTION("vdisk starts (copying pass 1 only), ddrescue finishes") {
+    const std::string img = f.dir / "b.img", map = f.dir / "b.map";
+    RunResult r = run_vdisk("acquire --hash none --cpass 1 -N -n --mapfile " + sh_quote(map) + " " +
+                            sh_quote(f.disk) + " " + sh_quote(img));
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    REQUIRE(ddrescuelog_list(map, "*?") != "");
+    ddrescue_run(sh_quote(f.disk) + " " + sh_quote(img) + " " + sh_quote(map), img, size);
+    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
+    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+  }
+}
+
+TEST_CASE("acquire killed with SIGKILL at random points resumes to ddrescue's result",
+          "[acquire][cli][mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ddrescue");
+  require_tool("ddrescuelog");
+  const uint64_t size = 6 * kMiB;
+  FaultySource f;
+  mount_faulty(f, size);
+  const std::string ref_img = f.dir / "ref.img", ref_map = f.dir / "ref.map";
+  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(ref_img) + " " + sh_quote(ref_map), ref_img, size);
+  std::mt19937 rng(2022);
+  for (int round = 0; round < 3; ++round) {
+    const std::string img = f.dir / ("k" + std::to_string(round) + ".img");
+    const std::string map = f.dir / ("k" + std::to_string(round) + ".map");
+    const std::string cmd = "acquire --hash none --mapfile-interval 0 --mapfile " + sh_quote(map) +
+                            " " + sh_quote(f.disk) + " " + sh_quote(img);
+    int kills = 0;
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      const pid_t pid = fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        const std::string line = std::string(VDISK_BIN) + " " + cmd + " >/dev/null 2>&1";
+        execl("/bin/sh", "sh", "-c", ("exec " + line).c_str(), (char*)nullptr);
+        _exit(127);
+      }
+      usleep(static_cast<useconds_t>(20000 + rng() % 200000));
+      ::kill(pid, SIGKILL);
+      int st = 0;
+      waitpid(pid, &st, 0);
+      if (WIFSIGNALED(st)) ++kills;
+      if (WIFEXITED(st)) break;  // it finished before the kill
+    }
+    INFO("round " << round << ", killed " << kills << " times");
+    RunResult r = run_vdisk(cmd);
+    INFO(r.err);
+    CHECK(r.exit_code == 3);
+    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
+    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+  }
+}
+
+TEST_CASE("acquire -O e01: ewfverify passes, error2 lists the bad sectors",
+          "[acquire][cli][mount][e01]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ewfverify");
+  require_tool("ewfinfo");
+  const uint64_t size = 6 * kMiB;
+  FaultySource f;
+  mount_faulty(f, size);
+  const std::string out = f.dir / "case.E01", map = f.dir / "e.map", rep = f.dir / "e.json";
+  RunResult r =
+      run_vdisk("acquire -O e01 --hash md5,sha1 --hash-file " + sh_quote(rep) + " --mapfile " +
+                sh_quote(map) + " " + sh_quote(f.disk) + " " + sh_quote(out));
+  INFO(r.err);
+  CHECK(r.exit_code == 3);
+  CHECK_THAT(r.err, Catch::Contains(out + ".vdisk-work"));
+  RunResult v = run("ewfverify -q " + sh_quote(out));
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 0);
+  RunResult info = run("ewfinfo " + sh_quote(out));
+  INFO(info.out);
+  // ewfinfo lists acquiry read errors as "at sector(s): FIRST - LAST number: N".
+  REQUIRE_THAT(info.out, Catch::Contains("Read errors during acquiry"));
+  for (auto [s, e] : fuse_bad(size)) {
+    CHECK_THAT(info.out, Catch::Contains("at sector(s): " + std::to_string(s / 512) + " - " +
+                                         std::to_string(e / 512 - 1) +
+                                         " number: " + std::to_string((e - s) / 512)));
+  }
+  // The report's media hashes: md5 and sha1 of the source with zeros in the
+  // bad areas, as md5sum computes it over the rescued bytes.
+  std::vector<uint8_t> zf = f.content;
+  for (auto [s, e] : fuse_bad(size)) std::fill(zf.begin() + s, zf.begin() + e, 0);
+  write_file(f.dir / "zf.raw", zf);
+  Json j = Json::parse(std::string(run_ok("cat " + sh_quote(rep))));
+  CHECK(j.find("hashes_zero_filled")->find("md5")->as_string() ==
+        coreutils_digest("md5sum", f.dir / "zf.raw"));
+  CHECK(j.find("mapfile") != nullptr);
+  // The working raw is kept (unrescued areas remain) beside the mapfile.
+  CHECK(file_exists(out + ".vdisk-work"));
+}
