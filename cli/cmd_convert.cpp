@@ -231,6 +231,14 @@ int cmd_convert(const std::vector<std::string>& args) {
   };
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
   const bool resized = writer->virtual_size() != dev.size();
+  // Without a hash taken during the copy, --verify compares the output with
+  // a hash of the source taken afterwards, which a padded output cannot
+  // match: refused now, before the copy, not after two passes.
+  if (verify && algos.empty() && resized) {
+    writer->abort();
+    throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
+  }
+
   // With the image on standard output, every message goes to stderr.
   FILE* out = to_stdout ? stderr : stdout;
   // What the user did not choose comes first, before any work: the format
@@ -245,14 +253,6 @@ int cmd_convert(const std::vector<std::string>& args) {
                  human_size(writer->virtual_size()).c_str(), human_size(dev.size()).c_str(),
                  why.empty() ? "" : (": " + why).c_str());
   }
-  // Without a hash taken during the copy, --verify compares the output with
-  // a hash of the source taken afterwards, which a padded output cannot
-  // match: refused now, before the copy, not after two passes.
-  if (verify && algos.empty() && resized) {
-    writer->abort();
-    throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
-  }
-
   const CopyOptions copts = copy_options(src, algos, progress.get(), "converting");
   CopyResult r;
   try {
