@@ -1,15 +1,33 @@
+#include <strings.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 
 #include "cli/cli.h"
 #include "cli/source.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/foreign.h"
 
 namespace vdisk::cli {
 
 namespace {
+
+// The -O format, which must be writable. A container vdisk only recognises
+// (formats/foreign.h, listed by `vdisk formats`) is named as such.
+const FormatDescriptor& require_writable_format(const std::string& name) {
+  for (const ForeignFormat& f : foreign_formats()) {
+    if (!find_format(name) && strcasecmp(f.name.c_str(), name.c_str()) == 0) {
+      throw UsageError("format " + f.name + " cannot be written: vdisk only recognises " +
+                       f.article + " to refuse it");
+    }
+  }
+  const FormatDescriptor& f = require_format(name);
+  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  return f;
+}
 
 // `-o help` (or `-o ?`, as qemu-img takes it): the -o options of the -O
 // format, from its descriptor.
@@ -27,8 +45,9 @@ bool answer_options_help(const po::variables_map& vm) {
     }
   }
   if (!asked) return false;
-  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
-  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  if (!vm.count("output-format"))
+    throw UsageError("-o help needs -O FMT: the options of which format?");
+  const FormatDescriptor& f = require_writable_format(vm["output-format"].as<std::string>());
   if (f.create_options.empty()) {
     std::printf("format %s takes no -o options\n", f.name.c_str());
   } else {
@@ -36,6 +55,59 @@ bool answer_options_help(const po::variables_map& vm) {
                 describe_create_options(f, terminal_width()).c_str());
   }
   return true;
+}
+
+// The output format when -O is not given, from DST's extension (issue #18:
+// a file named .vmdk must never receive raw bytes). A writable format's
+// extension chooses it; a compressed stream that the raw writer can make
+// (.gz, .xz, .zst) chooses raw with that compression. Standard output has no
+// name to mislead: raw, as qemu-img. Anything else is refused.
+struct InferredFormat {
+  const FormatDescriptor* format = nullptr;
+  std::string options;  // "compression=gzip", or empty
+  std::string why;      // for the first line of output
+};
+
+InferredFormat infer_output_format(const std::string& dst) {
+  const FormatDescriptor& raw = require_format("raw");
+  if (dst == "-") return {&raw, "", "standard output with no -O: writing raw"};
+  const std::string ext = path_extension(dst);
+  const FormatDescriptor* named = nullptr;
+  for (const FormatDescriptor* f : builtin_formats()) {
+    if (std::find(f->extensions.begin(), f->extensions.end(), ext) != f->extensions.end()) {
+      named = f;
+      break;
+    }
+  }
+  if (ext.empty() || !named) {
+    throw UsageError("no -O given and the extension of '" + dst +
+                     "' names no format vdisk writes: pass -O FMT (see 'vdisk formats')");
+  }
+  const std::string from = dst + ": no -O given; the extension ." + ext + " chooses ";
+  if (named->create) return {named, "", from + "format " + named->name};
+  for (const OptionSpec& o : raw.create_options) {
+    if (o.name != "compression") continue;
+    for (const std::string& c : o.choices) {
+      if (c == named->name ||
+          std::find(named->aliases.begin(), named->aliases.end(), c) != named->aliases.end()) {
+        return {&raw, "compression=" + c, from + "raw with -o compression=" + c};
+      }
+    }
+  }
+  throw UsageError("no -O given and the extension ." + ext + " of '" + dst + "' names format " +
+                   named->name + ", which vdisk cannot write: pass -O FMT (see 'vdisk formats')");
+}
+
+// allocated_bytes (formats/core/image_info.h) of the finished output, read
+// back from its metadata; nullopt for standard output or an output that does
+// not open (the summary then says what was written instead).
+std::optional<uint64_t> output_allocated(const std::string& path, const FormatDescriptor& f) {
+  if (path == "-" || !f.open) return std::nullopt;
+  try {
+    return allocated_bytes(*open_image(path, f.name, OpenOptions{}));
+  } catch (const Error&) {
+    return std::nullopt;
+  }
 }
 
 }  // namespace
@@ -47,8 +119,8 @@ int cmd_convert(const std::vector<std::string>& args) {
   add_mapfile_option(desc);
   add_stdin_size_option(desc);
   add_read_error_options(desc);
-  desc.add_options()("output-format,O", po::value<std::string>()->default_value("raw"),
-                     "output format (see 'vdisk formats')")(
+  desc.add_options()("output-format,O", po::value<std::string>(),
+                     "output format (see 'vdisk formats'; default: from DST's extension)")(
       "options,o", po::value<std::vector<std::string>>()->composing(),
       "output format options key=value[,key=value...] (may repeat; -o help lists them)")(
       "hash", po::value<std::string>()->default_value("sha256"),
@@ -84,13 +156,21 @@ int cmd_convert(const std::vector<std::string>& args) {
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
 
   // Everything the user typed is validated before any file is opened or made.
-  const FormatDescriptor& out_fmt = require_format(vm["output-format"].as<std::string>());
+  InferredFormat inferred;
+  if (vm.count("output-format")) {
+    inferred.format = &require_writable_format(vm["output-format"].as<std::string>());
+  } else {
+    inferred = infer_output_format(dst_path);
+  }
+  const FormatDescriptor& out_fmt = *inferred.format;
   if (!out_fmt.create) throw UsageError("format " + out_fmt.name + " cannot be written");
   std::string opt_text;
   if (vm.count("options")) {
     for (auto& o : vm["options"].as<std::vector<std::string>>())
       opt_text += (opt_text.empty() ? "" : ",") + o;
   }
+  if (!inferred.options.empty() && opt_text.find("compression=") == std::string::npos)
+    opt_text = inferred.options + (opt_text.empty() ? "" : "," + opt_text);
   Options options = parse_options(opt_text, out_fmt.create_options, out_fmt.name);
   const std::vector<HashAlgo> algos = hash_algos_from(vm["hash"].as<std::string>(), "--hash");
   if (to_stdout && !out_fmt.can_stream) {
@@ -138,7 +218,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   ImageInfo src_info = dev.info();
   // Allocation is metadata only (block status), cheap even for a 2 TiB disk;
   // a pipe is all data.
-  const uint64_t src_allocated = source.is_stream ? dev.size() : count_allocated_bytes(dev);
+  const uint64_t src_allocated = source.is_stream ? dev.size() : allocated_bytes(dev);
 
   CreateRequest req;
   req.path = dst_path;
@@ -165,6 +245,20 @@ int cmd_convert(const std::vector<std::string>& args) {
     throw UsageError("--verify with --hash none cannot check a resized output; pass --hash");
   }
 
+  // With the image on standard output, every message goes to stderr.
+  FILE* out = to_stdout ? stderr : stdout;
+  // What the user did not choose comes first, before any work: the format
+  // taken from the extension, and a size change (one rule, issue #17 item 3:
+  // the writers refuse one unless --allow-resize or an option that implies
+  // it, target=azure; when it happens the first line says so with both sizes).
+  if (!inferred.why.empty()) std::fprintf(out, "vdisk: %s\n", inferred.why.c_str());
+  if (resized) {
+    std::string why;
+    for (const std::string& note : writer->notes()) why += (why.empty() ? "" : "; ") + note;
+    std::fprintf(out, "vdisk: RESIZED: the output is %s, the source %s%s\n",
+                 human_size(writer->virtual_size()).c_str(), human_size(dev.size()).c_str(),
+                 why.empty() ? "" : (": " + why).c_str());
+  }
   const CopyOptions copts = copy_options(src, algos, progress.get(), "converting");
   CopyResult r;
   try {
@@ -177,23 +271,29 @@ int cmd_convert(const std::vector<std::string>& args) {
     throw;
   }
 
-  // With the image on standard output, every message goes to stderr.
-  FILE* out = to_stdout ? stderr : stdout;
+  // The writer's notes, the resize's reason among them, stay on stderr too,
+  // with the other diagnostics.
   for (const std::string& note : writer->notes())
     std::fprintf(stderr, "vdisk: note: %s\n", note.c_str());
-  if (resized) {
-    std::fprintf(stderr, "vdisk: note: virtual size changed from %llu to %llu bytes as requested\n",
-                 static_cast<unsigned long long>(dev.size()),
-                 static_cast<unsigned long long>(writer->virtual_size()));
-  }
-  std::fprintf(
-      out, "converted %s (%s) -> %s (%s): %s virtual, %s written, %s left unallocated, %.2f s\n",
-      src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
-      human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
-      human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
+  const std::string sizes = resized ? "source " + human_size(r.virtual_size) + ", output " +
+                                          human_size(writer->virtual_size()) + " virtual (resized)"
+                                    : human_size(r.virtual_size) + " virtual";
+  // "Allocated" as info counts it, read from the output itself: a
+  // preallocated output is allocated whole whatever was written as data.
+  const std::optional<uint64_t> dst_allocated = output_allocated(dst_path, out_fmt);
+  const std::string allocated =
+      dst_allocated ? human_size(*dst_allocated) + " allocated in the output" : "";
+  std::fprintf(out, "converted %s (%s) -> %s (%s): %s, %s data written%s%s, %.2f s\n",
+               src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
+               sizes.c_str(), human_size(r.bytes_written).c_str(), allocated.empty() ? "" : ", ",
+               allocated.c_str(), r.seconds);
+  // A resized output holds other content than the source: both hash sets,
+  // each labelled, so neither is taken for the other.
+  const std::string src_scope =
+      resized ? "source content, " + std::to_string(r.virtual_size) + " bytes" : "guest content";
   for (auto& hv : r.hashes) {
-    std::fprintf(out, "%s (guest content) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
-                 hv.hex.c_str());
+    std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                 src_scope.c_str(), hv.hex.c_str());
   }
   const std::string zf_scope = zero_filled_scope(r);
   for (auto& hv : r.hashes_zero_filled) {
@@ -210,6 +310,13 @@ int cmd_convert(const std::vector<std::string>& args) {
                                            : "unrescued areas and read errors",
                  r.hashes.empty() ? "only" : "second");
   }
+  if (resized) {
+    for (auto& hv : r.output_hashes) {
+      std::fprintf(out, "%s (output content, %llu bytes) = %s\n",
+                   upper_case(hash_algo_name(hv.algo)).c_str(),
+                   static_cast<unsigned long long>(writer->virtual_size()), hv.hex.c_str());
+    }
+  }
   const int read_status = finish_read_errors(src, r, "left unallocated (reads as zeros)");
 
   if (!report_path.empty()) {
@@ -217,9 +324,13 @@ int cmd_convert(const std::vector<std::string>& args) {
         report_of_copy("convert", start_time,
                        {src_path, src_info.format, src_info.subformat, dev.size(), src_allocated},
                        r, src.rescued.get(), source.on_read_error);
-    rep.destination = ReportDestination{
-        dst_path,        out_fmt.name,           opt_text,       writer->virtual_size(),
-        r.bytes_written, writer->output_files(), r.output_hashes};
+    rep.destination = ReportDestination{dst_path,
+                                        out_fmt.name,
+                                        opt_text,
+                                        writer->virtual_size(),
+                                        dst_allocated.value_or(r.bytes_written),
+                                        writer->output_files(),
+                                        r.output_hashes};
     if (resized) rep.size_changed = ReportSizeChange{dev.size(), writer->virtual_size()};
     write_report(report_path, rep, force);
   }

@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "formats/foreign.h"
 
 namespace vdisk::cli {
 
@@ -25,6 +26,28 @@ std::string describe_create_options(const FormatDescriptor& f, unsigned width) {
   }
   return two_columns(rows, width);
 }
+
+namespace {
+
+const char* foreign_kind_name(ForeignKind k) {
+  switch (k) {
+    case ForeignKind::kDiskImage:
+      return "disk image";
+    case ForeignKind::kForensic:
+      return "forensic container";
+    case ForeignKind::kCompressed:
+      return "compressed stream";
+    case ForeignKind::kArchive:
+      return "archive";
+    case ForeignKind::kEncrypted:
+      return "encrypted volume";
+    case ForeignKind::kNotADisk:
+      return "not a disk";
+  }
+  return "other";
+}
+
+}  // namespace
 
 int cmd_formats(const std::vector<std::string>& args) {
   po::options_description desc("options");
@@ -66,6 +89,20 @@ int cmd_formats(const std::vector<std::string>& args) {
         opts.push(std::move(oj));
       }
       j.set("create_options", std::move(opts));
+      j.set("recognised_only", false);
+      list.push(std::move(j));
+    }
+    // The containers the registry names and refuses (formats/foreign.h), in
+    // the same list so a script sees every name vdisk knows.
+    for (const ForeignFormat& f : foreign_formats()) {
+      Json j = Json::object();
+      j.set("name", f.name);
+      j.set("description", f.article);
+      j.set("read", false);
+      j.set("write", false);
+      j.set("recognised_only", true);
+      j.set("kind", foreign_kind_name(f.kind));
+      j.set("advice", f.advice);
       list.push(std::move(j));
     }
     std::printf("%s\n", list.dump(2).c_str());
@@ -80,6 +117,12 @@ int cmd_formats(const std::vector<std::string>& args) {
                 f->create ? "yes" : "no", f->can_stream ? "yes" : "no",
                 wrap(f->description, width, 30, 30).c_str());
   }
+  // What vdisk recognises only to refuse it by name (never read as raw).
+  std::printf("\nRecognised but not read (refused by name; -f raw reads the bytes as they are):\n");
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const ForeignFormat& f : foreign_formats())
+    rows.emplace_back(f.name, f.article + ": " + f.advice);
+  std::printf("%s", two_columns(rows, width).c_str());
   for (const FormatDescriptor* f : builtin_formats()) {
     std::printf("\n%s", f->name.c_str());
     if (!f->aliases.empty()) {

@@ -52,7 +52,7 @@ int cmd_hash(const std::vector<std::string>& args) {
   // during the copy cannot fail the report afterwards.
   const uint64_t allocated = report_path.empty() ? 0
                              : source.is_stream  ? dev.size()
-                                                 : count_allocated_bytes(dev);
+                                                 : allocated_bytes(dev);
   CopyResult r = copy_device(dev, nullptr, copy_options(src, algos, progress.get(), "hashing"));
 
   const std::string zf_scope = zero_filled_scope(r);

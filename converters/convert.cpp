@@ -148,6 +148,26 @@ CompareResult compare_devices(const BlockDevice& a, const BlockDevice& b, Progre
     off += len;
     if (progress) progress->update(off);
   }
+  if (r.size_differs) {
+    const BlockDevice& big = r.size_a > r.size_b ? a : b;
+    const uint64_t end = big.size();
+    while (off < end && !r.first_nonzero_extra) {
+      if (cancel && cancel->load()) throw Error(ErrorKind::kInterrupted, "", off, "interrupted");
+      Extent e = big.block_status(off, end - off);
+      uint64_t len = std::min(e.length ? e.length : 1, end - off);
+      if (e.type == ExtentType::kData) {
+        len = std::min<uint64_t>(len, chunk);
+        big.read(off, ba.data(), static_cast<size_t>(len));
+        for (uint64_t i = 0; i < len; ++i) {
+          if (ba[i] != 0) {
+            r.first_nonzero_extra = off + i;
+            break;
+          }
+        }
+      }
+      off += len;
+    }
+  }
   if (progress) progress->end();
   r.identical = !r.size_differs;
   return r;

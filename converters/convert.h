@@ -95,15 +95,23 @@ struct CopyResult {
 CopyResult copy_device(const BlockDevice& src, ImageWriter* dst, const CopyOptions& opts);
 
 struct CompareResult {
-  bool identical = false;
+  bool identical = false;  // same size and same content
   bool size_differs = false;
   uint64_t size_a = 0, size_b = 0;
-  // First differing byte within the common size, when one was found.
+  // First differing byte within the common size, when one was found (the
+  // common part is identical without one).
   std::optional<uint64_t> first_difference;
+  // When the sizes differ: the first byte of the larger device's extra part
+  // (past the smaller size) that is not zero; none: the extra part is all
+  // zeros. Set only when the common part is identical.
+  std::optional<uint64_t> first_nonzero_extra;
 };
 
 // Compares the guest content of two devices, skipping ranges that are zero or
-// unallocated in both without reading them.
+// unallocated in both without reading them. When the sizes differ and the
+// common part is identical, also looks for data in the larger one's extra
+// part (ranges that are zero or unallocated there are not read), as
+// `qemu-img compare` does.
 CompareResult compare_devices(const BlockDevice& a, const BlockDevice& b, ProgressSink* progress,
                               const std::atomic<bool>* cancel);
 

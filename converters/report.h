@@ -8,11 +8,14 @@
 //   start_time      string   UTC, ISO 8601 ("2026-11-21T00:38:17Z")
 //   end_time        string   same
 //   source          object   {path, format, [subformat], virtual_size,
-//                             allocated_bytes}
+//                             allocated_bytes (as `info` counts it:
+//                             formats/core/image_info.h)}
 //   destination     object   convert only: {path, format, [options] (the -o
-//                             text), virtual_size, allocated_bytes (bytes
-//                             handed to the writer as data), files [paths],
-//                             [hashes] (of the content the output holds)}
+//                             text), virtual_size, allocated_bytes (as `info`
+//                             counts it, read back from the output; bytes
+//                             handed to the writer as data when the output
+//                             cannot be read back), files [paths], [hashes]
+//                             (of the content the output holds)}
 //   size_changed    object   when the output's size differs: {old, new}
 //   virtual_size    number   of the source
 //   hash_scope      string   what "hashes" covers, in words

@@ -157,4 +157,18 @@ std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& 
   return best->open(std::move(dev), label);
 }
 
+std::string describe_contents(BlockDevicePtr dev) {
+  try {
+    if (std::unique_ptr<FileTree> tree = open_file_tree(dev, dev->label())) {
+      const Json info = tree->info();
+      const Json* fs = info.find("filesystem");
+      return fs && fs->is_string() ? fs->as_string() : "a file system";
+    }
+  } catch (const Error& e) {
+    return std::string("a damaged file system (") + e.what() + ")";
+  }
+  if (auto foreign = identify_foreign(*dev)) return foreign->article;
+  return "";
+}
+
 }  // namespace vdisk

@@ -50,4 +50,11 @@ OpenedLayer open_layer(const std::string& path, const std::string& format, const
 std::unique_ptr<FileTree> open_file_tree(BlockDevicePtr dev, const std::string& label,
                                          const TreeOptions& opts = {});
 
+// What `dev` (a partition) holds, for listings: the file system vdisk reads
+// there as its tree's info() names it ("ext4", "FAT32", "ntfs"; with
+// " (damaged: WHY)" when it probes but does not open), else a container the
+// registry recognises ("a LUKS2 encrypted volume"), else "". Never throws
+// Error: a read that fails is described as damage.
+std::string describe_contents(BlockDevicePtr dev);
+
 }  // namespace vdisk

@@ -7,9 +7,9 @@
 
 #include "formats/core/error.h"
 #include "formats/registry.h"
-#include "views/partition/partition_table.h"
 #include "mount/mount.h"
 #include "mount/partition_tree.h"
+#include "views/partition/partition_table.h"
 
 namespace vdisk::mount {
 
@@ -112,9 +112,15 @@ void warn_to(const ViewRequest& req, const std::string& msg) {
 std::unique_ptr<FileTree> make_block_view(const ViewRequest& req) {
   std::vector<BlockView::Node> nodes;
   nodes.push_back({"disk.raw", req.disk, ""});
+  ImageInfo info = full_info(*req.disk);
   // A damaged table costs the partition files, never the whole disk.
   try {
     partition::PartitionTable table = partition::read_partition_table(*req.disk, req.image);
+    if (table.scheme != partition::Scheme::kNone) {
+      info.partition_table = table.to_json([&](const partition::Partition& p) {
+        return describe_contents(partition::open_partition(req.disk, p, req.image));
+      });
+    }
     for (const std::string& w : table.warnings) warn_to(req, w);
     for (const partition::Partition& p : table.partitions) {
       if (!p.has_data()) continue;  // an extended container: its logicals are listed
@@ -128,7 +134,7 @@ std::unique_ptr<FileTree> make_block_view(const ViewRequest& req) {
   } catch (const Error& e) {
     warn_to(req, std::string(e.what()) + " (no partition files)");
   }
-  nodes.push_back({"info.json", nullptr, info_to_json(full_info(*req.disk)).dump(2) + "\n"});
+  nodes.push_back({"info.json", nullptr, info_to_json(info).dump(2) + "\n"});
   return std::make_unique<BlockView>(std::move(nodes), req.mtime);
 }
 

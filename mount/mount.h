@@ -75,7 +75,9 @@ void serve_in_background(std::shared_ptr<const FileTree> view, const ServeOption
 
 // Unmounts a vdisk mount: umount2 as root, `fusermount3 -u` otherwise.
 // Refuses a path that is not a mount point or is not a vdisk (fuse.vdisk)
-// mount. Throws Error naming the mountpoint.
+// mount, and one a loop device still holds (a file under it is the device's
+// backing file): the message names the device ("/dev/loop0 is attached to
+// MNT/p2: losetup -d it first"). Throws Error naming the mountpoint.
 void unmount(const std::string& mountpoint);
 
 }  // namespace vdisk::mount

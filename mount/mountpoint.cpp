@@ -6,11 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "formats/core/error.h"
 #include "mount/mount.h"
@@ -109,6 +113,34 @@ void unmount_kernel(const std::string& mountpoint, const std::string& abs) {
   }
 }
 
+// "/dev/loop0 is attached to /mnt/x/p2" for every loop device whose backing
+// file lies under `abs` (/sys/block/loopN/loop/backing_file, present while
+// the device is attached). A loop device holds its file open from the
+// kernel, so umount answers EBUSY while fuser finds no process: the user
+// needs its name, not "a process has a file open".
+std::vector<std::string> loop_devices_under(const std::string& abs) {
+  std::vector<std::string> found;
+  DIR* d = ::opendir("/sys/block");
+  if (!d) return found;
+  const std::string prefix = abs == "/" ? abs : abs + "/";
+  while (struct dirent* e = ::readdir(d)) {
+    if (std::strncmp(e->d_name, "loop", 4) != 0) continue;
+    const std::string attr = std::string("/sys/block/") + e->d_name + "/loop/backing_file";
+    FILE* f = std::fopen(attr.c_str(), "r");
+    if (!f) continue;
+    char buf[PATH_MAX + 16] = {};
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::string backing(buf, n);
+    while (!backing.empty() && backing.back() == '\n') backing.pop_back();
+    if (backing.compare(0, prefix.size(), prefix) == 0)
+      found.push_back(std::string("/dev/") + e->d_name + " is attached to " + backing);
+  }
+  ::closedir(d);
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 }  // namespace
 
 void unmount(const std::string& mountpoint) {
@@ -129,6 +161,13 @@ void unmount(const std::string& mountpoint) {
   if (entry->fstype != "fuse.vdisk") {
     fail(ErrorKind::kInvalidArgument, mountpoint,
          "is mounted as " + entry->fstype + ", not by vdisk: refusing to unmount it");
+  }
+  const std::vector<std::string> loops = loop_devices_under(abs);
+  if (!loops.empty()) {
+    std::string msg = "mount point is busy: ";
+    for (size_t i = 0; i < loops.size(); ++i) msg += (i ? "; " : "") + loops[i];
+    fail(ErrorKind::kInvalidArgument, mountpoint,
+         msg + (loops.size() == 1 ? ": losetup -d it first" : ": losetup -d them first"));
   }
   unmount_kernel(mountpoint, abs);
   // Return only once the daemon has let go of the image and exited.

@@ -740,3 +740,37 @@ TEST_CASE("a rescued image mounts through its ddrescue mapfile: bad areas read a
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Catch::Contains("--mapfile"));
 }
+
+TEST_CASE("unmount names the loop device that holds a partition of the mount", "[mount][loop]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("losetup");
+  TempDir dir;
+  std::string img = dir / "disk.img", mp = dir / "mnt";
+  make_sample_disk(img, kDiskSize);
+  fs::create_directory(mp);
+  MountGuard guard(mp);
+  mount_ok(img, mp);
+  // losetup needs loop devices; a container without them skips, as FUSE does.
+  RunResult attach = run("losetup --find --show --read-only " + sh_quote(mp + "/p2"));
+  if (attach.exit_code != 0) {
+    std::printf("SKIPPED: losetup cannot attach a loop device here: %s\n", attach.err.c_str());
+    return;
+  }
+  std::string loop = attach.out.substr(0, attach.out.find('\n'));
+  INFO(loop);
+  RunResult busy = run_vdisk("unmount " + sh_quote(mp));
+  run_ok("losetup -d " + sh_quote(loop));
+  INFO(busy.err);
+  CHECK(busy.exit_code == 2);
+  CHECK_THAT(busy.err, Catch::Contains(loop + " is attached to " + fs::canonical(mp).string() +
+                                       "/p2: losetup -d it first"));
+  CHECK(is_mounted(mp));
+  // Once the loop device is gone (the kernel lets go of it asynchronously:
+  // losetup -d is a lazy detach), the unmount goes through.
+  for (int i = 0; i < 50; ++i) {
+    RunResult f = run("losetup -j " + sh_quote(mp + "/p2"));
+    if (f.out.empty()) break;
+    ::usleep(100000);
+  }
+  unmount_ok(mp);
+}

@@ -27,6 +27,10 @@ void fill_allocated(ImageInfo& info, const BlockDevice& layer) {
 
 }  // namespace
 
+uint64_t allocated_bytes(const BlockDevice& dev) {
+  return count_allocated_bytes(*dev.layers().at(0));
+}
+
 ImageInfo full_info(const BlockDevice& dev) {
   ImageInfo info = dev.info();
   const std::vector<const BlockDevice*> layers = dev.layers();
@@ -51,6 +55,7 @@ Json info_to_json(const ImageInfo& info) {
     for (const ImageInfo& layer : info.chain) chain.push(info_to_json(layer));
     j.set("chain", std::move(chain));
   }
+  if (!info.partition_table.is_null()) j.set("partition_table", info.partition_table);
   return j;
 }
 

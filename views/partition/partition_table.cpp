@@ -13,6 +13,7 @@
 #include "formats/core/hex.h"
 #include "formats/core/unicode.h"
 #include "views/partition/partition_layout.h"
+#include "views/partition/partition_types.h"
 
 namespace vdisk::partition {
 
@@ -55,7 +56,7 @@ std::string gpt_guid_text(const uint8_t* p) {
 
 }  // namespace
 
-Json PartitionTable::to_json() const {
+Json PartitionTable::to_json(const ContentsOf& contents) const {
   Json j = Json::object();
   j.set("scheme", scheme_name(scheme));
   j.set("sector_size", sector_size);
@@ -63,23 +64,33 @@ Json PartitionTable::to_json() const {
     j.set("disk_guid", disk_guid);
     j.set("gpt_header", gpt_header);
   } else if (scheme == Scheme::kMbr) {
-    j.set("disk_signature", mbr_disk_signature);
+    char sig[16];
+    std::snprintf(sig, sizeof sig, "0x%08x", mbr_disk_signature);
+    j.set("disk_signature", std::string(sig));
   }
   Json parts = Json::array();
   for (const Partition& p : partitions) {
     Json pj = Json::object();
     pj.set("number", p.number);
     pj.set("kind", kind_name(p.kind));
-    pj.set("offset", p.offset);
-    pj.set("length", p.length);
+    pj.set("start", p.offset);
+    pj.set("size", p.length);
     if (p.kind == PartitionKind::kGpt) {
-      pj.set("type_guid", p.type_guid);
-      pj.set("unique_guid", p.unique_guid);
-      pj.set("name", p.name);
+      pj.set("type_code", p.type_guid);
+      pj.set("type_name", gpt_type_name(p.type_guid));
+      pj.set("guid", p.unique_guid);
+      pj.set("label", p.name);
       pj.set("attributes", p.attributes);
     } else {
-      pj.set("type", p.mbr_type);
+      char code[8];
+      std::snprintf(code, sizeof code, "0x%02x", p.mbr_type);
+      pj.set("type_code", std::string(code));
+      pj.set("type_name", mbr_type_name(p.mbr_type));
       pj.set("bootable", p.bootable);
+    }
+    if (contents) {
+      const std::string c = p.has_data() ? contents(p) : "";
+      pj.set("contents", c.empty() ? Json() : Json(c));
     }
     parts.push(std::move(pj));
   }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,18 @@ struct PartitionTable {
   // the disk and the byte offset.
   std::vector<std::string> warnings;
 
-  Json to_json() const;
+  // What the disk holds in a partition (a file system's name, an encrypted
+  // volume's), or "" when nothing is recognised; given by the caller, which
+  // knows the registry.
+  using ContentsOf = std::function<std::string(const Partition&)>;
+
+  // {"scheme", "sector_size", ["disk_guid", "gpt_header"] (GPT) or
+  //  ["disk_signature"] ("0x1234abcd", MBR), "partitions": [{"number",
+  //  "kind", "start", "size" (bytes), "type_code" ("0x83" or the type GUID),
+  //  "type_name", ["bootable"] (MBR), ["guid", "label", "attributes"] (GPT),
+  //  ["contents"] (with `contents`: a string, null when nothing is
+  //  recognised)}], "warnings": [...]}.
+  Json to_json(const ContentsOf& contents = {}) const;
 };
 
 // Reads the partition table of `disk`; `label` names the disk in messages.
