@@ -6,36 +6,36 @@
 #include "cli/source.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/core/json.h"
 
 namespace vdisk::cli {
 
 namespace {
 
-// `-o help` (or `-o ?`, as qemu-img takes it): the -o options of the -O
-// format, from its descriptor.
-bool answer_options_help(const po::variables_map& vm) {
-  if (!vm.count("options")) return false;
-  bool asked = false;
-  for (const std::string& group : vm["options"].as<std::vector<std::string>>()) {
-    size_t start = 0;
-    while (start <= group.size()) {
-      const size_t comma = group.find(',', start);
-      const std::string item =
-          group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      asked |= item == "help" || item == "?";
-      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
-    }
-  }
-  if (!asked) return false;
-  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
-  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
-  if (f.create_options.empty()) {
-    std::printf("format %s takes no -o options\n", f.name.c_str());
-  } else {
-    std::printf("-o options of format %s (-o key=value[,key=value...]):\n%s", f.name.c_str(),
-                describe_create_options(f, terminal_width()).c_str());
-  }
-  return true;
+// convert --output json: the summary's keys (docs/json.md).
+Json convert_summary_json(const std::string& src, const std::string& src_format,
+                          const std::string& dst, const std::string& dst_format,
+                          const CopyResult& r, const std::vector<std::string>& files,
+                          const std::vector<std::string>& notes) {
+  Json j = Json::object();
+  j.set("source", src);
+  j.set("source_format", src_format);
+  j.set("destination", dst);
+  j.set("format", dst_format);
+  j.set("virtual_size", r.virtual_size);
+  j.set("bytes_written", r.bytes_written);
+  j.set("unallocated_bytes", r.virtual_size - r.bytes_written);
+  j.set("seconds", r.seconds);
+  j.set("hashes", hashes_json(r.hashes));
+  j.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
+  Json f = Json::array();
+  for (const std::string& s : files) f.push(s);
+  j.set("output_files", std::move(f));
+  Json n = Json::array();
+  for (const std::string& s : notes) n.push(s);
+  j.set("notes", std::move(n));
+  j.set("read_errors", read_errors_json(r.read_errors));
+  return j;
 }
 
 }  // namespace
@@ -47,12 +47,9 @@ int cmd_convert(const std::vector<std::string>& args) {
   add_mapfile_option(desc);
   add_stdin_size_option(desc);
   add_read_error_options(desc);
-  desc.add_options()("output-format,O", po::value<std::string>()->default_value("raw"),
-                     "output format (see 'vdisk formats')")(
-      "options,o", po::value<std::vector<std::string>>()->composing(),
-      "output format options key=value[,key=value...] (may repeat; -o help lists them)")(
-      "hash", po::value<std::string>()->default_value("sha256"),
-      "hashes of the guest content: md5,sha1,sha256 or none")(
+  add_output_format_options(desc, "raw");
+  desc.add_options()("hash", po::value<std::string>()->default_value("sha256"),
+                     "hashes of the guest content: md5,sha1,sha256 or none")(
       "hash-file", po::value<std::string>(),
       "write a JSON report (paths, formats, sizes, hashes, times)")(
       "verify", "re-read the output and fail (exit 1) unless its hash matches")(
@@ -61,7 +58,9 @@ int cmd_convert(const std::vector<std::string>& args) {
       "writeback: fsync the output before it takes its name (survives a crash); unsafe: skip "
       "the fsync (faster; as qemu-img's default)")(
       "allow-resize",
-      "let the output format round the virtual size up when it cannot keep it exactly");
+      "let the output format round the virtual size up when it cannot keep it exactly")(
+      "output", po::value<std::string>()->default_value("human"),
+      "the summary as human text or json (on stderr when DST is '-')");
   const std::vector<Positional> pos = {
       {"src", "SRC", "source", "source image ('-': raw from standard input, needs --size)"},
       {"dst", "DST", "destination", "destination ('-' for standard output)"},
@@ -71,7 +70,7 @@ int cmd_convert(const std::vector<std::string>& args) {
                   "[-f FMT] -O FMT [-o key=value,...|help] [-t writeback|unsafe] "
                   "[-p|--progress json] [--hash ALGOS] [--hash-file REPORT.json] "
                   "[--mapfile RESCUE.map] [--on-read-error stop|continue [--error-map OUT.map]] "
-                  "[--size SIZE] [--verify] [--force] SRC DST",
+                  "[--size SIZE] [--verify] [--force] [--output json] SRC DST",
                   desc, pos, args, vm, answer_options_help)) {
     return kExitOk;
   }
@@ -82,16 +81,12 @@ int cmd_convert(const std::vector<std::string>& args) {
   const bool force = vm.count("force") != 0;
   const bool verify = vm.count("verify") != 0;
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
+  const bool json = want_json(vm);
 
   // Everything the user typed is validated before any file is opened or made.
-  const FormatDescriptor& out_fmt = require_format(vm["output-format"].as<std::string>());
-  if (!out_fmt.create) throw UsageError("format " + out_fmt.name + " cannot be written");
+  Options options;
   std::string opt_text;
-  if (vm.count("options")) {
-    for (auto& o : vm["options"].as<std::vector<std::string>>())
-      opt_text += (opt_text.empty() ? "" : ",") + o;
-  }
-  Options options = parse_options(opt_text, out_fmt.create_options, out_fmt.name);
+  const FormatDescriptor& out_fmt = output_format_from(vm, options, opt_text);
   const std::vector<HashAlgo> algos = hash_algos_from(vm["hash"].as<std::string>(), "--hash");
   if (to_stdout && !out_fmt.can_stream) {
     throw UsageError("format " + out_fmt.name + " cannot be written to standard output");
@@ -180,29 +175,35 @@ int cmd_convert(const std::vector<std::string>& args) {
                  static_cast<unsigned long long>(dev.size()),
                  static_cast<unsigned long long>(writer->virtual_size()));
   }
-  std::fprintf(
-      out, "converted %s (%s) -> %s (%s): %s virtual, %s written, %s left unallocated, %.2f s\n",
-      src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
-      human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
-      human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
-  for (auto& hv : r.hashes) {
-    std::fprintf(out, "%s (guest content) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
-                 hv.hex.c_str());
-  }
-  const std::string zf_scope = zero_filled_scope(r);
-  for (auto& hv : r.hashes_zero_filled) {
-    std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
-                 zf_scope.c_str(), hv.hex.c_str());
-  }
-  if (!r.hashes_zero_filled.empty()) {
-    std::fprintf(out,
-                 "note: the output leaves the %s of %s unallocated: it reads as the source with "
-                 "zeros there (the %s hash)\n",
-                 human_size(r.unreadable_bytes + r.read_error_bytes).c_str(),
-                 r.read_errors.empty()     ? "unrescued areas"
-                 : r.unreadable_bytes == 0 ? "read errors"
-                                           : "unrescued areas and read errors",
-                 r.hashes.empty() ? "only" : "second");
+  Json summary = Json::object();
+  if (json) {
+    summary = convert_summary_json(src_path, src_info.format, dst_path, out_fmt.name, r,
+                                   writer->output_files(), writer->notes());
+  } else {
+    std::fprintf(
+        out, "converted %s (%s) -> %s (%s): %s virtual, %s written, %s left unallocated, %.2f s\n",
+        src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
+        human_size(r.virtual_size).c_str(), human_size(r.bytes_written).c_str(),
+        human_size(r.virtual_size - r.bytes_written).c_str(), r.seconds);
+    for (auto& hv : r.hashes) {
+      std::fprintf(out, "%s (guest content) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                   hv.hex.c_str());
+    }
+    const std::string zf_scope = zero_filled_scope(r);
+    for (auto& hv : r.hashes_zero_filled) {
+      std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                   zf_scope.c_str(), hv.hex.c_str());
+    }
+    if (!r.hashes_zero_filled.empty()) {
+      std::fprintf(out,
+                   "note: the output leaves the %s of %s unallocated: it reads as the source with "
+                   "zeros there (the %s hash)\n",
+                   human_size(r.unreadable_bytes + r.read_error_bytes).c_str(),
+                   r.read_errors.empty()     ? "unrescued areas"
+                   : r.unreadable_bytes == 0 ? "read errors"
+                                             : "unrescued areas and read errors",
+                   r.hashes.empty() ? "only" : "second");
+    }
   }
   const int read_status = finish_read_errors(src, r, "left unallocated (reads as zeros)");
 
@@ -241,10 +242,18 @@ int cmd_convert(const std::vector<std::string>& args) {
         std::fprintf(stderr, "  %s expected %s, output %s\n", hash_algo_name(valgos[i]),
                      expect[i].hex.c_str(), got.hashes[i].hex.c_str());
       }
+      if (json) {
+        summary.set("verify", "failed");
+        std::fprintf(out, "%s\n", summary.dump(2).c_str());
+      }
       return kExitDifferent;
     }
-    std::fprintf(out, "verify: OK (%s of the output matches)\n", hash_algo_name(valgos.back()));
+    if (json)
+      summary.set("verify", "ok");
+    else
+      std::fprintf(out, "verify: OK (%s of the output matches)\n", hash_algo_name(valgos.back()));
   }
+  if (json) std::fprintf(out, "%s\n", summary.dump(2).c_str());
   return read_status;
 }
 

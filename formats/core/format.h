@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "formats/core/block_device.h"
+#include "formats/core/check.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/options.h"
@@ -129,6 +130,10 @@ struct FormatDescriptor {
   // ("block_size=1M"), and combinations worth their time.
   std::vector<std::string> roundtrip_options;
   bool has_snapshots = false;  // open() honours OpenOptions::snapshot
+  // The container's own consistency check (formats/core/check.h); null: a
+  // format with no tables to cross-check, whose open() and reads are the
+  // check.
+  CheckFunction check = nullptr;
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

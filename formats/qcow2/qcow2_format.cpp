@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/qcow2/qcow2_check.h"
 #include "formats/qcow2/qcow2_reader.h"
 #include "formats/qcow2/qcow2_writer.h"
 
@@ -20,6 +21,7 @@ const FormatDescriptor& descriptor() {
       // create_qcow2 plans the whole layout first when the output is "-".
       .can_stream = true,
       .has_snapshots = true,
+      .check = check_qcow2,
   };
   return d;
 }
