@@ -38,6 +38,10 @@ class Checker {
                   "file of " + std::to_string(clusters_) + " clusters is too large to check");
     }
     used_.assign(static_cast<size_t>(clusters_), 0);
+    // Each L1 walk of a consistent image reads distinct L2 tables inside the
+    // file; one that names the same table again and again (hostile input)
+    // would make the walk quadratic, so the entries walked are bounded.
+    budget_ = (uint64_t{h.nb_snapshots} + 1) * (fsize_ / 8 + h.l2_entries());
   }
 
   // Counts one reference to the `bytes` at `off` (every host cluster they
@@ -81,6 +85,11 @@ class Checker {
   }
 
   void l2_table(uint64_t off, const std::string& owner, bool active) {
+    if (budget_ < h_.l2_entries()) {
+      throw Error(ErrorKind::kCorrupt, f_.path(), off,
+                  "L2 tables are named more often than the file can hold: not checked further");
+    }
+    budget_ -= h_.l2_entries();
     std::vector<uint8_t> t(static_cast<size_t>(cs_));
     f_.read_at(off, t.data(), t.size());
     const uint32_t step = h_.l2_entry_bytes();
@@ -217,7 +226,7 @@ class Checker {
   const File& f_;
   const Header& h_;
   CheckReport& r_;
-  uint64_t cs_, fsize_, clusters_ = 0;
+  uint64_t cs_, fsize_, clusters_ = 0, budget_ = 0;
   std::vector<uint16_t> used_;
   std::vector<uint64_t> stored_, stored_at_;
   std::vector<Copied> copied_;
