@@ -29,8 +29,9 @@ void add_open_options(po::options_description& desc, const char* format_flag) {
       "when it exists, else written after the first pass)");
 }
 
-OpenOptions open_options_from(const po::variables_map& vm) {
+OpenOptions open_options_from(const po::variables_map& vm, Env* env) {
   OpenOptions o;
+  o.env = env;
   o.allow_outside_paths = vm.count("allow-outside-paths") != 0;
   if (vm.count("parent")) o.parent_path = vm["parent"].as<std::string>();
   if (vm.count("snapshot")) o.snapshot = vm["snapshot"].as<std::string>();
@@ -66,15 +67,14 @@ void add_mapfile_option(po::options_description& desc) {
 std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_map& vm,
                                                             BlockDevicePtr dev,
                                                             const std::string& image,
-                                                            ddrescue::BadAreaMode mode) {
+                                                            ddrescue::BadAreaMode mode, Env& env) {
   // An image that records the sectors its acquisition could not read (an
   // E01's error2) is seen like a rescued image: those ranges are painted
   // over the mapfile's areas, or make the map on their own.
   const std::vector<ByteRange> own = dev->unreadable_ranges();
   if (!vm.count("mapfile") && own.empty()) return nullptr;
   ddrescue::Mapfile map;
-  if (vm.count("mapfile"))
-    map = ddrescue::load_mapfile(Env::posix(), vm["mapfile"].as<std::string>());
+  if (vm.count("mapfile")) map = ddrescue::load_mapfile(env, vm["mapfile"].as<std::string>());
   if (!own.empty()) {
     if (vm.count("mapfile")) ddrescue::check_covers(map, dev->size());
     map = ddrescue::mapfile_with_bad_ranges(

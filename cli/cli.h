@@ -44,8 +44,9 @@ std::atomic<bool>& cancel_flag();
 // Adds the options every command that opens an image takes: -f, --parent,
 // --allow-outside-paths.
 void add_open_options(po::options_description& desc, const char* format_flag = "format,f");
-// Builds OpenOptions from those.
-OpenOptions open_options_from(const po::variables_map& vm);
+// Builds OpenOptions from those, reading through `env` (null: Env::posix();
+// a command that writes passes its GuardedEnv).
+OpenOptions open_options_from(const po::variables_map& vm, Env* env = nullptr);
 // Opens IMAGE with the format from `format_key` in vm (empty: probe).
 BlockDevicePtr open_from_args(const po::variables_map& vm, const std::string& image_key,
                               const std::string& format_key = "format");
@@ -64,10 +65,11 @@ void add_mapfile_option(po::options_description& desc);
 // areas unallocated, reading as zeros, or failing with EIO in kEio mode,
 // for `vdisk mount --bad-areas eio|zeros`: see
 // ddrescue::parse_bad_area_mode); null with neither. Also lists the
-// unrescued areas on stderr under the label `image`.
+// unrescued areas on stderr under the label `image`. The mapfile is read
+// through `env`.
 std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(
     const po::variables_map& vm, BlockDevicePtr dev, const std::string& image,
-    ddrescue::BadAreaMode mode = ddrescue::BadAreaMode::kZeros);
+    ddrescue::BadAreaMode mode = ddrescue::BadAreaMode::kZeros, Env& env = Env::posix());
 
 // The -o options a writer declares, one per line ("  -o name=TYPE  help
 // (default X)"), wrapped to `width` (vdisk formats, convert -o help).

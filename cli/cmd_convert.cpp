@@ -93,29 +93,33 @@ int cmd_convert(const std::vector<std::string>& args) {
   }
   const SourceOptions source = source_options_from(vm, "src", /*stdin_ok=*/true);
   auto progress = progress_from(vm);
-  if (!report_path.empty()) {
-    if (report_path == "-" && to_stdout)
-      throw UsageError("--hash-file - and DST - would mix the report into the image stream");
-    check_report_path(report_path, force);
-  }
   const std::string cache = vm["cache"].as<std::string>();
   if (cache != "writeback" && cache != "unsafe") {
     throw UsageError("unknown cache mode '" + cache + "' (writeback or unsafe)");
   }
+  // Every file read and every file written go through `guard`: no output
+  // may be the source, one of its extents, parents or segments, the
+  // mapfile, or another output (issue #16).
+  GuardedEnv guard(Env::posix(cache == "unsafe" ? Durability::kUnsafe : Durability::kFlushed));
+  claim_outputs(guard, vm, source, dst_path, report_path);
+  if (!report_path.empty()) check_report_path(report_path, force);
   if (verify && to_stdout) throw UsageError("--verify cannot re-read standard output");
   if (verify && source.is_stream && algos.empty())
     throw UsageError("--verify of a stream needs a hash taken during the copy: drop --hash none");
 
   if (!to_stdout) {
-    struct stat ss, ds;
+    struct stat ds;
     if (::stat(dst_path.c_str(), &ds) == 0) {
-      if (::stat(src_path.c_str(), &ss) == 0 && ss.st_dev == ds.st_dev && ss.st_ino == ds.st_ino) {
-        throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
-                    "destination is the source image; refusing to overwrite it");
-      }
       if (S_ISDIR(ds.st_mode)) {
         throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
                     "destination is a directory");
+      }
+      // Restoring onto a disk writes its content, which only raw is; an
+      // image file of another format (or its side files) has no place there.
+      if (S_ISBLK(ds.st_mode) && out_fmt.name != "raw") {
+        throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
+                    "is a block device: only -O raw is written onto a device (a " + out_fmt.name +
+                        " image is a file)");
       }
       if (!force) {
         throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
@@ -124,7 +128,7 @@ int cmd_convert(const std::vector<std::string>& args) {
     }
   }
 
-  const CopySource src = open_copy_source(vm, source);
+  const CopySource src = open_copy_source(vm, source, open_options_from(vm, &guard));
   const BlockDevice& dev = *src.device;
   ImageInfo src_info = dev.info();
   // Allocation is metadata only (block status), cheap even for a 2 TiB disk;
@@ -137,12 +141,14 @@ int cmd_convert(const std::vector<std::string>& args) {
   req.options = options;
   req.overwrite = force;
   req.allow_resize = vm.count("allow-resize") != 0;
-  req.env = &Env::posix(cache == "unsafe" ? Durability::kUnsafe : Durability::kFlushed);
+  req.env = &guard;
   req.source_info = &src_info;
   req.sector_size = dev.sector_size();
   if (!src.options.is_stream) req.source = &dev;
-  req.open_image = [](const std::string& p, const std::string& f) {
-    return open_image(p, f, OpenOptions{});
+  req.open_image = [&guard](const std::string& p, const std::string& f) {
+    OpenOptions o;
+    o.env = &guard;
+    return open_image(p, f, o);
   };
   std::unique_ptr<ImageWriter> writer = out_fmt.create(req);
   const bool resized = writer->virtual_size() != dev.size();

@@ -3,9 +3,14 @@
 //
 // Safety: names from the image are untrusted. Every file is created relative
 // to an open directory descriptor (openat/mkdirat/symlinkat), names that are
-// empty, ".", ".." or contain '/' are refused, files are created with
-// O_EXCL|O_NOFOLLOW and directories reopened with O_NOFOLLOW, so nothing —
-// not even a symlink extracted a moment earlier — can lead outside DIR.
+// empty, ".", ".." or contain '/' or NUL are skipped with a warning (exit 3),
+// files are created with O_EXCL|O_NOFOLLOW and directories reopened with
+// O_NOFOLLOW, so nothing — not even a symlink extracted a moment earlier —
+// can lead outside DIR. Nothing that exists is replaced or merged into
+// without --overwrite (like tar --keep-old-files), and then an existing
+// directory keeps its mode and times. Modes are masked by the umask and never
+// carry set-user-ID, set-group-ID or sticky bits. Device nodes, FIFOs and
+// sockets are listed, not created, unless --devices.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -51,8 +56,12 @@ constexpr uint64_t kWriteSlack = 64ull << 20;
 struct Extractor {
   Extractor(const OpenedTree& tree, std::string d) : t(tree), dest(std::move(d)) {}
   const OpenedTree& t;
-  std::string dest;      // for messages
-  bool streams = false;  // --streams: named data streams too, as "file:stream"
+  std::string dest;             // for messages
+  bool streams = false;         // --streams: named data streams too, as "file:stream"
+  bool devices = false;         // --devices: create device nodes and FIFOs
+  bool overwrite = false;       // --overwrite: replace existing files, merge into directories
+  GuardedEnv* guard = nullptr;  // the image's files: never replaced under --overwrite
+  mode_t umask_bits = 022;
   uint64_t files = 0, dirs = 0, links = 0, skipped = 0, stream_files = 0;
   uint64_t left_out = 0;  // entries the tree could not give (bad names, shared directories)
   uint64_t written = 0;   // bytes of file data written so far
@@ -65,13 +74,41 @@ struct Extractor {
     throw_errno(host_path, std::nullopt, what, err);
   }
 
-  void check_name(const std::string& name, const std::string& where) {
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-        name.find('\0') != std::string::npos) {
-      throw Error(ErrorKind::kCorrupt, t.image, std::nullopt,
-                  "refusing to extract an entry named '" + name + "' in " + where +
-                      " (it would leave " + dest + ")");
+  // One policy for every file system: an entry that cannot be made is
+  // skipped with a line saying why, and the command exits 3.
+  void skip(const std::string& host_path, const std::string& why) {
+    std::fprintf(stderr, "vdisk: warning: %s: skipped %s: %s\n", t.image.c_str(),
+                 escape_name(host_path).c_str(), why.c_str());
+    ++left_out;
+  }
+
+  // Why `name` cannot name a file under a folder; empty when it can.
+  static std::string unusable_name(const std::string& name) {
+    if (name.empty()) return "the name is empty";
+    if (name == "." || name == "..") return "the name '" + name + "' is not a new entry";
+    if (name.find('/') != std::string::npos) return "the name contains '/'";
+    if (name.find('\0') != std::string::npos) return "the name contains a NUL byte";
+    return "";
+  }
+
+  // Makes way for a new entry `name` under parent_fd: true when nothing is
+  // there, or --overwrite removed a file, symlink or special file there (never
+  // a directory, never a file of the image). Otherwise skips the entry.
+  bool make_room(int parent_fd, const std::string& name, const std::string& host_path) {
+    struct stat cur;
+    if (::fstatat(parent_fd, name.c_str(), &cur, AT_SYMLINK_NOFOLLOW) != 0) return true;
+    if (!overwrite) {
+      skip(host_path, "it exists (pass --overwrite to replace it)");
+      return false;
     }
+    if (S_ISDIR(cur.st_mode)) {
+      skip(host_path, "a directory exists there; not replaced");
+      return false;
+    }
+    if (guard && S_ISREG(cur.st_mode))
+      guard->claim_output("the extracted file", host_path, GuardedEnv::Maker::kCommand);
+    if (::unlinkat(parent_fd, name.c_str(), 0) != 0) fail(host_path, "cannot replace", errno);
+    return true;
   }
 
   static timespec to_ts(const Timestamp& s) {
@@ -81,36 +118,58 @@ struct Extractor {
     return ts;
   }
 
-  // Permission bits kept: set-user/group-ID are dropped (an image must not
-  // hand out privileges); the sticky bit is kept.
-  static mode_t keep_mode(uint32_t m) { return static_cast<mode_t>(m & 01777); }
+  // Permission bits kept: those of the image masked by the umask, as tar
+  // does for a user; set-user/group-ID and sticky are dropped (an image must
+  // not hand out privileges).
+  mode_t keep_mode(uint32_t m) const { return static_cast<mode_t>(m & 0777 & ~umask_bits); }
 
   void extract(int parent_fd, const std::string& name, const NodeStat& st,
                const std::string& host_path) {
-    check_name(name, host_path);
+    if (const std::string why = unusable_name(name); !why.empty()) {
+      skip(host_path, why);
+      return;
+    }
     timespec times[2] = {to_ts(st.atime), to_ts(st.mtime)};
     switch (st.type) {
       case NodeType::kDirectory: {
-        if (::mkdirat(parent_fd, name.c_str(), 0700) != 0 && errno != EEXIST)
-          fail(host_path, "cannot create directory", errno);
+        bool existed = false;
+        if (::mkdirat(parent_fd, name.c_str(), 0700) != 0) {
+          if (errno != EEXIST) fail(host_path, "cannot create directory", errno);
+          struct stat cur;
+          if (::fstatat(parent_fd, name.c_str(), &cur, AT_SYMLINK_NOFOLLOW) == 0 &&
+              S_ISDIR(cur.st_mode) && overwrite) {
+            existed = true;  // merged into; its mode and times stay
+          } else {
+            if (!make_room(parent_fd, name, host_path)) return;
+            if (::mkdirat(parent_fd, name.c_str(), 0700) != 0)
+              fail(host_path, "cannot create directory", errno);
+          }
+        }
         int fd = ::openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
           fail(host_path, "cannot open directory (a non-directory of that name exists?)", errno);
         Fd dir(fd);
         extract_children(fd, st.id, host_path);
-        if (::fchmod(fd, keep_mode(st.mode)) != 0) fail(host_path, "cannot set mode", errno);
-        if (::futimens(fd, times) != 0) fail(host_path, "cannot set times", errno);
+        if (!existed) {
+          if (::fchmod(fd, keep_mode(st.mode)) != 0) fail(host_path, "cannot set mode", errno);
+          if (::futimens(fd, times) != 0) fail(host_path, "cannot set times", errno);
+        }
         ++dirs;
         break;
       }
       case NodeType::kRegular: {
+        if (!make_room(parent_fd, name, host_path)) return;
         write_file(parent_fd, name, st.id, st, host_path, times);
         ++files;
         if (streams) {
           // Named streams (NTFS alternate data streams) as "file:stream".
           for (const DirEntry& e : t.tree->streams(st.id)) {
             std::string sname = name + ":" + e.name;
-            check_name(sname, host_path);
+            if (const std::string why = unusable_name(sname); !why.empty()) {
+              skip(host_path + ":" + e.name, why);
+              continue;
+            }
+            if (!make_room(parent_fd, sname, host_path + ":" + e.name)) continue;
             write_file(parent_fd, sname, e.stat.id, e.stat, host_path + ":" + e.name, times);
             ++stream_files;
           }
@@ -119,32 +178,42 @@ struct Extractor {
       }
       case NodeType::kSymlink: {
         std::string target = t.tree->readlink(st.id);
+        if (!make_room(parent_fd, name, host_path)) return;
         if (::symlinkat(target.c_str(), parent_fd, name.c_str()) != 0)
           fail(host_path, "cannot create symlink", errno);
         ::utimensat(parent_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
         ++links;
         break;
       }
-      case NodeType::kFifo: {
-        if (::mkfifoat(parent_fd, name.c_str(), keep_mode(st.mode)) != 0)
-          fail(host_path, "cannot create fifo", errno);
+      default: {
+        // A device node hands out whatever device the image names (/dev/mem
+        // as 1,1); a FIFO or socket is no data. Listed, created only when
+        // asked (--devices), sockets never.
+        const std::string numbers =
+            std::to_string(st.rdev >> 32) + "," + std::to_string(st.rdev & 0xFFFFFFFF);
+        const std::string what = st.type == NodeType::kCharDevice    ? "character device " + numbers
+                                 : st.type == NodeType::kBlockDevice ? "block device " + numbers
+                                 : st.type == NodeType::kFifo        ? "FIFO"
+                                                                     : "socket";
+        if (!devices || st.type == NodeType::kSocket) {
+          std::fprintf(stderr, "vdisk: note: %s: %s not created%s\n",
+                       escape_name(host_path).c_str(), what.c_str(),
+                       st.type == NodeType::kSocket ? "" : " (--devices creates it)");
+          ++skipped;
+          break;
+        }
+        if (!make_room(parent_fd, name, host_path)) return;
+        const mode_t type = st.type == NodeType::kCharDevice    ? S_IFCHR
+                            : st.type == NodeType::kBlockDevice ? S_IFBLK
+                                                                : S_IFIFO;
+        const dev_t dev = makedev(static_cast<unsigned>(st.rdev >> 32),
+                                  static_cast<unsigned>(st.rdev & 0xFFFFFFFF));
+        if (::mknodat(parent_fd, name.c_str(), type | keep_mode(st.mode),
+                      type == S_IFIFO ? 0 : dev) != 0) {
+          fail(host_path, "cannot create " + what, errno);
+        }
         ::utimensat(parent_fd, name.c_str(), times, AT_SYMLINK_NOFOLLOW);
         ++files;
-        break;
-      }
-      default: {
-        mode_t type = st.type == NodeType::kCharDevice    ? S_IFCHR
-                      : st.type == NodeType::kBlockDevice ? S_IFBLK
-                                                          : 0;
-        dev_t dev = makedev(static_cast<unsigned>(st.rdev >> 32),
-                            static_cast<unsigned>(st.rdev & 0xFFFFFFFF));
-        if (type == 0 || ::mknodat(parent_fd, name.c_str(), type | keep_mode(st.mode), dev) != 0) {
-          std::fprintf(stderr, "vdisk: warning: %s: device or socket not created (%s)\n",
-                       host_path.c_str(), type == 0 ? "socket" : std::strerror(errno));
-          ++skipped;
-        } else {
-          ++files;
-        }
         break;
       }
     }
@@ -213,7 +282,8 @@ struct Extractor {
 
   void extract_children(int dir_fd, NodeId dir, const std::string& host_dir) {
     if (!on_path.insert(dir).second) {
-      throw Error(ErrorKind::kCorrupt, t.image, std::nullopt, "directory loop at " + host_dir);
+      throw Error(ErrorKind::kCorrupt, t.image, std::nullopt,
+                  "directory loop at " + escape_name(host_dir));
     }
     seen_dirs.insert(dir);
     std::vector<DirEntry> entries = t.tree->list(dir);
@@ -222,14 +292,12 @@ struct Extractor {
       if (e.stat.type == NodeType::kDirectory && seen_dirs.count(e.stat.id)) {
         // A directory reached from two places: a shared subtree doubles the
         // work with every level.
-        std::fprintf(stderr,
-                     "vdisk: warning: %s: skipped %s/%s: a directory already extracted (corrupt "
-                     "file system: one directory reached from two places)\n",
-                     t.image.c_str(), host_dir.c_str(), e.name.c_str());
-        ++left_out;
+        skip(path_join(host_dir, e.name),
+             "a directory already extracted (corrupt file system: one directory reached from "
+             "two places)");
         continue;
       }
-      extract(dir_fd, e.name, e.stat, host_dir + "/" + e.name);
+      extract(dir_fd, e.name, e.stat, path_join(host_dir, e.name));
     }
     on_path.erase(dir);
   }
@@ -244,6 +312,13 @@ int cmd_extract(const std::vector<std::string>& args) {
   desc.add_options()("directory,C", po::value<std::string>()->required(),
                      "destination directory (created if missing)")("quiet,q", "print no summary")(
       "streams", "also extract named data streams (NTFS alternate data streams) as FILE:STREAM")(
+      "overwrite",
+      "replace existing files and symlinks and extract into existing directories (their mode "
+      "and times are kept); without it existing entries are skipped")(
+      "devices",
+      "create the device nodes and FIFOs the image holds (dangerous: a device node gives "
+      "access to whatever device its numbers name, e.g. 1,1 is /dev/mem); without it they are "
+      "listed and skipped")(
       "allow-overlap",
       "write more file data than 16 times the image size (files that share their data, such as "
       "hard links; without it that stops extraction, as a crafted image could fill the disk)");
@@ -252,12 +327,17 @@ int cmd_extract(const std::vector<std::string>& args) {
       {"path", "PATH", "path", "file or directory inside the image (default: all)", false, "/"},
   };
   po::variables_map vm;
-  if (!parse_args("extract", "[--partition N] [--streams] [--allow-overlap] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc,
-                  pos, args, vm))
+  if (!parse_args("extract",
+                  "[--partition N] [--streams] [--overwrite] [--devices] [--allow-overlap] "
+                  "IMAGE[@pN[:PATH]] [PATH] -C DIR",
+                  desc, pos, args, vm))
     return kExitOk;
-  OpenedTree t = open_tree_from_args(vm, "image");
+  GuardedEnv guard(Env::posix());
+  OpenedTree t = open_tree_from_args(vm, "image", &guard);
   std::string path = command_path(t, vm, "path", "/");
   std::string dest = vm["directory"].as<std::string>();
+  // "out/" and "out" name one folder: messages say "out/x", not "out//x".
+  while (dest.size() > 1 && dest.back() == '/') dest.pop_back();
   NodeId node = tree_path(t, path);
   NodeStat st = t.tree->stat(node);
 
@@ -268,18 +348,26 @@ int cmd_extract(const std::vector<std::string>& args) {
   Fd root(fd);
   Extractor x(t, dest);
   x.streams = vm.count("streams") != 0;
+  x.devices = vm.count("devices") != 0;
+  x.overwrite = vm.count("overwrite") != 0;
+  x.guard = &guard;
+  x.umask_bits = ::umask(0);
+  ::umask(x.umask_bits);
   if (!vm.count("allow-overlap")) {
     uint64_t size = t.device->size();
     x.write_limit = size > (UINT64_MAX - kWriteSlack) / kWriteRatio
                         ? UINT64_MAX
                         : size * kWriteRatio + kWriteSlack;
   }
-  if (st.type == NodeType::kDirectory) {
+  if (node == t.tree->root()) {
     x.extract_children(fd, node, dest);
   } else {
-    std::string name =
-        path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
-    x.extract(fd, name, st, dest + "/" + name);
+    // A named file or directory comes out under its own name, as with tar
+    // and 7z: `extract img /bin -C out` makes out/bin/...
+    std::string p = path;
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    const std::string name = path_basename(p);
+    x.extract(fd, name, st, path_join(dest, name));
   }
   if (!vm.count("quiet")) {
     std::string extra;

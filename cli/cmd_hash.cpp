@@ -39,11 +39,13 @@ int cmd_hash(const std::vector<std::string>& args) {
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
   const bool force = vm.count("force") != 0;
   const SourceOptions source = source_options_from(vm, "image", /*stdin_ok=*/true);
+  GuardedEnv guard(Env::posix());
+  claim_outputs(guard, vm, source, "", report_path);
   if (!report_path.empty()) check_report_path(report_path, force);
   auto progress = progress_from(vm);
   const std::string& image = source.path;
 
-  const CopySource src = open_copy_source(vm, source);
+  const CopySource src = open_copy_source(vm, source, open_options_from(vm, &guard));
   const BlockDevice& dev = *src.device;
   ImageInfo info = dev.info();
   // Before the copy, like convert: metadata only, and a source that shrinks

@@ -26,8 +26,9 @@ std::string time_string(const Timestamp& t) {
 }
 
 void print_entry(const FileTree& tree, const std::string& name, const NodeStat& st, bool lng) {
+  // Names and link targets come from the image: escaped (escape_name).
   if (!lng) {
-    std::printf("%s\n", name.c_str());
+    std::printf("%s\n", escape_name(name).c_str());
     return;
   }
   std::string size =
@@ -35,10 +36,10 @@ void print_entry(const FileTree& tree, const std::string& name, const NodeStat& 
           ? std::to_string(st.rdev >> 32) + ", " + std::to_string(st.rdev & 0xFFFFFFFF)
           : std::to_string(st.size);
   std::string link;
-  if (st.type == NodeType::kSymlink) link = " -> " + tree.readlink(st.id);
+  if (st.type == NodeType::kSymlink) link = " -> " + escape_name(tree.readlink(st.id));
   std::printf("%s %3u %5u %5u %12s %s %s%s\n", mode_string(st.type, st.mode).c_str(), st.nlink,
-              st.uid, st.gid, size.c_str(), time_string(st.mtime).c_str(), name.c_str(),
-              link.c_str());
+              st.uid, st.gid, size.c_str(), time_string(st.mtime).c_str(),
+              escape_name(name).c_str(), link.c_str());
 }
 
 const char* type_name(NodeType t) {
@@ -131,7 +132,7 @@ struct Lister {
         std::fprintf(stderr,
                      "vdisk: warning: %s: skipped /%s: a directory already listed (corrupt file "
                      "system: one directory reached from two places)\n",
-                     t.image.c_str(), path.c_str());
+                     t.image.c_str(), escape_name(path).c_str());
         ++skipped;
         continue;
       }

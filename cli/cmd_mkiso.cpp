@@ -149,10 +149,14 @@ int cmd_mkiso(const std::vector<std::string>& args) {
       opts.boot_image.empty()) {
     throw UsageError("--no-emul-boot, --boot-load-size and --boot-info-table apply to --boot IMG");
   }
+  // The ISO may not be one of the files it is made from (an old ISO inside
+  // DIR replaced with --force): every input is read through `guard`.
+  GuardedEnv guard(Env::posix());
+  guard.claim_output("the ISO", vm["output"].as<std::string>(), GuardedEnv::Maker::kEnv);
   opts.hybrid = vm.count("hybrid") != 0 || vm.count("hybrid-mbr") != 0;
   if (vm.count("hybrid-mbr")) {
     const std::string& mbr = vm["hybrid-mbr"].as<std::string>();
-    std::unique_ptr<File> f = Env::posix().open_read(mbr);
+    std::unique_ptr<File> f = guard.open_read(mbr);
     if (f->size() < 432 || f->size() > 512) {
       throw Error(ErrorKind::kInvalidArgument, mbr, std::nullopt,
                   "an MBR boot code file is 432 to 512 bytes (isohdpfx.bin is 432), not " +
@@ -174,7 +178,7 @@ int cmd_mkiso(const std::vector<std::string>& args) {
     }
     opts.source_date_epoch = v;
   }
-  opts.env = &Env::posix();
+  opts.env = &guard;
 
   std::string out = vm["output"].as<std::string>();
   if (!opts.overwrite && Env::posix().exists(out)) {

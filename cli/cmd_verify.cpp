@@ -25,8 +25,8 @@ struct Expectation {
 
 // Every content a report vouches for: the source as stored, the source with
 // its unrescued areas as zeros, and the destination of a conversion.
-std::vector<Expectation> expectations_of_report(const std::string& path) {
-  std::unique_ptr<File> f = Env::posix().open_read(path);
+std::vector<Expectation> expectations_of_report(Env& env, const std::string& path) {
+  std::unique_ptr<File> f = env.open_read(path);
   if (f->size() > (64u << 20))
     throw Error(ErrorKind::kInvalidArgument, path, std::nullopt, "report is too large");
   std::string text(static_cast<size_t>(f->size()), '\0');
@@ -73,6 +73,8 @@ int cmd_verify(const std::vector<std::string>& args) {
   // Every option checked before the image is opened.
   const SourceOptions source = source_options_from(vm, "image", /*stdin_ok=*/false);
   const std::string& image = source.path;
+  GuardedEnv guard(Env::posix());
+  claim_outputs(guard, vm, source, "", "");
   std::vector<Expectation> candidates;
   if (has_expect) {
     Expectation e{"the expected digests", {}, std::nullopt};
@@ -87,14 +89,14 @@ int cmd_verify(const std::vector<std::string>& args) {
     }
     candidates.push_back(e);
   }
-  if (has_report) candidates = expectations_of_report(vm["hash-file"].as<std::string>());
+  if (has_report) candidates = expectations_of_report(guard, vm["hash-file"].as<std::string>());
   auto progress = progress_from(vm);
   // Damaged pieces of formats that checksum their content (E01 chunks) are
   // listed after one full pass instead of stopping it.
   std::mutex damage_mu;
   std::vector<DamagedData> damage;
   uint64_t damage_count = 0;
-  OpenOptions open_opts = open_options_from(vm);
+  OpenOptions open_opts = open_options_from(vm, &guard);
   open_opts.on_damaged_data = [&](const DamagedData& d) {
     std::lock_guard<std::mutex> lock(damage_mu);
     if (++damage_count <= 20) damage.push_back(d);

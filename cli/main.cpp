@@ -1,16 +1,62 @@
 // vdisk: convert, inspect and mount virtual-disk images.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "cli/cli.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 
 namespace {
 
-void on_signal(int) {
+// A signal sets the cancel flag, which long loops poll to stop cleanly, and
+// wakes the watchdog through this pipe (write(2) is async-signal-safe).
+int g_wake[2] = {-1, -1};
+
+void on_signal(int sig) {
   vdisk::cli::cancel_flag().store(true);
+  const int saved = errno;
+  const char c = static_cast<char>(sig);
+  [[maybe_unused]] ssize_t n = ::write(g_wake[1], &c, 1);
+  errno = saved;
+}
+
+// Whatever a command is doing (a crafted tree, a read stuck in a slow
+// device), vdisk exits 130 within a second of a signal: a command that has
+// not returned kWatchdogGrace after it removes its partial outputs and
+// _exits. The loops that poll the flag usually finish first, cleanly.
+constexpr auto kWatchdogGrace = std::chrono::milliseconds(400);
+
+void watchdog() {
+  char c;
+  while (::read(g_wake[0], &c, 1) != 1) {
+    if (errno != EINTR) return;
+  }
+  std::this_thread::sleep_for(kWatchdogGrace);
+  vdisk::remove_partial_outputs();
+  static const char kMsg[] = "vdisk: interrupted\n";
+  [[maybe_unused]] ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);
+  ::_exit(vdisk::cli::kExitInterrupted);
+}
+
+// SIGHUP (terminal closed), SIGQUIT and SIGPIPE (reader gone) stop vdisk
+// like SIGINT and SIGTERM: partial outputs removed, exit 130.
+void install_signal_handlers() {
+  if (::pipe2(g_wake, O_CLOEXEC) != 0) return;
+  // A storm of signals (SIGPIPE on every write) must never block the handler.
+  ::fcntl(g_wake[1], F_SETFL, ::fcntl(g_wake[1], F_GETFL) | O_NONBLOCK);
+  std::thread(watchdog).detach();
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) sigaction(sig, &sa, nullptr);
 }
 
 void print_usage(FILE* out) {
@@ -57,21 +103,24 @@ int main(int argc, char** argv) {
     return kExitError;
   }
 
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
+  install_signal_handlers();
 
   try {
-    return cmd->run(args);
+    const int status = cmd->run(args);
+    // A signal that arrived as the command finished still means "stopped".
+    if (cancel_flag().load() && status != kExitInterrupted) {
+      std::fprintf(stderr, "vdisk: interrupted\n");
+      return kExitInterrupted;
+    }
+    return status;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "vdisk %s: %s (see 'vdisk %s -h')\n", cmd->name, e.what(), cmd->name);
     return kExitError;
   } catch (const vdisk::Error& e) {
     std::fprintf(stderr, "vdisk: %s\n", e.what());
-    return e.kind() == vdisk::ErrorKind::kInterrupted ? kExitInterrupted : kExitError;
+    // An error caused by the signal (EPIPE after SIGPIPE, EINTR) is the stop.
+    return e.kind() == vdisk::ErrorKind::kInterrupted || cancel_flag().load() ? kExitInterrupted
+                                                                              : kExitError;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "vdisk: out of memory\n");
     return kExitError;

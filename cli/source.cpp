@@ -61,8 +61,29 @@ SourceOptions source_options_from(const po::variables_map& vm, const std::string
   return o;
 }
 
-CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& options) {
-  return open_copy_source(vm, options, open_options_from(vm));
+void claim_outputs(GuardedEnv& guard, const po::variables_map& vm, const SourceOptions& options,
+                   const std::string& image_out, const std::string& report) {
+  const std::pair<const char*, std::string> outs[] = {
+      {"DST", image_out}, {"--hash-file", report}, {"--error-map", options.error_map}};
+  const char* on_stdout = nullptr;
+  for (const auto& [name, path] : outs) {
+    if (path != "-") continue;
+    if (on_stdout) {
+      throw UsageError(std::string(on_stdout) + " - and " + name +
+                       " - would mix two outputs on standard output");
+    }
+    on_stdout = name;
+  }
+  using Maker = GuardedEnv::Maker;
+  if (!image_out.empty()) guard.claim_output("the destination", image_out, Maker::kEnv);
+  if (!report.empty()) guard.claim_output("the --hash-file report", report, Maker::kCommand);
+  if (!options.error_map.empty())
+    guard.claim_output("the --error-map file", options.error_map, Maker::kCommand);
+  if (vm.count("index")) {
+    const std::string index = vm["index"].as<std::string>();
+    // An existing index is read, and counts as a file of the source.
+    if (!guard.identity_of(index)) guard.claim_output("the --index file", index, Maker::kEnv);
+  }
 }
 
 CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& options,
@@ -72,9 +93,10 @@ CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& op
   if (options.is_stream) {
     s.device = std::make_shared<const StreamDevice>(0, options.stream_size, "-");
   } else {
-    s.device = open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "",
-                          open);
-    s.rescued = rescued_from(vm, s.device, options.path);
+    s.device =
+        open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "", open);
+    s.rescued =
+        rescued_from(vm, s.device, options.path, ddrescue::BadAreaMode::kZeros, open.environment());
   }
   return s;
 }

@@ -50,11 +50,17 @@ struct CopySource {
   std::shared_ptr<const ddrescue::RescuedDevice> rescued;
 };
 
-// Opens the source `options` describe (open_from_args with vm's open
-// options, or standard input), through --mapfile when given.
-CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& options);
-// The same with `open` in place of vm's open options (a command that adds a
-// callback, as verify does for damaged chunks).
+// Declares to `guard`, before anything is opened, every file the command
+// writes: `image_out` (the destination; empty for none), `report`
+// (--hash-file; empty for none), the --error-map file, and the --index file
+// when it does not exist yet (written after the first pass). Throws
+// UsageError when two of them are standard output ('-'), and Error when two
+// are one file; the source's files are checked as `guard` opens them.
+void claim_outputs(GuardedEnv& guard, const po::variables_map& vm, const SourceOptions& options,
+                   const std::string& image_out, const std::string& report);
+
+// Opens the source `options` describe (open_image with `open`, or standard
+// input), through --mapfile when given (read through open.environment()).
 CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& options,
                             const OpenOptions& open);
 

@@ -133,4 +133,51 @@ std::string upper_case(std::string s) {
   return s;
 }
 
+std::string escape_name(const std::string& name) {
+  std::string out;
+  out.reserve(name.size());
+  auto octal = [&](unsigned char c) {
+    char b[8];
+    std::snprintf(b, sizeof b, "\\%03o", c);
+    out += b;
+  };
+  for (size_t i = 0; i < name.size();) {
+    const unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c < 0x80) {
+      if (c == '\\') {
+        out += "\\\\";
+      } else if (c >= 0x07 && c <= 0x0D) {
+        out += '\\';
+        out += "abtnvfr"[c - 0x07];
+      } else if (c < 0x20 || c == 0x7F) {
+        octal(c);
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence is kept when well formed and printable (not a C1
+    // control, U+0080..U+009F, which some terminals obey like ESC [).
+    size_t len = c >= 0xF0 ? (c < 0xF5 ? 4 : 0) : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+    bool ok = len != 0 && i + len <= name.size();
+    uint32_t cp = ok ? c & (0x7F >> len) : 0;
+    for (size_t k = 1; ok && k < len; ++k) {
+      const unsigned char d = static_cast<unsigned char>(name[i + k]);
+      ok = (d & 0xC0) == 0x80;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    ok = ok && cp >= 0xA0 && !(cp >= 0xD800 && cp < 0xE000) && cp < 0x110000 &&
+         !(len == 3 && cp < 0x800) && !(len == 4 && cp < 0x10000);
+    if (ok) {
+      out.append(name, i, len);
+      i += len;
+    } else {
+      octal(c);
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace vdisk::cli

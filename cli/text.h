@@ -35,6 +35,14 @@ std::vector<std::string> closest_matches(const std::string& word,
 // nothing close.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
+// A name from an image as it may be printed on a terminal or in a line of
+// output (GNU ls -b style): backslash as "\\", control characters as C
+// escapes ("\n", "\t", "\033" for ESC), bytes that are not printable UTF-8
+// (C1 controls, invalid sequences) as three-digit octal escapes. Nothing else
+// changes, so plain names print as they are; a crafted name can neither forge
+// a line nor drive the terminal.
+std::string escape_name(const std::string& name);
+
 // "0x1f000".
 std::string hex_offset(uint64_t v);
 // "SHA256" for "sha256": the hash names in human output.

@@ -48,7 +48,8 @@ void add_tree_options(po::options_description& desc) {
       "instead of 'docs/f1.txt', which is how Linux shows them)");
 }
 
-OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key) {
+OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key,
+                               Env* env) {
   OpenedTree t;
   t.image = vm[image_key].as<std::string>();
   po::variables_map args = vm;
@@ -70,7 +71,9 @@ OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& i
     }
     t.partition = opt;
   }
-  BlockDevicePtr disk = open_from_args(args, image_key);
+  BlockDevicePtr disk =
+      open_image(t.image, args.count("format") ? args["format"].as<std::string>() : "",
+                 open_options_from(args, env));
   t.device = disk;
   std::string label = t.image;
   if (t.partition != 0) {
@@ -142,31 +145,19 @@ NodeId tree_path(const OpenedTree& t, const std::string& path) {
 
 uint64_t report_skipped(const OpenedTree& t, NodeId dir, const std::string& dir_path) {
   std::vector<SkippedEntry> skipped = t.tree->skipped(dir);
+  const std::string shown_dir = dir_path.empty() ? "/" : escape_name(dir_path);
   // A crafted directory can hold thousands: the first few tell the story.
   constexpr size_t kShown = 20;
   if (skipped.size() > kShown) {
     std::fprintf(stderr, "vdisk: warning: %s: %zu entries skipped in %s; the first %zu:\n",
-                 t.image.c_str(), skipped.size(), dir_path.empty() ? "/" : dir_path.c_str(),
-                 kShown);
+                 t.image.c_str(), skipped.size(), shown_dir.c_str(), kShown);
   }
   for (size_t i = 0; i < skipped.size() && i < kShown; ++i) {
     const SkippedEntry& s = skipped[i];
-    // The name is untrusted: control bytes and non-ASCII shown as \xNN so it
-    // can neither forge lines nor drive the terminal.
-    std::string name;
-    for (unsigned char c : s.name) {
-      if (c >= 0x20 && c < 0x7F && c != '\\') {
-        name += static_cast<char>(c);
-      } else {
-        char b[8];
-        std::snprintf(b, sizeof b, "\\x%02x", c);
-        name += b;
-      }
-    }
+    const std::string name = escape_name(s.name);
     std::string where = s.offset ? " (byte " + std::to_string(*s.offset) + ")" : "";
     std::fprintf(stderr, "vdisk: warning: %s: skipped '%s' in %s%s: %s\n", t.image.c_str(),
-                 name.c_str(), dir_path.empty() ? "/" : dir_path.c_str(), where.c_str(),
-                 s.reason.c_str());
+                 name.c_str(), shown_dir.c_str(), where.c_str(), s.reason.c_str());
   }
   return skipped.size();
 }

@@ -27,8 +27,10 @@ void add_tree_options(po::options_description& desc);
 // IMAGE@pN or IMAGE@pN:PATH (when no file of that literal name exists).
 // Throws Error(kUnsupported) naming the image when no file system is
 // recognised (listing the partitions, when the disk has some), and
-// Error(kNotFound) for a partition number the disk does not have.
-OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key);
+// Error(kNotFound) for a partition number the disk does not have. The
+// image's files are read through `env` (null: Env::posix()).
+OpenedTree open_tree_from_args(const po::variables_map& vm, const std::string& image_key,
+                               Env* env = nullptr);
 
 // The path a command works on: PATH from IMAGE@pN:PATH, else vm[path_key]
 // (or `fallback` when that is absent). Throws UsageError when both are given.

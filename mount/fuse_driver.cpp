@@ -403,11 +403,15 @@ void serve(std::shared_ptr<const FileTree> view, const ServeOptions& opts,
   SessionGuard guard(se);
   if (opts.handle_signals) {
     // libfuse installs its handlers only over the default disposition; the
-    // CLI's cancel handlers are replaced so a signal ends the loop instead.
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) std::signal(sig, SIG_DFL);
+    // CLI's cancel handlers are replaced so a signal ends the loop instead
+    // (and SIGPIPE is ignored); SIGQUIT, which libfuse leaves alone, ends
+    // it too, like SIGTERM, so the mount is always taken down.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) std::signal(sig, SIG_DFL);
     if (fuse_set_signal_handlers(se) != 0) {
       throw Error(ErrorKind::kIo, opts.mountpoint, std::nullopt, "cannot install signal handlers");
     }
+    struct sigaction term;
+    if (sigaction(SIGTERM, nullptr, &term) == 0) sigaction(SIGQUIT, &term, nullptr);
     guard.signals_ = true;
   }
   if (fuse_session_mount(se, opts.mountpoint.c_str()) != 0) {

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 
+#include "formats/core/file.h"
 #include "formats/core/json.h"
 #include "tests/support/test_support.h"
 
@@ -222,7 +223,8 @@ TEST_CASE("writers: a 2^50-byte empty source stays under 256 MiB or is refused b
         CHECK(r.exit_code == 2);
         // A refusal names the format's limit (or the host file system's).
         CHECK_THAT(r.err, Catch::Contains("too large") || Catch::Contains("at most") ||
-                              Catch::Contains("exceeds") || Catch::Contains("cannot hold"));
+                              Catch::Contains("exceeds") || Catch::Contains("cannot hold") ||
+                              Catch::Contains("in 32 bits"));
         CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
       }
       run("rm -rf " + sh_quote(dir.path()) + "/out.*");
@@ -230,4 +232,133 @@ TEST_CASE("writers: a 2^50-byte empty source stays under 256 MiB or is refused b
     }
   }
   CHECK(tried >= 8);
+}
+
+TEST_CASE("outputs: no output is a file the source reads, nor another output",
+          "[hostile-outputs]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  const std::string src = dir / "s.img";
+  make_sample_disk(src, 16 << 20);
+  // A split VMDK (x.vmdk + x-s001.vmdk) and a qcow2 child over a parent.
+  run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " + sh_quote(src) + " " +
+         sh_quote(dir / "x.vmdk"));
+  REQUIRE(file_exists(dir / "x-s001.vmdk"));
+  run_ok("qemu-img convert -O qcow2 " + sh_quote(src) + " " + sh_quote(dir / "base.qcow2"));
+  run_ok("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + sh_quote(dir / "child.qcow2"));
+  const std::string map = "# Rescue Logfile\n0x00000000     +\n0x00000000  0x01000000  +\n";
+  write_file(dir / "m.map", {map.begin(), map.end()});
+  write_file(dir / "report.json", {'{', '}', '\n'});
+  const std::string q_src = sh_quote(src), q_dir = sh_quote(dir.path());
+
+  struct Case {
+    std::string args;       // after "vdisk"
+    std::string victim;     // a file that must be left as it was
+    std::string must_name;  // a second path the message names
+  };
+  const std::vector<Case> cases = {
+      {"hash --force --hash-file " + q_src + " " + q_src, src, "--hash-file"},
+      {"convert --force --hash-file " + sh_quote(dir / "x.vmdk") + " -O vmdk " + q_src + " " +
+           sh_quote(dir / "x.vmdk"),
+       dir / "x.vmdk", "destination"},
+      {"convert --force -O raw " + sh_quote(dir / "x.vmdk") + " " + sh_quote(dir / "x-s001.vmdk"),
+       dir / "x-s001.vmdk", "x-s001.vmdk"},
+      // Another spelling of the same file.
+      {"convert --force -O raw " + sh_quote(dir / "x.vmdk") + " " + q_dir + "/./x-s001.vmdk",
+       dir / "x-s001.vmdk", "x-s001.vmdk"},
+      {"convert --force -O raw " + sh_quote(dir / "child.qcow2") + " " +
+           sh_quote(dir / "base.qcow2"),
+       dir / "base.qcow2", "base.qcow2"},
+      {"convert --force --mapfile " + sh_quote(dir / "m.map") +
+           " --on-read-error continue --error-map " + sh_quote(dir / "m.map") + " " + q_src + " " +
+           sh_quote(dir / "o1.img"),
+       dir / "m.map", "--error-map"},
+      {"convert --force --on-read-error continue --error-map " + sh_quote(dir / "report.json") +
+           " --hash-file " + sh_quote(dir / "report.json") + " " + q_src + " " +
+           sh_quote(dir / "o2.img"),
+       dir / "report.json", "--error-map"},
+      {"verify --hash-file " + sh_quote(dir / "report.json") +
+           " --on-read-error continue --error-map " + sh_quote(dir / "report.json") + " " + q_src,
+       dir / "report.json", "report.json"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.args);
+    const std::vector<uint8_t> before = read_file(c.victim);
+    RunResult r = run_vdisk(c.args);
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(c.must_name));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(read_file(c.victim) == before);
+  }
+  // Outputs not made yet collide by folder and name: nothing is written.
+  RunResult two = run_vdisk("convert --hash-file " + q_dir + "/new.img " + q_src + " " + q_dir +
+                            "/../" + path_basename(dir.path()) + "/new.img");
+  INFO(two.err);
+  CHECK(two.exit_code == 2);
+  CHECK_FALSE(file_exists(dir / "new.img"));
+  // A file a writer makes besides the destination (a split VMDK's extent)
+  // onto the source.
+  run_ok("cp " + q_src + " " + sh_quote(dir / "y-s001.vmdk"));
+  const std::vector<uint8_t> y_before = read_file(dir / "y-s001.vmdk");
+  RunResult extent = run_vdisk("convert --force -f raw -O vmdk -o subformat=twoGbMaxExtentSparse " +
+                               sh_quote(dir / "y-s001.vmdk") + " " + sh_quote(dir / "y.vmdk"));
+  INFO(extent.err);
+  CHECK(extent.exit_code == 2);
+  CHECK_THAT(extent.err, Catch::Contains("y-s001.vmdk"));
+  CHECK(read_file(dir / "y-s001.vmdk") == y_before);
+  CHECK_FALSE(file_exists(dir / "y.vmdk"));
+}
+
+TEST_CASE("outputs: two outputs on standard output are a usage error before any work",
+          "[hostile-outputs]") {
+  TempDir dir;
+  const std::string src = dir / "s.img";
+  make_sample_disk(src, 16 << 20);
+  for (const std::string args :
+       {"convert --hash-file - " + sh_quote(src) + " -",
+        "convert --on-read-error continue --error-map - " + sh_quote(src) + " -",
+        "hash --on-read-error continue --error-map - --hash-file - " + sh_quote(src)}) {
+    INFO(args);
+    RunResult r = run_vdisk(args);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("standard output"));
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("outputs: a format other than raw onto a block device is refused", "[hostile-outputs]") {
+  TempDir dir;
+  std::string src = dir / "src.img";
+  make_sample_disk(src, 16 << 20);
+  std::string backing = dir / "backing";
+  write_file(backing, std::vector<uint8_t>(8 << 20, 0xAA));
+  LoopDevice loop(backing);
+  for (const std::string fmt : {"vmdk", "qcow2", "vhd"}) {
+    INFO(fmt);
+    RunResult r =
+        run_vdisk("convert --force -O " + fmt + " " + sh_quote(src) + " " + sh_quote(loop.path()));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("only -O raw"));
+    CHECK(file_type(loop.path()) == S_IFBLK);
+  }
+  std::vector<uint8_t> after = read_file(backing);
+  CHECK(std::count(after.begin(), after.end(), 0xAA) == 8 << 20);
+}
+
+TEST_CASE("outputs: mkiso refuses to write the ISO over one of its own input files",
+          "[hostile-outputs]") {
+  TempDir dir;
+  run_ok("mkdir -p " + sh_quote(dir / "t") + " && echo a > " + sh_quote(dir / "t/a.txt"));
+  REQUIRE(
+      run_vdisk("mkiso " + sh_quote(dir / "t") + " -o " + sh_quote(dir / "t/old.iso")).exit_code ==
+      0);
+  const std::vector<uint8_t> before = read_file(dir / "t/old.iso");
+  RunResult r =
+      run_vdisk("mkiso --force " + sh_quote(dir / "t") + " -o " + sh_quote(dir / "t/old.iso"));
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("old.iso"));
+  CHECK(read_file(dir / "t/old.iso") == before);
 }

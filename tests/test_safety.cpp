@@ -13,6 +13,7 @@
 #include "formats/core/error.h"
 #include "formats/registry.h"
 #include "tests/support/fault_support.h"
+#include "tests/support/iso_craft.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -106,12 +107,12 @@ TEST_CASE("SIGKILL during convert leaves nothing under the destination name", "[
   }
 }
 
-TEST_CASE("SIGINT and SIGTERM stop convert, remove the partial file and exit non-zero",
+TEST_CASE("SIGINT, SIGTERM, SIGHUP and SIGQUIT stop convert, remove the partial file, exit 130",
           "[safety]") {
   TempDir dir;
   std::string src = dir / "src.img";
   write_file(src, pattern_bytes(160 << 20, 8));
-  for (const char* sig : {"INT", "TERM"}) {
+  for (const char* sig : {"INT", "TERM", "HUP", "QUIT"}) {
     std::string dst = dir / "dst.img";
     std::string cmd = std::string(VDISK_BIN) + " convert --hash md5,sha1,sha256 " + sh_quote(src) +
                       " " + sh_quote(dst) + " & pid=$!; sleep 0.15; kill -" + sig +
@@ -185,5 +186,32 @@ TEST_CASE("a source that shrinks under us stops with the offset that failed", "[
     CHECK(e.offset() == uint64_t{3} << 20);
     CHECK_THAT(std::string(e.what()),
                Catch::Contains("shrank") || Catch::Contains("unexpected end of file"));
+  }
+}
+
+TEST_CASE("every command exits 130 within a second of a signal, even stuck in a write",
+          "[safety]") {
+  TempDir dir;
+  // 3000 entries: `ls -l` prints ~200 KB, more than a pipe holds, so with a
+  // reader that never reads vdisk blocks in write(2) where no loop can poll
+  // the cancel flag.
+  write_file(dir / "many.iso", isocraft::overlap(3000, 2048));
+  REQUIRE(::mkfifo((dir / "pipe").c_str(), 0600) == 0);
+  for (const char* sig : {"TERM", "HUP", "QUIT", "INT", "PIPE"}) {
+    // For PIPE the reader goes away, as when `| head` is done.
+    const bool pipe = std::string(sig) == "PIPE";
+    const std::string script =
+        "sleep 30 <" + sh_quote(dir / "pipe") + " & reader=$!; " + VDISK_BIN + " ls -l " +
+        sh_quote(dir / "many.iso") + " >" + sh_quote(dir / "pipe") +
+        " & pid=$!; sleep 1; t0=$(date +%s%N); " +
+        (pipe ? std::string("kill $reader") : "kill -" + std::string(sig) + " $pid") +
+        "; wait $pid; rc=$?; t1=$(date +%s%N); kill $reader 2>/dev/null; "
+        "echo $rc $(( (t1 - t0) / 1000000 ))";
+    RunResult r = run("bash -c " + sh_quote(script));
+    INFO(sig << ": " << r.out << r.err);
+    int rc = -1, ms = -1;
+    REQUIRE(std::sscanf(r.out.c_str(), "%d %d", &rc, &ms) == 2);
+    CHECK(rc == 130);
+    CHECK(ms < 1000);
   }
 }

@@ -54,6 +54,14 @@ std::string path_extension(const std::string& path) {
 
 namespace {
 
+// File::identity() from stat(2): device and inode, or for a block device the
+// device itself (two nodes, say /dev/sda and a copy made with mknod, name
+// one disk).
+std::pair<uint64_t, uint64_t> identity_of_stat(const struct stat& st) {
+  if (S_ISBLK(st.st_mode)) return {~0ull, static_cast<uint64_t>(st.st_rdev)};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
 class PosixFile final : public File {
  public:
   PosixFile(std::string path, int fd, const struct stat& st)
@@ -61,14 +69,13 @@ class PosixFile final : public File {
         fd_(fd),
         size_(static_cast<uint64_t>(st.st_size)),
         blocks_(static_cast<uint64_t>(st.st_blocks) * 512),
-        dev_(st.st_dev),
-        ino_(st.st_ino) {}
+        identity_(identity_of_stat(st)) {}
   ~PosixFile() override { ::close(fd_); }
 
   const std::string& path() const override { return path_; }
   uint64_t size() const override { return size_; }
   uint64_t allocated_on_host() const override { return blocks_; }
-  std::pair<uint64_t, uint64_t> identity() const override { return {dev_, ino_}; }
+  std::pair<uint64_t, uint64_t> identity() const override { return identity_; }
 
   void read_at(uint64_t offset, void* buf, size_t len) const override {
     size_t got = read_some(offset, buf, len);
@@ -135,7 +142,7 @@ class PosixFile final : public File {
   int fd_;
   uint64_t size_;
   uint64_t blocks_;
-  uint64_t dev_, ino_;
+  std::pair<uint64_t, uint64_t> identity_;
 };
 
 // What is at a path an output is about to take.
@@ -212,6 +219,25 @@ std::string random_suffix() {
   return hex;
 }
 
+// The hidden temporaries alive now, for remove_partial_outputs().
+std::mutex& partials_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::vector<std::string>& partials() {
+  static std::vector<std::string> list;
+  return list;
+}
+void add_partial(const std::string& tmp) {
+  std::lock_guard<std::mutex> lock(partials_mu());
+  partials().push_back(tmp);
+}
+void drop_partial(const std::string& tmp) {
+  std::lock_guard<std::mutex> lock(partials_mu());
+  auto& list = partials();
+  list.erase(std::remove(list.begin(), list.end(), tmp), list.end());
+}
+
 // A regular file that appears under its final name only on commit(). The
 // bytes go to an unnamed O_TMPFILE where the file system allows it (a killed
 // vdisk then leaves nothing at all), else to a hidden sibling created with
@@ -241,6 +267,7 @@ class PosixOutputFile final : public OutputFile {
         throw_errno(path_, std::nullopt, "cannot create output in " + dir, err);
       }
     }
+    add_partial(tmp_);
   }
   ~PosixOutputFile() override { discard(); }
 
@@ -323,7 +350,7 @@ class PosixOutputFile final : public OutputFile {
       fd_ = -1;
     }
     if (!committed_ && !tmp_.empty()) ::unlink(tmp_.c_str());
-    tmp_.clear();
+    set_tmp("");
     committed_ = true;
   }
 
@@ -347,7 +374,7 @@ class PosixOutputFile final : public OutputFile {
         throw_errno(path_, std::nullopt, "cannot give the output its name", err);
       }
       if (!overwrite_) return;
-      tmp_ = target;
+      set_tmp(target);
     }
     unsigned flags = overwrite_ ? 0 : RENAME_NOREPLACE;
     if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, path_.c_str(), flags) != 0) {
@@ -358,7 +385,13 @@ class PosixOutputFile final : public OutputFile {
       }
       throw_errno(path_, std::nullopt, "cannot rename into place", err);
     }
-    tmp_.clear();
+    set_tmp("");
+  }
+
+  void set_tmp(const std::string& tmp) {
+    if (!tmp_.empty()) drop_partial(tmp_);
+    tmp_ = tmp;
+    if (!tmp_.empty()) add_partial(tmp_);
   }
 
   std::string path_;
@@ -596,6 +629,12 @@ class PosixEnv final : public Env {
     return out;
   }
 
+  std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) override {
+    struct stat st;
+    if (path.empty() || ::stat(path.c_str(), &st) != 0) return std::nullopt;
+    return identity_of_stat(st);
+  }
+
   std::string real_path(const std::string& path) override {
     char* r = ::realpath(path.c_str(), nullptr);
     if (!r) throw_errno(path, std::nullopt, "cannot resolve path", errno);
@@ -795,6 +834,14 @@ std::string MemEnv::real_path(const std::string& path) {
   return path;
 }
 
+std::optional<std::pair<uint64_t, uint64_t>> MemEnv::identity_of(const std::string& path) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->files.find(path);
+  if (it == state_->files.end()) return std::nullopt;
+  // As MemoryFile::identity().
+  return std::pair<uint64_t, uint64_t>{1, reinterpret_cast<uintptr_t>(it->second.get())};
+}
+
 void MemEnv::set_clock(int64_t unix_seconds) {
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->clock = unix_seconds;
@@ -822,6 +869,156 @@ void MemEnv::random_bytes(void* buf, size_t len) {
     z ^= z >> 31;
     for (size_t k = 0; k < 8 && i + k < len; ++k) p[i + k] = static_cast<uint8_t>(z >> (8 * k));
   }
+}
+
+}  // namespace vdisk
+
+namespace vdisk {
+
+namespace {
+
+// What makes two paths one file: the identity of what exists there, else the
+// resolved folder and the name (an output not made yet).
+struct FileKey {
+  std::optional<std::pair<uint64_t, uint64_t>> id;
+  std::string name;
+  bool same(const FileKey& o) const {
+    if (id || o.id) return id && o.id && *id == *o.id;
+    return name == o.name;
+  }
+};
+
+FileKey key_of(Env& env, const std::string& path) {
+  FileKey k;
+  k.id = env.identity_of(path);
+  if (k.id) return k;
+  try {
+    k.name = path_join(env.real_path(path_dirname(path)), path_basename(path));
+  } catch (const Error&) {
+    k.name = path;  // the folder is missing: creating the file will fail anyway
+  }
+  return k;
+}
+
+}  // namespace
+
+struct GuardedEnv::State {
+  struct Input {
+    std::string path;
+    std::pair<uint64_t, uint64_t> id;
+  };
+  struct Output {
+    std::string role;
+    std::string path;
+    Maker maker;
+    FileKey key;
+  };
+  std::mutex mu;
+  std::vector<Input> inputs;
+  std::vector<Output> outputs;
+};
+
+GuardedEnv::GuardedEnv(Env& base) : base_(base), state_(std::make_unique<State>()) {}
+GuardedEnv::~GuardedEnv() = default;
+
+namespace {
+
+[[noreturn]] void refuse_read_output(const std::string& role, const std::string& out,
+                                     const std::string& in) {
+  throw Error(ErrorKind::kInvalidArgument, out, std::nullopt,
+              role + " would overwrite " + in +
+                  ", which is the source or a file it reads; refusing (even with --force)");
+}
+
+}  // namespace
+
+void GuardedEnv::claim_output(const std::string& role, const std::string& path, Maker maker) {
+  if (path == "-") return;
+  FileKey key = key_of(base_, path);
+  std::lock_guard<std::mutex> lock(state_->mu);
+  for (const auto& in : state_->inputs) {
+    if (key.id && *key.id == in.id) refuse_read_output(role, path, in.path);
+  }
+  for (const auto& out : state_->outputs) {
+    if (key.same(out.key)) {
+      throw Error(
+          ErrorKind::kInvalidArgument, path, std::nullopt,
+          role + " and " + out.role + " (" + out.path + ") are one file; refusing to write either");
+    }
+  }
+  state_->outputs.push_back({role, path, maker, std::move(key)});
+}
+
+void GuardedEnv::add_input(const std::string& path) {
+  auto id = base_.identity_of(path);
+  if (!id) return;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  for (const auto& out : state_->outputs) {
+    if (out.key.id && *out.key.id == *id) refuse_read_output(out.role, out.path, path);
+  }
+  state_->inputs.push_back({path, *id});
+}
+
+std::unique_ptr<File> GuardedEnv::open_read(const std::string& path) {
+  std::unique_ptr<File> f = base_.open_read(path);
+  const auto id = f->identity();
+  if (id == std::pair<uint64_t, uint64_t>{0, 0}) return f;
+  std::lock_guard<std::mutex> lock(state_->mu);
+  for (const auto& out : state_->outputs) {
+    if (out.key.id && *out.key.id == id) refuse_read_output(out.role, out.path, path);
+  }
+  state_->inputs.push_back({path, id});
+  return f;
+}
+
+std::unique_ptr<OutputFile> GuardedEnv::create_output(const std::string& path, bool overwrite) {
+  if (path != "-") {
+    FileKey key = key_of(base_, path);
+    bool claimed = false;
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      for (const auto& in : state_->inputs) {
+        if (key.id && *key.id == in.id) refuse_read_output("the output file", path, in.path);
+      }
+      for (const auto& out : state_->outputs) {
+        if (!key.same(out.key)) continue;
+        if (out.maker == Maker::kCommand) {
+          throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                      "an output file of the image is " + out.role +
+                          (out.path == path ? "" : " (" + out.path + ")") +
+                          "; refusing to write either");
+        }
+        claimed = true;
+      }
+    }
+    if (!claimed) claim_output("the output file", path, Maker::kEnv);
+  }
+  return base_.create_output(path, overwrite);
+}
+
+bool GuardedEnv::exists(const std::string& path) {
+  return base_.exists(path);
+}
+std::vector<DirEntryInfo> GuardedEnv::list_dir(const std::string& dir) {
+  return base_.list_dir(dir);
+}
+std::string GuardedEnv::real_path(const std::string& path) {
+  return base_.real_path(path);
+}
+std::optional<std::pair<uint64_t, uint64_t>> GuardedEnv::identity_of(const std::string& path) {
+  return base_.identity_of(path);
+}
+int64_t GuardedEnv::now_unix() {
+  return base_.now_unix();
+}
+void GuardedEnv::random_bytes(void* buf, size_t len) {
+  base_.random_bytes(buf, len);
+}
+
+void remove_partial_outputs() {
+  std::lock_guard<std::mutex> lock(partials_mu());
+  for (const std::string& tmp : partials()) ::unlink(tmp.c_str());
+  partials().clear();
 }
 
 }  // namespace vdisk

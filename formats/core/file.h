@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vdisk {
@@ -39,7 +41,9 @@ class File {
   }
   // Bytes the file occupies on the host (st_blocks * 512); 0 when unknown.
   virtual uint64_t allocated_on_host() const { return 0; }
-  // Identity of the underlying object: equal for two paths naming one inode.
+  // Identity of the underlying object: equal for two paths naming one inode
+  // (for a block device: one device, whichever node names it); {0, 0} when
+  // unknown. Env::identity_of answers the same for a path.
   virtual std::pair<uint64_t, uint64_t> identity() const { return {0, 0}; }
 };
 
@@ -108,6 +112,11 @@ class Env {
   virtual std::vector<DirEntryInfo> list_dir(const std::string& dir) = 0;
   // The canonical absolute path (symlinks resolved); throws when missing.
   virtual std::string real_path(const std::string& path) = 0;
+  // File::identity() of what `path` names now (symlinks followed); nullopt
+  // when nothing exists there (or the Env cannot tell).
+  virtual std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) {
+    return std::nullopt;
+  }
 
   // The clock and the random source of writers (the VHD footer's timestamp,
   // GUIDs, VMDK CIDs), here so that a test Env can make a writer's output
@@ -151,6 +160,7 @@ class MemEnv final : public Env {
   bool exists(const std::string& path) override;
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
   std::string real_path(const std::string& path) override;
+  std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) override;
   int64_t now_unix() override;
   void random_bytes(void* buf, size_t len) override;
 
@@ -160,8 +170,58 @@ class MemEnv final : public Env {
   std::shared_ptr<State> state_;
 };
 
+// An Env that keeps a command's outputs off its inputs (a report written
+// over the image, a raw output over the source's own extent or parent). It
+// forwards to `base` and remembers every file opened for reading through it
+// (the image, extents, parents, segments, mapfile, index: pass it as
+// OpenOptions::env and wherever else the command reads); outputs are
+// declared with claim_output() before any work, and create_output() checks
+// each file a writer makes. A file read and a file written that are one file
+// (one device+inode; for files not yet there, one resolved folder and name),
+// or two outputs that are one file, throw Error(kInvalidArgument) naming both
+// paths — whatever `overwrite` says. "-" (standard output) is not checked
+// here. Thread-safe.
+class GuardedEnv final : public Env {
+ public:
+  // How a declared output is made.
+  enum class Maker {
+    kEnv,      // through this Env's create_output() (the destination, --index)
+    kCommand,  // by the command itself, elsewhere (a report, an error map)
+  };
+  explicit GuardedEnv(Env& base);
+  ~GuardedEnv() override;
+  // Declares that the command will write `path`; `role` names it in messages
+  // ("the destination", "the --hash-file report"). Throws as above when it is
+  // a file read so far or another declared output. Does nothing for "-".
+  void claim_output(const std::string& role, const std::string& path, Maker maker);
+  // Records a file read through `base` without this Env, as if opened here.
+  void add_input(const std::string& path);
+
+  std::unique_ptr<File> open_read(const std::string& path) override;
+  // Refuses a path read through this Env or declared with Maker::kCommand;
+  // any other new path counts as declared from now on.
+  std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override;
+  bool exists(const std::string& path) override;
+  std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
+  std::string real_path(const std::string& path) override;
+  std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) override;
+  int64_t now_unix() override;
+  void random_bytes(void* buf, size_t len) override;
+
+  struct State;
+
+ private:
+  Env& base_;
+  std::unique_ptr<State> state_;
+};
+
 // A File over a byte vector (used by MemEnv and by fuzz targets).
 std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> bytes);
+
+// Removes the hidden temporaries of every POSIX output not yet committed or
+// discarded (O_TMPFILE outputs have none), for a process about to _exit()
+// without unwinding: the CLI's signal watchdog (cli/main.cpp). Thread-safe.
+void remove_partial_outputs();
 
 // Path helpers (pure string operations).
 std::string path_dirname(const std::string& path);   // "a/b" -> "a", "b" -> "."

@@ -83,6 +83,10 @@ struct Run {
 struct RawDirent {
   std::string name;
   uint32_t ino = 0;
+  // Non-empty: the entry cannot be used (its name holds '/' or NUL); it is
+  // left out of listings and reported by skipped(), as other trees do.
+  std::string unusable;
+  uint64_t offset = 0;  // device byte offset of the record
 };
 
 class ExtTree final : public FileTree {
@@ -105,7 +109,17 @@ class ExtTree final : public FileTree {
     }
     std::vector<DirEntry> out;
     for (const RawDirent& d : dirents(in)) {
-      out.push_back(DirEntry{d.name, stat_of(load_inode(d.ino))});
+      if (d.unusable.empty()) out.push_back(DirEntry{d.name, stat_of(load_inode(d.ino))});
+    }
+    return out;
+  }
+
+  std::vector<SkippedEntry> skipped(NodeId dir) const override {
+    Inode in = load_inode(dir);
+    std::vector<SkippedEntry> out;
+    if (in.type() != kSIfDir) return out;
+    for (const RawDirent& d : dirents(in)) {
+      if (!d.unusable.empty()) out.push_back(SkippedEntry{d.name, d.unusable, d.offset});
     }
     return out;
   }
@@ -116,7 +130,7 @@ class ExtTree final : public FileTree {
       throw Error(ErrorKind::kNotFound, label_, std::nullopt, "not a directory");
     }
     for (const RawDirent& d : dirents(in)) {
-      if (d.name == name) return d.ino;
+      if (d.unusable.empty() && d.name == name) return d.ino;
     }
     throw Error(ErrorKind::kNotFound, label_, std::nullopt, "no entry named '" + name + "'");
   }
@@ -539,15 +553,19 @@ class ExtTree final : public FileTree {
         std::string name(reinterpret_cast<const char*>(d + kDeName), name_len);
         bool dot = name == "." || name == "..";
         if (!dot && name.find_first_of(std::string("/\0", 2)) != std::string::npos) {
-          corrupt(where + pos, "directory entry name contains '/' or NUL");
-        }
-        if (!dot) {
+          // Not a name a file can have: the one entry is left out, not the
+          // directory (the kernel's ext4 reports it the same way, per entry).
+          const bool slash = name.find('/') != std::string::npos;
+          out.push_back(RawDirent{std::move(name), ino,
+                                  slash ? "the name contains '/'" : "the name contains a NUL byte",
+                                  where + pos});
+        } else if (!dot) {
           if (ino > sb_.inodes_count) {
             corrupt(where + pos, "directory entry '" + name + "' names inode " +
                                      std::to_string(ino) + " of " +
                                      std::to_string(sb_.inodes_count));
           }
-          out.push_back(RawDirent{std::move(name), ino});
+          out.push_back(RawDirent{std::move(name), ino, "", where + pos});
         }
       }
       pos += rec;

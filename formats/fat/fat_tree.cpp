@@ -4,6 +4,7 @@
 #include <array>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "formats/core/endian.h"
@@ -14,6 +15,25 @@
 namespace vdisk::fat {
 
 namespace {
+
+// The cluster a chain comes back to, when it does: the value whose second
+// appearance comes first (9 -> 7 -> 4 -> 7 -> 4 loops back to 7, though 4
+// repeats too); nullopt for a chain without repeats. Sorting (value, index)
+// pairs keeps it to 8 bytes per cluster, whatever the volume's size.
+std::optional<uint32_t> loop_target(const std::vector<uint32_t>& chain) {
+  std::vector<std::pair<uint32_t, uint32_t>> v(chain.size());
+  for (size_t i = 0; i < chain.size(); ++i) v[i] = {chain[i], static_cast<uint32_t>(i)};
+  std::sort(v.begin(), v.end());
+  std::optional<uint32_t> best;
+  uint32_t best_index = UINT32_MAX;
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i].first == v[i - 1].first && v[i].second < best_index) {
+      best_index = v[i].second;
+      best = v[i].first;
+    }
+  }
+  return best;
+}
 
 // Node ids: the root is kRootNode; every other node is the device byte offset
 // of its 8.3 directory entry (a multiple of 32, never below one sector), so
@@ -497,8 +517,8 @@ class FatTree final : public FileTree {
       }
       if (out->size() >= limit) {
         // The bounded walk ends here; tell a loop from a plain overlong chain.
-        if (std::find(out->begin(), out->end(), next) != out->end())
-          bad("loops back to cluster " + std::to_string(next));
+        out->push_back(next);
+        if (auto back = loop_target(*out)) bad("loops back to cluster " + std::to_string(*back));
         if (exact) bad("longer than the file size (" + std::to_string(limit) + " clusters)");
         bad("longer than " + std::to_string(limit) + " clusters, the most a directory may have");
       }
@@ -508,11 +528,7 @@ class FatTree final : public FileTree {
       bad("ends after " + std::to_string(out->size()) + " clusters, the size needs " +
           std::to_string(limit));
     }
-    // Within the bound a loop shows as a repeated cluster.
-    std::vector<uint32_t> sorted = *out;
-    std::sort(sorted.begin(), sorted.end());
-    if (auto d = std::adjacent_find(sorted.begin(), sorted.end()); d != sorted.end())
-      bad("loops back to cluster " + std::to_string(*d));
+    if (auto back = loop_target(*out)) bad("loops back to cluster " + std::to_string(*back));
     if (chain_cache_.size() >= 4096) chain_cache_.clear();
     chain_cache_.emplace(key, out);
     return out;
