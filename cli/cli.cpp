@@ -103,6 +103,51 @@ std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(const po::variables_
   return rescued;
 }
 
+void add_output_format_options(po::options_description& desc, const char* default_format) {
+  desc.add_options()("output-format,O", po::value<std::string>()->default_value(default_format),
+                     "output format (see 'vdisk formats')")(
+      "options,o", po::value<std::vector<std::string>>()->composing(),
+      "output format options key=value[,key=value...] (may repeat; -o help lists them)");
+}
+
+bool answer_options_help(const po::variables_map& vm) {
+  if (!vm.count("options")) return false;
+  bool asked = false;
+  for (const std::string& group : vm["options"].as<std::vector<std::string>>()) {
+    size_t start = 0;
+    while (start <= group.size()) {
+      const size_t comma = group.find(',', start);
+      const std::string item =
+          group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      asked |= item == "help" || item == "?";
+      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
+    }
+  }
+  if (!asked) return false;
+  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
+  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  if (f.create_options.empty()) {
+    std::printf("format %s takes no -o options\n", f.name.c_str());
+  } else {
+    std::printf("-o options of format %s (-o key=value[,key=value...]):\n%s", f.name.c_str(),
+                describe_create_options(f, terminal_width()).c_str());
+  }
+  return true;
+}
+
+const FormatDescriptor& output_format_from(const po::variables_map& vm, Options& options,
+                                           std::string& text) {
+  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
+  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  text.clear();
+  if (vm.count("options")) {
+    for (auto& o : vm["options"].as<std::vector<std::string>>())
+      text += (text.empty() ? "" : ",") + o;
+  }
+  options = parse_options(text, f.create_options, f.name);
+  return f;
+}
+
 bool want_json(const po::variables_map& vm) {
   if (!vm.count("output")) return false;
   std::string o = vm["output"].as<std::string>();

@@ -75,6 +75,18 @@ std::shared_ptr<const ddrescue::RescuedDevice> rescued_from(
 // (default X)"), wrapped to `width` (vdisk formats, convert -o help).
 std::string describe_create_options(const FormatDescriptor& f, unsigned width);
 
+// Adds -O FMT (default `default_format`) and -o key=value (repeatable, "-o
+// help" lists the -O format's options): the output format of convert,
+// create and measure.
+void add_output_format_options(po::options_description& desc, const char* default_format);
+// The EarlyAnswer for those: `-o help` (or `-o ?`, as qemu-img takes it)
+// prints the -O format's -o options and answers the command line.
+bool answer_options_help(const po::variables_map& vm);
+// The -O format (writable, else UsageError) and its -o options parsed
+// against it; `text` receives them joined ("k=v,k2=v2").
+const FormatDescriptor& output_format_from(const po::variables_map& vm, Options& options,
+                                           std::string& text);
+
 // "human" or "json" from --output; throws UsageError otherwise.
 bool want_json(const po::variables_map& vm);
 

@@ -5,6 +5,7 @@
 #include "cli/progress.h"
 #include "converters/convert.h"
 #include "formats/core/hex.h"
+#include "formats/core/json.h"
 
 namespace vdisk::cli {
 
@@ -30,19 +31,37 @@ int cmd_compare(const std::vector<std::string>& args) {
       "allow-size-mismatch",
       "images of different sizes may still be identical: the common part must match and the "
       "larger image's extra part must be all zeros (as qemu-img compare)")(
-      "progress,p", "show progress on stderr");
+      "progress,p", "show progress on stderr")(
+      "output", po::value<std::string>()->default_value("human"), "human or json");
   const std::vector<Positional> pos = {
       {"a", "A", "first image", "first image"},
       {"b", "B", "second image", "second image"},
   };
   po::variables_map vm;
-  if (!parse_args("compare", "[-f FMT] [-F FMT] [--allow-size-mismatch] A B", desc, pos, args, vm))
+  if (!parse_args("compare", "[-f FMT] [-F FMT] [--allow-size-mismatch] A B [--output json]", desc,
+                  pos, args, vm))
     return kExitOk;
   const bool lenient = vm.count("allow-size-mismatch") != 0;
+  const bool json = want_json(vm);
   BlockDevicePtr a = open_from_args(vm, "a", "format-a");
   BlockDevicePtr b = open_from_args(vm, "b", "format-b");
   auto progress = make_progress(vm.count("progress") != 0, false);
   CompareResult r = compare_devices(*a, *b, progress.get(), &cancel_flag());
+  if (json) {
+    // The same verdict as the human output: with --allow-size-mismatch a
+    // zero extra part does not make the images differ.
+    const bool same = r.identical || (lenient && r.size_differs && !r.first_difference &&
+                                      !r.first_nonzero_extra);
+    Json j = Json::object();
+    j.set("identical", same);
+    j.set("size_a", r.size_a);
+    j.set("size_b", r.size_b);
+    j.set("size_differs", r.size_differs);
+    j.set("first_difference", r.first_difference ? Json(*r.first_difference) : Json());
+    j.set("first_nonzero_extra", r.first_nonzero_extra ? Json(*r.first_nonzero_extra) : Json());
+    std::printf("%s\n", j.dump(2).c_str());
+    return same ? kExitOk : kExitDifferent;
+  }
   if (!r.size_differs) {
     if (r.first_difference) {
       print_mismatch(*r.first_difference);

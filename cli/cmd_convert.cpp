@@ -10,6 +10,7 @@
 #include "converters/convert.h"
 #include "formats/core/error.h"
 #include "formats/foreign.h"
+#include "formats/core/json.h"
 
 namespace vdisk::cli {
 
@@ -31,7 +32,7 @@ const FormatDescriptor& require_writable_format(const std::string& name) {
 
 // `-o help` (or `-o ?`, as qemu-img takes it): the -o options of the -O
 // format, from its descriptor.
-bool answer_options_help(const po::variables_map& vm) {
+bool answer_convert_options_help(const po::variables_map& vm) {
   if (!vm.count("options")) return false;
   bool asked = false;
   for (const std::string& group : vm["options"].as<std::vector<std::string>>()) {
@@ -55,6 +56,32 @@ bool answer_options_help(const po::variables_map& vm) {
                 describe_create_options(f, terminal_width()).c_str());
   }
   return true;
+}
+
+// convert --output json: the summary's keys (docs/json.md).
+Json convert_summary_json(const std::string& src, const std::string& src_format,
+                          const std::string& dst, const std::string& dst_format,
+                          const CopyResult& r, const std::vector<std::string>& files,
+                          const std::vector<std::string>& notes) {
+  Json j = Json::object();
+  j.set("source", src);
+  j.set("source_format", src_format);
+  j.set("destination", dst);
+  j.set("format", dst_format);
+  j.set("virtual_size", r.virtual_size);
+  j.set("bytes_written", r.bytes_written);
+  j.set("unallocated_bytes", r.virtual_size - r.bytes_written);
+  j.set("seconds", r.seconds);
+  j.set("hashes", hashes_json(r.hashes));
+  j.set("hashes_zero_filled", hashes_json(r.hashes_zero_filled));
+  Json f = Json::array();
+  for (const std::string& s : files) f.push(s);
+  j.set("output_files", std::move(f));
+  Json n = Json::array();
+  for (const std::string& s : notes) n.push(s);
+  j.set("notes", std::move(n));
+  j.set("read_errors", read_errors_json(r.read_errors));
+  return j;
 }
 
 // The output format when -O is not given, from DST's extension (issue #18:
@@ -133,7 +160,9 @@ int cmd_convert(const std::vector<std::string>& args) {
       "writeback: fsync the output before it takes its name (survives a crash); unsafe: skip "
       "the fsync (faster; as qemu-img's default)")(
       "allow-resize",
-      "let the output format round the virtual size up when it cannot keep it exactly");
+      "let the output format round the virtual size up when it cannot keep it exactly")(
+      "output", po::value<std::string>()->default_value("human"),
+      "the summary as human text or json (on stderr when DST is '-')");
   const std::vector<Positional> pos = {
       {"src", "SRC", "source", "source image ('-': raw from standard input, needs --size)"},
       {"dst", "DST", "destination", "destination ('-' for standard output)"},
@@ -143,7 +172,7 @@ int cmd_convert(const std::vector<std::string>& args) {
                   "[-f FMT] -O FMT [-o key=value,...|help] [-t writeback|unsafe] "
                   "[-p|--progress json] [--hash ALGOS] [--hash-file REPORT.json] "
                   "[--mapfile RESCUE.map] [--on-read-error stop|continue [--error-map OUT.map]] "
-                  "[--size SIZE] [--verify] [--force] SRC DST",
+                  "[--size SIZE] [--verify] [--force] [--output json] SRC DST",
                   desc, pos, args, vm, answer_options_help)) {
     return kExitOk;
   }
@@ -154,6 +183,7 @@ int cmd_convert(const std::vector<std::string>& args) {
   const bool force = vm.count("force") != 0;
   const bool verify = vm.count("verify") != 0;
   const std::string report_path = vm.count("hash-file") ? vm["hash-file"].as<std::string>() : "";
+  const bool json = want_json(vm);
 
   // Everything the user typed is validated before any file is opened or made.
   InferredFormat inferred;
@@ -283,34 +313,42 @@ int cmd_convert(const std::vector<std::string>& args) {
   const std::optional<uint64_t> dst_allocated = output_allocated(dst_path, out_fmt);
   const std::string allocated =
       dst_allocated ? human_size(*dst_allocated) + " allocated in the output" : "";
-  std::fprintf(out, "converted %s (%s) -> %s (%s): %s, %s data written%s%s, %.2f s\n",
-               src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
-               sizes.c_str(), human_size(r.bytes_written).c_str(), allocated.empty() ? "" : ", ",
-               allocated.c_str(), r.seconds);
-  // A resized output holds other content than the source: both hash sets,
-  // each labelled, so neither is taken for the other.
-  const std::string src_scope =
-      resized ? "source content, " + std::to_string(r.virtual_size) + " bytes" : "guest content";
-  for (auto& hv : r.hashes) {
-    std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
-                 src_scope.c_str(), hv.hex.c_str());
+  Json summary = Json::object();
+  if (json) {
+    summary = convert_summary_json(src_path, src_info.format, dst_path, out_fmt.name, r,
+                                   writer->output_files(), writer->notes());
+    summary.set("output_virtual_size", writer->virtual_size());
+    if (dst_allocated) summary.set("output_allocated_bytes", *dst_allocated);
+    if (resized) summary.set("output_hashes", hashes_json(r.output_hashes));
+  } else {
+    std::fprintf(out, "converted %s (%s) -> %s (%s): %s, %s data written%s%s, %.2f s\n",
+                 src_path.c_str(), src_info.format.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
+                 sizes.c_str(), human_size(r.bytes_written).c_str(), allocated.empty() ? "" : ", ",
+                 allocated.c_str(), r.seconds);
+    // A resized output holds other content than the source: both hash sets,
+    // each labelled, so neither is taken for the other.
+    const std::string src_scope =
+        resized ? "source content, " + std::to_string(r.virtual_size) + " bytes" : "guest content";
+    for (auto& hv : r.hashes) {
+      std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                   src_scope.c_str(), hv.hex.c_str());
+    }
+    const std::string zf_scope = zero_filled_scope(r);
+    for (auto& hv : r.hashes_zero_filled) {
+      std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
+                   zf_scope.c_str(), hv.hex.c_str());
+    }
+    if (!r.hashes_zero_filled.empty()) {
+      std::fprintf(out,
+                   "note: the output leaves the %s of %s unallocated: it reads as the source with "
+                   "zeros there (the %s hash)\n",
+                   human_size(r.unreadable_bytes + r.read_error_bytes).c_str(),
+                   r.read_errors.empty()     ? "unrescued areas"
+                   : r.unreadable_bytes == 0 ? "read errors"
+                                             : "unrescued areas and read errors",
+                   r.hashes.empty() ? "only" : "second");
   }
-  const std::string zf_scope = zero_filled_scope(r);
-  for (auto& hv : r.hashes_zero_filled) {
-    std::fprintf(out, "%s (%s) = %s\n", upper_case(hash_algo_name(hv.algo)).c_str(),
-                 zf_scope.c_str(), hv.hex.c_str());
-  }
-  if (!r.hashes_zero_filled.empty()) {
-    std::fprintf(out,
-                 "note: the output leaves the %s of %s unallocated: it reads as the source with "
-                 "zeros there (the %s hash)\n",
-                 human_size(r.unreadable_bytes + r.read_error_bytes).c_str(),
-                 r.read_errors.empty()     ? "unrescued areas"
-                 : r.unreadable_bytes == 0 ? "read errors"
-                                           : "unrescued areas and read errors",
-                 r.hashes.empty() ? "only" : "second");
-  }
-  if (resized) {
+  if (resized && !json) {
     for (auto& hv : r.output_hashes) {
       std::fprintf(out, "%s (output content, %llu bytes) = %s\n",
                    upper_case(hash_algo_name(hv.algo)).c_str(),
@@ -358,10 +396,18 @@ int cmd_convert(const std::vector<std::string>& args) {
         std::fprintf(stderr, "  %s expected %s, output %s\n", hash_algo_name(valgos[i]),
                      expect[i].hex.c_str(), got.hashes[i].hex.c_str());
       }
+      if (json) {
+        summary.set("verify", "failed");
+        std::fprintf(out, "%s\n", summary.dump(2).c_str());
+      }
       return kExitDifferent;
     }
-    std::fprintf(out, "verify: OK (%s of the output matches)\n", hash_algo_name(valgos.back()));
+    if (json)
+      summary.set("verify", "ok");
+    else
+      std::fprintf(out, "verify: OK (%s of the output matches)\n", hash_algo_name(valgos.back()));
   }
+  if (json) std::fprintf(out, "%s\n", summary.dump(2).c_str());
   return read_status;
 }
 

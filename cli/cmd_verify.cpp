@@ -11,6 +11,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/hex.h"
+#include "formats/core/json.h"
 
 namespace vdisk::cli {
 
@@ -55,16 +56,18 @@ int cmd_verify(const std::vector<std::string>& args) {
   desc.add_options()("expect", po::value<std::vector<std::string>>()->composing(),
                      "ALGO:HEX the image must hash to (may repeat)")(
       "hash-file", po::value<std::string>(),
-      "a report of 'vdisk convert' or 'vdisk hash' (--hash-file)");
+      "a report of 'vdisk convert' or 'vdisk hash' (--hash-file)")(
+      "output", po::value<std::string>()->default_value("human"), "human or json");
   const std::vector<Positional> pos = {{"image", "IMAGE", "image", "the image"}};
   po::variables_map vm;
   if (!parse_args(
           "verify",
           "[-f FMT] IMAGE [--expect ALGO:HEX ... | --hash-file REPORT.json] [-p|--progress json] "
-          "[--on-read-error stop|continue [--error-map OUT.map]]",
+          "[--on-read-error stop|continue [--error-map OUT.map]] [--output json]",
           desc, pos, args, vm)) {
     return kExitOk;
   }
+  const bool json = want_json(vm);
   const bool has_expect = vm.count("expect") != 0, has_report = vm.count("hash-file") != 0;
   if (has_expect && has_report)
     throw UsageError("give either --expect ALGO:HEX or --hash-file REPORT.json, not both");
@@ -138,6 +141,47 @@ int cmd_verify(const std::vector<std::string>& args) {
     }
     throw std::logic_error("hash missing");
   };
+  // The candidate the content matches, if any.
+  const Expectation* matched = nullptr;
+  for (const Expectation& c : candidates) {
+    bool ok = !c.size || *c.size == r.virtual_size;
+    for (auto& h : c.hashes) ok = ok && got(h.algo) == h.hex;
+    if (ok) {
+      matched = &c;
+      break;
+    }
+  }
+  const int status = !matched || damage_count ? kExitDifferent : read_status;
+  if (json) {
+    Json j = Json::object();
+    j.set("image", image);
+    j.set("virtual_size", r.virtual_size);
+    j.set("ok", status != kExitDifferent);
+    j.set("matched", matched ? Json(matched->what) : Json());
+    j.set("hashes", hashes_json(computed));
+    Json expected = Json::array();
+    for (const Expectation& c : candidates) {
+      Json cj = Json::object();
+      cj.set("what", c.what);
+      cj.set("size", c.size ? Json(*c.size) : Json());
+      cj.set("hashes", hashes_json(c.hashes));
+      expected.push(std::move(cj));
+    }
+    j.set("expected", std::move(expected));
+    j.set("damaged_count", damage_count);
+    Json dj = Json::array();
+    for (const DamagedData& d : damage) {
+      Json e = Json::object();
+      e.set("offset", d.offset);
+      e.set("length", d.length);
+      e.set("message", d.message);
+      dj.push(std::move(e));
+    }
+    j.set("damaged", std::move(dj));
+    j.set("read_errors", read_errors_json(r.read_errors));
+    std::printf("%s\n", j.dump(2).c_str());
+    return status;
+  }
   if (damage_count) {
     std::printf("verify: %s: %llu damaged chunk%s (read as zeros when they do not decode):\n",
                 image.c_str(), static_cast<unsigned long long>(damage_count),
@@ -149,24 +193,6 @@ int cmd_verify(const std::vector<std::string>& args) {
     if (damage_count > damage.size()) {
       std::printf("  ... and %llu more\n",
                   static_cast<unsigned long long>(damage_count - damage.size()));
-    }
-  }
-  for (const Expectation& c : candidates) {
-    bool ok = !c.size || *c.size == r.virtual_size;
-    for (auto& h : c.hashes) ok = ok && got(h.algo) == h.hex;
-    if (ok && damage_count) {
-      std::printf("verify: FAILED: %s matches %s, but its chunks are damaged\n", image.c_str(),
-                  c.what.c_str());
-      return kExitDifferent;
-    }
-    if (ok) {
-      std::printf("verify: OK: %s matches %s (", image.c_str(), c.what.c_str());
-      for (size_t i = 0; i < c.hashes.size(); ++i) {
-        std::printf("%s%s %s", i ? ", " : "", hash_algo_name(c.hashes[i].algo),
-                    c.hashes[i].hex.c_str());
-      }
-      std::printf(")%s\n", r.read_errors.empty() ? "" : ", with its read errors as zeros");
-      return read_status;
     }
   }
   std::printf("verify: FAILED: %s (%llu bytes) matches none of the expected contents\n",

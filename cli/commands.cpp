@@ -18,6 +18,9 @@ int cmd_extract(const std::vector<std::string>& args);
 int cmd_mkiso(const std::vector<std::string>& args);
 int cmd_mount(const std::vector<std::string>& args);
 int cmd_unmount(const std::vector<std::string>& args);
+int cmd_check(const std::vector<std::string>& args);
+int cmd_create(const std::vector<std::string>& args);
+int cmd_measure(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -41,6 +44,10 @@ const std::vector<Command>& commands() {
        cmd_mkiso},
       {"mount", "mount an image read-only: disk.raw and partitions, or its files", cmd_mount},
       {"unmount", "unmount what 'vdisk mount' mounted", cmd_unmount},
+      {"check", "check an image's container: tables in range, no shared storage, checksums",
+       cmd_check},
+      {"create", "make an empty image, or a child over an existing one (-b)", cmd_create},
+      {"measure", "the size a conversion or a new image needs, exact for our writers", cmd_measure},
   };
   return list;
 }

@@ -161,6 +161,15 @@ inline Outcome exercise_input(const std::string& target, const uint8_t* raw, siz
     in.tail = std::span<const uint8_t>(data + size - std::min<size_t>(size, kProbeTailBytes),
                                        std::min<size_t>(size, kProbeTailBytes));
     (void)fmt->probe(in);
+    if (fmt->check) {
+      // `vdisk check` reads the same hostile bytes: an Error is its answer,
+      // anything else (a crash, a hang, a huge allocation) is a finding.
+      CheckReport report;
+      try {
+        fmt->check(env.open_read("dir/input"), opts, report);
+      } catch (const Error&) {
+      }
+    }
     exercise_device(*fmt->open(env.open_read("dir/input"), opts));
   });
 }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "formats/core/block_device.h"
+#include "formats/core/check.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/options.h"
@@ -133,6 +134,10 @@ struct FormatDescriptor {
   // not this one (raw with compression=gzip writes a gzip image); null: this
   // format always.
   std::string (*read_as)(const Options& options) = nullptr;
+  // The container's own consistency check (formats/core/check.h); null: a
+  // format with no tables to cross-check, whose open() and reads are the
+  // check.
+  CheckFunction check = nullptr;
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

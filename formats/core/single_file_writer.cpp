@@ -43,7 +43,7 @@ std::vector<std::string> SingleFileWriter::output_files() const {
 }
 
 void SingleFileWriter::open_output(const CreateRequest& req) {
-  out_ = req.env->create_output(req.path, req.overwrite);
+  out_ = req.environment().create_output(req.path, req.overwrite);
 }
 
 void SingleFileWriter::check_write_range(uint64_t offset, uint64_t len) const {

@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/qcow2/qcow2_check.h"
 #include "formats/qcow2/qcow2_reader.h"
 #include "formats/qcow2/qcow2_writer.h"
 
@@ -25,6 +26,7 @@ const FormatDescriptor& descriptor() {
                       .pads = false,
                       .why = "qcow2 virtual sizes are whole 512-byte sectors (QEMU's block layer)"}},
       .has_snapshots = true,
+      .check = check_qcow2,
   };
   return d;
 }

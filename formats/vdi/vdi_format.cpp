@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/vdi/vdi_check.h"
 #include "formats/vdi/vdi_reader.h"
 #include "formats/vdi/vdi_writer.h"
 
@@ -30,6 +31,7 @@ const FormatDescriptor& descriptor() {
                       .pads = false,
                       .why = "VDI disk sizes are whole 512-byte sectors"}},
       .roundtrip_options = {},
+      .check = check_vdi,
   };
   return d;
 }

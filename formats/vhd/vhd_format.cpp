@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/vhd/vhd_check.h"
 #include "formats/vhd/vhd_reader.h"
 #include "formats/vhd/vhd_writer.h"
 
@@ -28,6 +29,7 @@ const FormatDescriptor& descriptor() {
                       .why = "Azure takes fixed VHDs of a whole number of MiB from 20 MiB; "
                              "target=azure pads to it (its help says so)"}},
       .roundtrip_options = {"block_size=64K", "subformat=fixed,creator=qemu"},
+      .check = check_vhd,
   };
   return d;
 }

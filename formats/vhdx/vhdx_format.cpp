@@ -1,6 +1,7 @@
 #include <cstring>
 
 #include "formats/core/format.h"
+#include "formats/vhdx/vhdx_check.h"
 #include "formats/vhdx/vhdx_layout.h"
 #include "formats/vhdx/vhdx_reader.h"
 #include "formats/vhdx/vhdx_writer.h"
@@ -41,6 +42,7 @@ const FormatDescriptor& descriptor() {
       .roundtrip_options = {"block_size=1M", "subformat=fixed,block_size=1M",
                             "subformat=fixed,preallocation=full",
                             "logical_sector_size=4096,block_size=1M"},
+      .check = check_vhdx,
   };
   return d;
 }

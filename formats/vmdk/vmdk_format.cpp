@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/vmdk/vmdk_check.h"
 #include "formats/vmdk/vmdk_reader.h"
 #include "formats/vmdk/vmdk_writer.h"
 
@@ -27,6 +28,7 @@ const FormatDescriptor& descriptor() {
                       .why = "VMDK capacities are whole 512-byte sectors, and at least one"}},
       .roundtrip_options = {"grain_size=4K", "subformat=streamOptimized,grain_size=4K",
                             "subformat=twoGbMaxExtentSparse,grain_size=1M"},
+      .check = check_vmdk,
   };
   return d;
 }
