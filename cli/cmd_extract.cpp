@@ -252,8 +252,9 @@ int cmd_extract(const std::vector<std::string>& args) {
       {"path", "PATH", "path", "file or directory inside the image (default: all)", false, "/"},
   };
   po::variables_map vm;
-  if (!parse_args("extract", "[--partition N] [--streams] [--allow-overlap] IMAGE[@pN[:PATH]] [PATH] -C DIR", desc,
-                  pos, args, vm))
+  if (!parse_args("extract",
+                  "[--partition N] [--streams] [--allow-overlap] IMAGE[@pN[:PATH]] [PATH] -C DIR",
+                  desc, pos, args, vm))
     return kExitOk;
   OpenedTree t = open_tree_from_args(vm, "image");
   std::string path = command_path(t, vm, "path", "/");

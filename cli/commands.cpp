@@ -17,6 +17,9 @@ int cmd_extract(const std::vector<std::string>& args);
 int cmd_mkiso(const std::vector<std::string>& args);
 int cmd_mount(const std::vector<std::string>& args);
 int cmd_unmount(const std::vector<std::string>& args);
+int cmd_resize(const std::vector<std::string>& args);
+int cmd_rebase(const std::vector<std::string>& args);
+int cmd_commit(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -37,6 +40,10 @@ const std::vector<Command>& commands() {
        cmd_mkiso},
       {"mount", "mount an image read-only: disk.raw and partitions, or its files", cmd_mount},
       {"unmount", "unmount what 'vdisk mount' mounted", cmd_unmount},
+      {"resize", "change an image's virtual size in place (partitions are not touched)",
+       cmd_resize},
+      {"rebase", "make a differencing image name another parent, keeping its content", cmd_rebase},
+      {"commit", "write a differencing image's data into its parent, then compare", cmd_commit},
   };
   return list;
 }

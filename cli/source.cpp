@@ -72,8 +72,8 @@ CopySource open_copy_source(const po::variables_map& vm, const SourceOptions& op
   if (options.is_stream) {
     s.device = std::make_shared<const StreamDevice>(0, options.stream_size, "-");
   } else {
-    s.device = open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "",
-                          open);
+    s.device =
+        open_image(options.path, vm.count("format") ? vm["format"].as<std::string>() : "", open);
     s.rescued = rescued_from(vm, s.device, options.path);
   }
   return s;

@@ -1,4 +1,5 @@
 #include "formats/core/format.h"
+#include "formats/qcow2/qcow2_inplace.h"
 #include "formats/qcow2/qcow2_reader.h"
 #include "formats/qcow2/qcow2_writer.h"
 
@@ -20,6 +21,8 @@ const FormatDescriptor& descriptor() {
       // create_qcow2 plans the whole layout first when the output is "-".
       .can_stream = true,
       .has_snapshots = true,
+      .resize = resize_qcow2,
+      .update = update_qcow2,
   };
   return d;
 }

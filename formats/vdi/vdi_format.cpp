@@ -30,6 +30,7 @@ const FormatDescriptor& descriptor() {
                       .pads = false,
                       .why = "VDI disk sizes are whole 512-byte sectors"}},
       .roundtrip_options = {},
+      .resize = resize_vdi,
   };
   return d;
 }

@@ -28,6 +28,7 @@ const FormatDescriptor& descriptor() {
                       .why = "Azure takes fixed VHDs of a whole number of MiB from 20 MiB; "
                              "target=azure pads to it (its help says so)"}},
       .roundtrip_options = {"block_size=64K", "subformat=fixed,creator=qemu"},
+      .resize = resize_vhd,
   };
   return d;
 }
