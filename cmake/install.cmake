@@ -45,13 +45,16 @@ install(FILES ${CMAKE_BINARY_DIR}/vdisk.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/ma
 install(FILES ${CMAKE_SOURCE_DIR}/completion/vdisk.bash
         DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME vdisk)
 # Debian's zsh reads /usr/share/zsh/vendor-completions and
-# /usr/local/share/zsh/site-functions.
-if(CMAKE_INSTALL_PREFIX STREQUAL "/usr")
-  set(VDISK_ZSH_DIR ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
-else()
-  set(VDISK_ZSH_DIR ${CMAKE_INSTALL_DATADIR}/zsh/site-functions)
-endif()
-install(FILES ${CMAKE_SOURCE_DIR}/completion/_vdisk DESTINATION ${VDISK_ZSH_DIR})
+# /usr/local/share/zsh/site-functions: chosen when installing, since CPack
+# installs under /usr whatever the configured prefix.
+install(CODE "
+  if(CMAKE_INSTALL_PREFIX STREQUAL \"/usr\")
+    set(vdisk_zsh_dir \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions\")
+  else()
+    set(vdisk_zsh_dir \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_DATADIR}/zsh/site-functions\")
+  endif()
+  file(INSTALL \"${CMAKE_SOURCE_DIR}/completion/_vdisk\" DESTINATION \"\${vdisk_zsh_dir}\")
+")
 install(FILES ${CMAKE_BINARY_DIR}/libvdisk.a DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${CMAKE_BINARY_DIR}/vdisk.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 # The headers of the public surface: the registry and the core model it
