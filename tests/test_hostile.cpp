@@ -23,7 +23,9 @@ namespace {
 std::vector<uint8_t> make_image(const FormatDescriptor& fmt) {
   MemEnv env;
   CreateRequest req;
-  req.path = "out";
+  // Named as the format names its files (an E01 writer names its further
+  // segments from the first one's extension).
+  req.path = "out." + (fmt.extensions.empty() ? std::string("img") : fmt.extensions.front());
   req.virtual_size = (3u << 20) + 4096;
   req.env = &env;
   // The smallest layout a format offers keeps each mutated copy small: a
@@ -41,7 +43,7 @@ std::vector<uint8_t> make_image(const FormatDescriptor& fmt) {
   w->write(1 << 20, b.data(), b.size());
   w->write(3 << 20, b.data(), b.size());
   w->finish();
-  const std::vector<uint8_t>* bytes = env.contents("out");
+  const std::vector<uint8_t>* bytes = env.contents(req.path);
   REQUIRE(bytes != nullptr);
   return *bytes;
 }

@@ -78,6 +78,7 @@ TEST_CASE("raw writer keeps holes, sets the exact size and appears only when fin
   req.path = out;
   req.virtual_size = 10 * 1024 * 1024 + 3;  // not a whole number of sectors
   req.env = &Env::posix();
+  req.options = parse_options("", require_format("raw").create_options, "raw");
   auto w = require_format("raw").create(req);
   auto data = pattern_bytes(4096, 5);
   w->write(1 << 20, data.data(), data.size());

@@ -190,16 +190,20 @@ std::string image_path(const FormatDescriptor& f) {
 
 // Opens what the writer made through the registry (probing too) and judges
 // it against `content` padded to the writer's virtual size.
-void check_image(const FormatDescriptor& f, MemEnv& env, const std::string& path,
-                 uint64_t virtual_size, std::vector<uint8_t> content) {
+// `opts`: the options it was written with (they may make it another format's
+// image: FormatDescriptor::read_as).
+void check_image(const FormatDescriptor& f, const std::string& opts, MemEnv& env,
+                 const std::string& path, uint64_t virtual_size, std::vector<uint8_t> content) {
+  const std::string read_name =
+      f.read_as ? f.read_as(parse_options(opts, f.create_options, f.name)) : f.name;
   OpenOptions o;
   o.env = &env;
   o.warn = [](const std::string&) {};
   std::unique_ptr<File> file = env.open_read(path);
   const ProbeResult probed = probe_file(*file);
   REQUIRE(probed.best != nullptr);
-  CHECK(probed.best->name == f.name);
-  BlockDevicePtr dev = open_image(path, f.name, o);
+  CHECK(probed.best->name == read_name);
+  BlockDevicePtr dev = open_image(path, read_name, o);
   REQUIRE(dev->size() == virtual_size);
   REQUIRE(content.size() <= virtual_size);
   content.resize(static_cast<size_t>(virtual_size), 0);
@@ -233,7 +237,7 @@ void round_trip(const FormatDescriptor& f, const std::string& opts, const Shape&
   }
   write_shape(*w, shape, content);
   for (const std::string& out : w->output_files()) CHECK(env.exists(out));
-  check_image(f, env, path, expect_size, content);
+  check_image(f, opts, env, path, expect_size, content);
 }
 
 // The writer must refuse `size` up front, with Error(kInvalidArgument)
@@ -327,7 +331,7 @@ TEST_CASE("round trip: writers that can stream write standard output", "[roundtr
         const std::vector<uint8_t>* bytes = env.contents("-");
         REQUIRE(bytes != nullptr);
         env.add_file(image_path(*f), *bytes);
-        check_image(*f, env, image_path(*f), w->virtual_size(), content);
+        check_image(*f, opts, env, image_path(*f), w->virtual_size(), content);
         ++streamed;
       }
     }

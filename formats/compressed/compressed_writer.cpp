@@ -250,8 +250,18 @@ class CompressedWriter final : public SingleFileWriter {
 
   uint64_t finish_image() override {
     zeros_to(size_);
-    if (!cur_.empty() || (size_ == 0 && codec_ == Codec::kGzip)) submit_current();
+    if (!cur_.empty()) submit_current();
     workers_.drain(consumer());
+    if (size_ == 0 && codec_ != Codec::kXz) {
+      // An empty disk is one empty member (gunzip refuses an empty file) or
+      // one empty frame (a zstd file is found by its first frame's magic);
+      // xz's stream header and empty index are a valid empty .xz already.
+      auto piece = take_piece();
+      const uint8_t none = 0;
+      compress_piece(codec_, level_, &none, 0, piece->out, &piece->unpadded);
+      piece->in_len = 0;
+      emit(*piece);
+    }
     if (codec_ == Codec::kXz) {
       // Index (xz 4): indicator, count, records, padding, CRC32; then the
       // stream footer (2.1.2).
@@ -348,6 +358,10 @@ const FormatDescriptor& with_compression(const FormatDescriptor& raw) {
     FormatDescriptor x = raw;
     for (auto& o : compression_options()) x.create_options.push_back(o);
     x.create = create_raw_or_compressed;
+    x.read_as = [](const Options& o) {
+      const std::string c = o.is_set("compression") ? o.get_string("compression") : "none";
+      return c == "none" ? std::string("raw") : c;
+    };
     return x;
   }();
   return d;

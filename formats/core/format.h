@@ -130,6 +130,10 @@ struct FormatDescriptor {
   // ("block_size=1M"), and combinations worth their time.
   std::vector<std::string> roundtrip_options;
   bool has_snapshots = false;  // open() honours OpenOptions::snapshot
+  // The format whose reader opens what create() writes with `options`, when
+  // not this one (raw with compression=gzip writes a gzip image); null: this
+  // format always.
+  std::string (*read_as)(const Options& options) = nullptr;
   // Changes the virtual size of the image in `file` to `new_size` in place
   // (vdisk resize); null when the format cannot. The caller has opened the
   // image as this format (`layer`, its own layer: so it validated; closed

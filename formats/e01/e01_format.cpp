@@ -18,6 +18,11 @@ const FormatDescriptor& descriptor() {
       .create = create_e01,
       .create_options = create_options(),
       .can_stream = false,
+      .size_rules = {{.when = "",
+                      .unit = 512,
+                      .min_size = 0,
+                      .pads = false,
+                      .why = "EWF media are whole sectors (bytes_per_sector, 512 by default)"}},
   };
   return d;
 }

@@ -328,8 +328,9 @@ class E01Writer final : public ImageWriter {
     chunk_count_ = div_round_up(size_, chunk_bytes_);
     if (chunk_count_ > 0xffffffffull) {
       throw Error(ErrorKind::kUnsupported, path_, std::nullopt,
-                  "the volume section counts chunks in 32 bits: " + human_size(size_) + " needs " +
-                      std::to_string(chunk_count_) + " chunks (raise sectors_per_chunk)");
+                  "the volume section counts chunks in 32 bits (at most 4294967295 chunks): " +
+                      human_size(size_) + " needs " + std::to_string(chunk_count_) +
+                      " chunks (raise sectors_per_chunk)");
     }
     // A segment must hold its headers, a chunk stored uncompressed and its
     // tables; the upper bound is the 64-bit table base of EnCase 6.7+.

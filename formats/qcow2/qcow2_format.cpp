@@ -20,6 +20,11 @@ const FormatDescriptor& descriptor() {
       .create_options = create_options(),
       // create_qcow2 plans the whole layout first when the output is "-".
       .can_stream = true,
+      .size_rules = {{.when = "",
+                      .unit = 512,
+                      .min_size = 0,
+                      .pads = false,
+                      .why = "qcow2 virtual sizes are whole 512-byte sectors (QEMU's block layer)"}},
       .has_snapshots = true,
       .resize = resize_qcow2,
       .update = update_qcow2,
