@@ -95,9 +95,13 @@ void resize_vhd(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
     after(hoff);
     for (const auto& loc : h.locators)
       if (loc.code != kPlatNone && loc.data_offset > h.table_offset) after(loc.data_offset);
-    std::vector<uint8_t> bat(uint64_t{h.max_table_entries} * 4);
+    // Entries past the file's end cannot be there: the count is bounded by
+    // the file, never taken from the header alone.
+    const uint64_t entries = std::min<uint64_t>(
+        h.max_table_entries, h.table_offset < fsize ? (fsize - h.table_offset) / 4 : 0);
+    std::vector<uint8_t> bat(entries * 4);
     file.read_at(h.table_offset, bat.data(), bat.size());
-    for (uint32_t i = 0; i < h.max_table_entries; ++i) {
+    for (uint64_t i = 0; i < entries; ++i) {
       const uint32_t e = load_be32(&bat[uint64_t{i} * 4]);
       if (e != kBatUnused) after(uint64_t{e} * kSectorSize);
     }
