@@ -7,7 +7,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-asan bench fuzz fuzz-smoke clean
+.PHONY: all deps configure build demo test test-asan bench fuzz fuzz-smoke install package clean
 
 all: build
 
@@ -42,6 +42,16 @@ fuzz:
 
 fuzz-smoke: build fuzz
 	@scripts/fuzz-smoke $(BUILD) build-fuzz $(FUZZ_SECONDS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the binary, vdisk(1),
+# bash and zsh completion, libvdisk (static library, headers, pkg-config).
+PREFIX ?= /usr/local
+install: build
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
+
+# make package: a Debian package of the same files under /usr (CPack), in $(BUILD).
+package: build
+	@cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

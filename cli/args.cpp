@@ -152,10 +152,39 @@ std::string synopsis(const std::string& usage) {
   return tidy;
 }
 
+namespace {
+CommandHelp* g_capture = nullptr;
+
+void describe(const std::string& name, const std::string& usage,
+              const po::options_description& desc, const std::vector<Positional>& positionals,
+              CommandHelp& out) {
+  out.name = name;
+  out.usage = usage;
+  out.positionals = positionals;
+  for (const auto& o : desc.options()) {
+    HelpOption h;
+    const std::string shown = o->canonical_display_name(style::allow_dash_for_short);
+    if (shown.size() == 2 && shown[0] == '-') h.short_name = shown;
+    h.long_name = "--" + o->long_name();
+    if (o->semantic()->max_tokens() > 0) h.value = o->format_parameter();
+    h.help = o->description();
+    out.options.push_back(std::move(h));
+  }
+}
+}  // namespace
+
+void capture_help(CommandHelp* into) {
+  g_capture = into;
+}
+
 bool parse_args(const std::string& name, const std::string& usage, po::options_description& desc,
                 const std::vector<Positional>& positionals, const std::vector<std::string>& args,
                 po::variables_map& vm, const EarlyAnswer& early) {
   desc.add_options()("help,h", "show this help");
+  if (g_capture) {
+    describe(name, usage, desc, positionals, *g_capture);
+    return false;
+  }
   // -p / --progress / --progress json / --progress=json: Program_options
   // binds an optional value only with '=' and would take the next word as the
   // value of "-p", so the forms are normalised here for commands whose

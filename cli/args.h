@@ -49,6 +49,24 @@ struct Positional {
 // before the required arguments are checked; true when it did.
 using EarlyAnswer = std::function<bool(const po::variables_map&)>;
 
+// A command's help as data (the man page and the shell completion are made
+// from it): what parse_args saw when called under capture_help().
+struct HelpOption {
+  std::string short_name;  // "-f", or empty
+  std::string long_name;   // "--format"
+  std::string value;       // "FMT", "arg (=human)"; empty for a flag
+  std::string help;
+};
+struct CommandHelp {
+  std::string name, usage;
+  std::vector<Positional> positionals;
+  std::vector<HelpOption> options;
+};
+// While `into` is set (not null), parse_args records the command's usage,
+// arguments and options into it and returns false without parsing: running a
+// command with it set describes the command. Not thread-safe.
+void capture_help(CommandHelp* into);
+
 // Parses `args` for subcommand `name` with the options in `desc` and the
 // positional arguments in `positionals` (which are not in `desc` and do not
 // appear among the options in -h). Returns false when the command line was

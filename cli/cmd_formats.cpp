@@ -68,6 +68,7 @@ int cmd_formats(const std::vector<std::string>& args) {
       j.set("read", f->open != nullptr);
       j.set("write", f->create != nullptr);
       j.set("stream_output", f->can_stream);
+      j.set("resize", f->resize != nullptr);
       Json exts = Json::array();
       for (auto& e : f->extensions) exts.push(e);
       j.set("extensions", std::move(exts));

@@ -21,6 +21,9 @@ int cmd_unmount(const std::vector<std::string>& args);
 int cmd_check(const std::vector<std::string>& args);
 int cmd_create(const std::vector<std::string>& args);
 int cmd_measure(const std::vector<std::string>& args);
+int cmd_resize(const std::vector<std::string>& args);
+int cmd_rebase(const std::vector<std::string>& args);
+int cmd_commit(const std::vector<std::string>& args);
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
@@ -48,6 +51,10 @@ const std::vector<Command>& commands() {
        cmd_check},
       {"create", "make an empty image, or a child over an existing one (-b)", cmd_create},
       {"measure", "the size a conversion or a new image needs, exact for our writers", cmd_measure},
+      {"resize", "change an image's virtual size in place (partitions are not touched)",
+       cmd_resize},
+      {"rebase", "make a differencing image name another parent, keeping its content", cmd_rebase},
+      {"commit", "write a differencing image's data into its parent, then compare", cmd_commit},
   };
   return list;
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "cli/man.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 
@@ -81,15 +82,23 @@ int main(int argc, char** argv) {
     print_usage(stdout);
     return kExitOk;
   }
-  // `vdisk help convert` is `vdisk convert -h`.
-  if (name == "help") {
-    name = args[0];
-    args = {"-h"};
-  }
   if (name == "--version" || name == "-V") {
     std::printf("vdisk %s\n", VDISK_VERSION);
     return kExitOk;
   }
+  // Hidden: the manual page and the completion words, made from the option
+  // tables of the commands (cli/man.h; the build and completion/ use them).
+  if (name == "--man") {
+    std::fputs(man_page().c_str(), stdout);
+    return kExitOk;
+  }
+  if (name == "--complete") {
+    std::fputs(completion_words(args.empty() ? "" : args[0]).c_str(), stdout);
+    return kExitOk;
+  }
+  // `vdisk help convert`: the command's page.
+  if (name == "help" && print_command_page(args[0])) return kExitOk;
+  if (name == "help") name = args[0];
   const Command* cmd = nullptr;
   std::vector<std::string> names;
   for (const auto& c : commands()) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -63,6 +64,37 @@ std::pair<uint64_t, uint64_t> identity_of_stat(const struct stat& st) {
   return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
 }
 
+// pread until `len` bytes or the end of the file; returns the count. EINTR
+// retried; another failure throws Error(kIo) naming `path` and the offset.
+size_t pread_some(int fd, const std::string& path, uint64_t offset, void* buf, size_t len) {
+  auto* p = static_cast<uint8_t*>(buf);
+  size_t done = 0;
+  while (done < len) {
+    if (offset + done > static_cast<uint64_t>(LLONG_MAX)) break;
+    ssize_t n = ::pread(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(path, offset + done, "read failed", errno);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+// pwrite all `len` bytes (EINTR retried; a failure throws as above).
+void pwrite_all(int fd, const std::string& path, uint64_t offset, const void* buf, size_t len) {
+  const auto* p = static_cast<const uint8_t*>(buf);
+  for (size_t done = 0; done < len;) {
+    ssize_t n = ::pwrite(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno(path, offset + done, "write failed", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
 class PosixFile final : public File {
  public:
   PosixFile(std::string path, int fd, const struct stat& st)
@@ -96,19 +128,7 @@ class PosixFile final : public File {
   }
 
   size_t read_some(uint64_t offset, void* buf, size_t len) const override {
-    auto* p = static_cast<uint8_t*>(buf);
-    size_t done = 0;
-    while (done < len) {
-      if (offset + done > static_cast<uint64_t>(LLONG_MAX)) break;
-      ssize_t n = ::pread(fd_, p + done, len - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(path_, offset + done, "read failed", errno);
-      }
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
-    }
-    return done;
+    return pread_some(fd_, path_, offset, buf, len);
   }
 
   FileRange range_status(uint64_t offset, uint64_t len) const override {
@@ -273,16 +293,7 @@ class PosixOutputFile final : public OutputFile {
   const std::string& path() const override { return path_; }
 
   void write_at(uint64_t offset, const void* buf, size_t len) override {
-    const auto* p = static_cast<const uint8_t*>(buf);
-    size_t done = 0;
-    while (done < len) {
-      ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(path_, offset + done, "write failed", errno);
-      }
-      done += static_cast<size_t>(n);
-    }
+    pwrite_all(fd_, path_, offset, buf, len);
     // Start the writeback of what is dirty every 64 MiB, so the fsync of
     // commit() does not wait for the whole image to reach the disk. (Not when
     // unsafe: the call blocks while the device queue is full.)
@@ -436,15 +447,7 @@ class BlockDeviceOutputFile final : public OutputFile {
   void write_at(uint64_t offset, const void* buf, size_t len) override {
     check_fits(offset + len);
     zero_to(offset);
-    const auto* p = static_cast<const uint8_t*>(buf);
-    for (size_t done = 0; done < len;) {
-      ssize_t n = ::pwrite(fd_, p + done, len - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno(path_, offset + done, "write failed", errno);
-      }
-      done += static_cast<size_t>(n);
-    }
+    pwrite_all(fd_, path_, offset, buf, len);
     cursor_ = std::max(cursor_, offset + len);
   }
 
@@ -550,6 +553,47 @@ class StdoutOutputFile final : public OutputFile {
   uint64_t pos_ = 0;
 };
 
+// A regular file opened O_RDWR for an in-place change (Env::open_update).
+class PosixUpdateFile final : public UpdateFile {
+ public:
+  PosixUpdateFile(std::string path, int fd, uint64_t size, Durability durability)
+      : path_(std::move(path)), fd_(fd), size_(size), durability_(durability) {}
+  ~PosixUpdateFile() override { ::close(fd_); }
+
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return size_; }
+
+  void read_at(uint64_t offset, void* buf, size_t len) const override {
+    if (read_some(offset, buf, len) != len) {
+      throw Error(ErrorKind::kCorrupt, path_, offset,
+                  "unexpected end of file: needed " + std::to_string(len) + " bytes at offset " +
+                      std::to_string(offset) + ", file is " + std::to_string(size_) + " bytes");
+    }
+  }
+  size_t read_some(uint64_t offset, void* buf, size_t len) const override {
+    return pread_some(fd_, path_, offset, buf, len);
+  }
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    pwrite_all(fd_, path_, offset, buf, len);
+    size_ = std::max<uint64_t>(size_, offset + len);
+  }
+  void set_size(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+      throw_errno(path_, size, "cannot set the file's length", errno);
+    size_ = size;
+  }
+  void sync() override {
+    if (durability_ == Durability::kUnsafe) return;
+    if (::fdatasync(fd_) != 0) throw_errno(path_, std::nullopt, "fdatasync failed", errno);
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+  Durability durability_;
+};
+
 class PosixEnv final : public Env {
  public:
   explicit PosixEnv(Durability durability) : durability_(durability) {}
@@ -610,6 +654,40 @@ class PosixEnv final : public Env {
   bool exists(const std::string& path) override {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
+  }
+
+  std::unique_ptr<UpdateFile> open_update(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
+      if (err == ELOOP)
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "is a symbolic link: name the image itself to change it in place");
+      throw_errno(path, std::nullopt, "cannot open for writing", err);
+    }
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      const int err = errno;
+      const bool stat_ok = ::fstat(fd, &st) == 0;
+      ::close(fd);
+      if (!stat_ok) throw_errno(path, std::nullopt, "cannot stat", err);
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  std::string("is ") + file_type_name(st.st_mode & S_IFMT) +
+                      ": only a regular image file is changed in place");
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    // Two updaters of one image would interleave their tables.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      ::close(fd);
+      if (err == EWOULDBLOCK)
+        throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                    "is being changed by another process (locked)");
+      throw_errno(path, std::nullopt, "cannot lock", err);
+    }
+    return std::make_unique<PosixUpdateFile>(path, fd, static_cast<uint64_t>(st.st_size),
+                                             durability_);
   }
 
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override {
@@ -679,6 +757,11 @@ class MemoryFile final : public File {
 std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> bytes) {
   return std::make_unique<MemoryFile>(
       std::move(path), std::make_shared<const std::vector<uint8_t>>(std::move(bytes)));
+}
+
+std::unique_ptr<UpdateFile> Env::open_update(const std::string& path) {
+  throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+              "this environment does not change files in place");
 }
 
 int64_t Env::now_unix() {
@@ -812,6 +895,46 @@ void MemOutputFile::commit() {
   }
   state_->files[path_] = std::make_shared<std::vector<uint8_t>>(std::move(bytes_));
   done_ = true;
+}
+
+namespace {
+// MemEnv's in-place file: the stored vector itself (MemoryFile readers of the
+// same path share it and see the change).
+class MemUpdateFile final : public UpdateFile {
+ public:
+  MemUpdateFile(std::string path, std::shared_ptr<std::vector<uint8_t>> bytes)
+      : path_(std::move(path)), bytes_(std::move(bytes)) {}
+  const std::string& path() const override { return path_; }
+  uint64_t size() const override { return bytes_->size(); }
+  void read_at(uint64_t offset, void* buf, size_t len) const override {
+    if (read_some(offset, buf, len) != len)
+      throw Error(ErrorKind::kCorrupt, path_, offset, "unexpected end of file");
+  }
+  size_t read_some(uint64_t offset, void* buf, size_t len) const override {
+    if (offset >= bytes_->size()) return 0;
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, bytes_->size() - offset));
+    std::memcpy(buf, bytes_->data() + offset, n);
+    return n;
+  }
+  void write_at(uint64_t offset, const void* buf, size_t len) override {
+    if (bytes_->size() < offset + len) bytes_->resize(offset + len);
+    std::memcpy(bytes_->data() + offset, buf, len);
+  }
+  void set_size(uint64_t size) override { bytes_->resize(size); }
+  void sync() override {}
+
+ private:
+  std::string path_;
+  std::shared_ptr<std::vector<uint8_t>> bytes_;
+};
+}  // namespace
+
+std::unique_ptr<UpdateFile> MemEnv::open_update(const std::string& path) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->files.find(path);
+  if (it == state_->files.end())
+    throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
+  return std::make_unique<MemUpdateFile>(path, it->second);
 }
 
 bool MemEnv::exists(const std::string& path) {

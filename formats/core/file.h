@@ -74,6 +74,23 @@ class OutputFile {
   virtual void discard() = 0;
 };
 
+// A file changed in place. Only the commands that exist to change an image
+// (vdisk resize) open one, through Env::open_update; every other command reads
+// through File and writes new files through OutputFile. Reads see the writes
+// made through this object. Not thread-safe: one thread.
+class UpdateFile : public File {
+ public:
+  // Writes exactly `len` bytes at `offset` (extending the file if needed).
+  virtual void write_at(uint64_t offset, const void* buf, size_t len) = 0;
+  // Sets the length: extending makes a hole, shrinking drops the tail.
+  virtual void set_size(uint64_t size) = 0;
+  // Returns once everything written so far is on stable storage (fdatasync,
+  // unless the Env is Durability::kUnsafe), so a write made after sync()
+  // never reaches the disk before one made before it: the ordering the
+  // in-place writers rely on (new tables first, then the header naming them).
+  virtual void sync() = 0;
+};
+
 struct DirEntryInfo {
   std::string name;
   bool is_directory = false;
@@ -108,6 +125,11 @@ class Env {
   // ranges never written zeroed, data fsynced on commit().
   virtual std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) = 0;
   virtual bool exists(const std::string& path) = 0;
+  // Opens an existing regular file for reading and writing in place, locked
+  // against a second updater (flock, LOCK_EX, not waiting). Refuses symlinks,
+  // block devices and anything but a regular file. Only for the commands
+  // whose job is to change an image (vdisk resize); the default refuses.
+  virtual std::unique_ptr<UpdateFile> open_update(const std::string& path);
   // Entries of a directory (no "." or ".."); throws on failure.
   virtual std::vector<DirEntryInfo> list_dir(const std::string& dir) = 0;
   // The canonical absolute path (symlinks resolved); throws when missing.
@@ -158,6 +180,8 @@ class MemEnv final : public Env {
   std::unique_ptr<File> open_read(const std::string& path) override;
   std::unique_ptr<OutputFile> create_output(const std::string& path, bool overwrite) override;
   bool exists(const std::string& path) override;
+  // Changes the stored bytes in place (readers opened before see them too).
+  std::unique_ptr<UpdateFile> open_update(const std::string& path) override;
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
   std::string real_path(const std::string& path) override;
   std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) override;

@@ -16,6 +16,7 @@
 #include "formats/core/check.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
+#include "formats/core/image_updater.h"
 #include "formats/core/options.h"
 #include "formats/core/writer.h"
 
@@ -138,6 +139,19 @@ struct FormatDescriptor {
   // format with no tables to cross-check, whose open() and reads are the
   // check.
   CheckFunction check = nullptr;
+  // Changes the virtual size of the image in `file` to `new_size` in place
+  // (vdisk resize); null when the format cannot. The caller has opened the
+  // image as this format (`layer`, its own layer: so it validated; closed
+  // to changes only by the lock of `file`) and, for a shrink, checked that
+  // the part cut off reads as zeros. The format writes new tables first,
+  // sync()s, and only then the header that makes them current, so a crash
+  // leaves an image that opens at the old or the new size. Refuses
+  // (Error kUnsupported) what it cannot do, naming the limit, before writing.
+  void (*resize)(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) = nullptr;
+  // Writes into the image's own layer in place (vdisk rebase, commit): an
+  // updater over `file`, from which `layer` was opened; null when the format
+  // cannot. Refuses (Error kUnsupported) images it cannot change safely.
+  std::unique_ptr<ImageUpdater> (*update)(UpdateFile& file, const BlockDevice& layer) = nullptr;
 };
 
 // Resolves a file name found inside `referencing_file` (a VMDK extent, a

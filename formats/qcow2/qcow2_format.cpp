@@ -1,5 +1,6 @@
 #include "formats/core/format.h"
 #include "formats/qcow2/qcow2_check.h"
+#include "formats/qcow2/qcow2_inplace.h"
 #include "formats/qcow2/qcow2_reader.h"
 #include "formats/qcow2/qcow2_writer.h"
 
@@ -27,6 +28,8 @@ const FormatDescriptor& descriptor() {
                       .why = "qcow2 virtual sizes are whole 512-byte sectors (QEMU's block layer)"}},
       .has_snapshots = true,
       .check = check_qcow2,
+      .resize = resize_qcow2,
+      .update = update_qcow2,
   };
   return d;
 }

@@ -117,6 +117,10 @@ class Qcow2Device final : public BlockDevice {
 // corrupt), kUnsupported for encryption and unknown incompatible features,
 // kNotFound for a missing external data file or --snapshot name.
 BlockDevicePtr open_qcow2(std::shared_ptr<const File> file, const OpenOptions& opts);
+// FormatDescriptor::resize (qcow2_resize.cpp): `layer` is the Qcow2Device
+// opened from `file`. Grows the L1 table into new clusters when needed;
+// refuses dirty, corrupt, external-data-file and bitmap images.
+void resize_qcow2(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
 
 // Probe: the magic "QFI\xfb" and version 2 or later (open refuses the
 // versions it does not read, by name).

@@ -25,6 +25,8 @@ const FormatDescriptor& descriptor() {
       .can_stream = true,
       .size_rules = {},
       .roundtrip_options = {},
+      .resize = resize_raw,
+      .update = update_raw,
   };
   return d;
 }

@@ -32,6 +32,7 @@ const FormatDescriptor& descriptor() {
                       .why = "VDI disk sizes are whole 512-byte sectors"}},
       .roundtrip_options = {},
       .check = check_vdi,
+      .resize = resize_vdi,
   };
   return d;
 }

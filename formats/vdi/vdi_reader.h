@@ -48,5 +48,8 @@ class VdiDevice final : public BlockDevice {
 // Opens and validates a VDI image (one layer: see parent_spec() for the
 // parent of a differencing image).
 BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opts);
+// FormatDescriptor::resize (vdi_resize.cpp): `layer` is the VdiDevice opened
+// from `file`. Grows within the block map's room; a fixed VDI only shrinks.
+void resize_vdi(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
 
 }  // namespace vdisk::vdi

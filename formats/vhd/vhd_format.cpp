@@ -30,6 +30,7 @@ const FormatDescriptor& descriptor() {
                              "target=azure pads to it (its help says so)"}},
       .roundtrip_options = {"block_size=64K", "subformat=fixed,creator=qemu"},
       .check = check_vhd,
+      .resize = resize_vhd,
   };
   return d;
 }

@@ -25,6 +25,10 @@ int probe_vhd(const ProbeInput& in);
 // header and the BAT before allocating anything sized by them. One layer: a
 // differencing disk's parent_spec() names the locators and the unique ID.
 BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opts);
+// FormatDescriptor::resize (vhd_resize.cpp): `layer` is the VhdDevice opened
+// from `file`. Dynamic disks grow within the BAT's room; a "qemu" or "vpc "
+// disk only to sizes its CHS geometry describes exactly.
+void resize_vhd(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
 
 // An opened VHD. Thread-safe: reads are preads; the sector-bitmap cache is
 // guarded by a mutex.

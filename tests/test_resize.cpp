@@ -1,0 +1,290 @@
+// vdisk resize, judged by QEMU: images made by qemu-img and written by
+// qemu-io are resized in place, then `qemu-img info` must show the new size,
+// `qemu-img check` (formats it checks) must find no error or leak, and
+// `qemu-img compare` must find the old content followed by zeros. A crash
+// at every write of a resize (the writes up to it kept, the rest lost) must
+// leave an image that QEMU opens at the old or the new size with the old
+// content.
+#include <catch2/catch.hpp>
+#include <cstring>
+
+#include "formats/core/file.h"
+#include "formats/core/json.h"
+#include "formats/registry.h"
+#include "formats/vhd/vhd_layout.h"
+#include "tests/support/test_support.h"
+
+using namespace vdisk;
+using namespace vdisk::test;
+
+namespace {
+
+uint64_t qemu_virtual_size(const std::string& image, const std::string& fmt) {
+  const std::string out = run_ok("qemu-img info -f " + fmt + " --output json " + sh_quote(image));
+  return Json::parse(out)["virtual-size"].as_u64();
+}
+
+// An image made by qemu-img with data written by qemu-io at a few places.
+void make_image(const std::string& path, const std::string& fmt, const std::string& opts,
+                uint64_t size) {
+  run_ok("qemu-img create -q -f " + fmt + (opts.empty() ? "" : " -o " + opts) + " " +
+         sh_quote(path) + " " + std::to_string(size));
+  const uint64_t end = size - 65536;
+  run_ok("qemu-io -f " + fmt +
+         " -c 'write -P 0x5a 0 64k' -c 'write -P 0xa5 1M 4k' -c 'write -P 0x33 " +
+         std::to_string(end) + " 64k' " + sh_quote(path));
+}
+
+// The guest content as QEMU renders it, padded or cut to `size`.
+std::string render_raw(const std::string& image, const std::string& fmt, uint64_t size) {
+  const std::string raw = image + ".expected.raw";
+  run_ok("qemu-img convert -f " + fmt + " -O raw " + sh_quote(image) + " " + sh_quote(raw));
+  run_ok("truncate -s " + std::to_string(size) + " " + sh_quote(raw));
+  return raw;
+}
+
+void qemu_same(const std::string& raw, const std::string& image, const std::string& fmt) {
+  RunResult r =
+      run("qemu-img compare -f raw -F " + fmt + " " + sh_quote(raw) + " " + sh_quote(image));
+  INFO("qemu-img compare " << raw << " " << image << ": " << r.out << r.err);
+  CHECK(r.exit_code == 0);
+}
+
+void qemu_check_clean(const std::string& image, const std::string& fmt) {
+  RunResult r = run("qemu-img check -f " + fmt + " " + sh_quote(image));
+  INFO("qemu-img check " << image << ":\n" << r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("leaked") == std::string::npos);
+}
+
+// A CHS-exact size near `want` (what a "qemu"-made VHD can hold).
+uint64_t vhd_chs_size(uint64_t want) {
+  const vhd::Geometry g = vhd::chs_geometry(want);
+  return uint64_t{g.cylinders} * g.heads * g.sectors_per_track * 512;
+}
+
+struct Case {
+  const char* fmt;   // qemu's name
+  const char* opts;  // qemu-img create -o
+  bool checkable;    // qemu-img check knows it
+};
+
+}  // namespace
+
+TEST_CASE("resize: grow in place, QEMU sees the new size and the old content then zeros",
+          "[resize]") {
+  require_tool("qemu-img");
+  require_tool("qemu-io");
+  const Case cases[] = {
+      {"qcow2", "", true},
+      {"qcow2", "cluster_size=4096", true},  // 4 GiB needs a bigger L1: moved, old one freed
+      {"qcow2", "compat=0.10", true},
+      {"vdi", "", true},
+      {"vpc", "subformat=dynamic", false},
+      {"vpc", "subformat=fixed,force_size=on", false},
+      {"raw", "", false},
+  };
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.fmt << " " << c.opts) {
+      TempDir dir;
+      const std::string img = dir / "disk";
+      const bool vpc = std::string(c.fmt) == "vpc";
+      const bool forced = std::string(c.opts).find("force_size") != std::string::npos;
+      const uint64_t size = vpc && !forced ? vhd_chs_size(64ull << 20) : 64ull << 20;
+      make_image(img, c.fmt, c.opts, size);
+      uint64_t grown = std::string(c.opts) == "cluster_size=4096" ? 4ull << 30 : 100ull << 20;
+      if (vpc && !forced) grown = vhd_chs_size(grown);
+      const std::string expected = render_raw(img, c.fmt, grown);
+      RunResult r = run_vdisk("resize " + sh_quote(img) + " " + std::to_string(grown));
+      INFO(r.out << r.err);
+      REQUIRE(r.exit_code == 0);
+      CHECK(r.out.find("partitions and file systems inside were not changed") != std::string::npos);
+      CHECK(qemu_virtual_size(img, c.fmt) == grown);
+      qemu_same(expected, img, c.fmt);
+      if (c.checkable) qemu_check_clean(img, c.fmt);
+      // QEMU writes into the new part and reads it back.
+      run_ok("qemu-io -f " + std::string(c.fmt) + " -c 'write -P 0x77 " +
+             std::to_string(grown - 4096) + " 4k' " + sh_quote(img));
+      const std::string after = render_raw(img, c.fmt, grown);
+      RunResult h = run_vdisk("hash --output json " + sh_quote(img));
+      REQUIRE(h.exit_code == 0);
+      CHECK(Json::parse(h.out)["hashes"]["sha256"].as_string() == coreutils_digest("sha256sum", after));
+    }
+  }
+}
+
+TEST_CASE("resize: relative sizes, shrink only with --shrink and only over zeros", "[resize]") {
+  require_tool("qemu-img");
+  require_tool("qemu-io");
+  for (const char* fmt : {"qcow2", "vdi", "raw"}) {
+    DYNAMIC_SECTION(fmt) {
+      TempDir dir;
+      const std::string img = dir / "disk";
+      make_image(img, fmt, "", 64ull << 20);
+      REQUIRE(run_vdisk("resize " + sh_quote(img) + " +16M").exit_code == 0);
+      CHECK(qemu_virtual_size(img, fmt) == 80ull << 20);
+
+      RunResult no_flag = run_vdisk("resize " + sh_quote(img) + " -- -16M");
+      CHECK(no_flag.exit_code == 2);
+      CHECK(no_flag.err.find("--shrink") != std::string::npos);
+      CHECK(qemu_virtual_size(img, fmt) == 80ull << 20);
+
+      // The last 64 KiB of the old 64 MiB hold data: cutting to 32 MiB loses it.
+      RunResult lossy = run_vdisk("resize --shrink " + sh_quote(img) + " 32M");
+      INFO(lossy.err);
+      CHECK(lossy.exit_code == 2);
+      CHECK(lossy.err.find("65536 non-zero bytes") != std::string::npos);
+      CHECK(lossy.err.find(std::to_string((64ull << 20) - 65536)) != std::string::npos);
+      CHECK(qemu_virtual_size(img, fmt) == 80ull << 20);
+
+      const std::string expected = render_raw(img, fmt, 64ull << 20);
+      RunResult ok = run_vdisk("resize --shrink " + sh_quote(img) + " 64M");
+      INFO(ok.err);
+      REQUIRE(ok.exit_code == 0);
+      CHECK(qemu_virtual_size(img, fmt) == 64ull << 20);
+      qemu_same(expected, img, fmt);
+      if (std::string(fmt) != "raw") qemu_check_clean(img, fmt);
+    }
+  }
+}
+
+TEST_CASE("resize: refusals name the limit and leave the image alone", "[resize]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  // qemu-img's VDI block map has room for 128 entries (one sector).
+  const std::string vdi = dir / "d.vdi";
+  run_ok("qemu-img create -q -f vdi " + sh_quote(vdi) + " 64M");
+  const auto before = read_file(vdi);
+  RunResult r = run_vdisk("resize " + sh_quote(vdi) + " 10G");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("block map has room for 128 entries") != std::string::npos);
+  CHECK(read_file(vdi) == before);
+
+  // A "qemu" VHD holds only CHS-exact sizes.
+  const std::string vhd = dir / "d.vhd";
+  run_ok("qemu-img create -q -f vpc " + sh_quote(vhd) + " 64M");
+  r = run_vdisk("resize " + sh_quote(vhd) + " 100M");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("CHS geometry") != std::string::npos);
+
+  // Formats without a resizer are refused by name.
+  const std::string vhdx = dir / "d.vhdx";
+  run_ok("qemu-img create -q -f vhdx " + sh_quote(vhdx) + " 64M");
+  r = run_vdisk("resize " + sh_quote(vhdx) + " 100M");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("resizing vhdx images is not supported") != std::string::npos);
+
+  // Never through a symlink.
+  run_ok("ln -s d.vdi " + sh_quote(dir / "link.vdi"));
+  r = run_vdisk("resize " + sh_quote(dir / "link.vdi") + " 65M");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("symbolic link") != std::string::npos);
+
+  // A differencing image does not grow over its parent's bytes.
+  const std::string child = dir / "child.qcow2";
+  const std::string base = dir / "base.qcow2";
+  run_ok("qemu-img create -q -f qcow2 " + sh_quote(base) + " 64M");
+  run_ok("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + sh_quote(child));
+  r = run_vdisk("resize " + sh_quote(child) + " 100M");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("differencing") != std::string::npos);
+}
+
+namespace {
+
+// An UpdateFile that "crashes" after `budget` writes: later writes and
+// length changes are lost, as in a power cut after the last one that landed.
+class CrashingFile final : public UpdateFile {
+ public:
+  CrashingFile(UpdateFile& inner, int budget) : inner_(inner), budget_(budget) {}
+  const std::string& path() const override { return inner_.path(); }
+  uint64_t size() const override { return inner_.size(); }
+  void read_at(uint64_t o, void* b, size_t n) const override { inner_.read_at(o, b, n); }
+  size_t read_some(uint64_t o, void* b, size_t n) const override {
+    return inner_.read_some(o, b, n);
+  }
+  void write_at(uint64_t o, const void* b, size_t n) override {
+    if (step()) inner_.write_at(o, b, n);
+  }
+  void set_size(uint64_t s) override {
+    if (step()) inner_.set_size(s);
+  }
+  void sync() override {}
+  int steps() const { return steps_; }
+
+ private:
+  bool step() {
+    ++steps_;
+    return budget_ < 0 || steps_ <= budget_;
+  }
+  UpdateFile& inner_;
+  int budget_;
+  int steps_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("resize: a crash at any write leaves an image QEMU opens at either size",
+          "[resize][crash]") {
+  require_tool("qemu-img");
+  require_tool("qemu-io");
+  const Case cases[] = {{"qcow2", "cluster_size=4096", true},
+                        {"vdi", "", true},
+                        {"vpc", "subformat=dynamic", false},
+                        {"vpc", "subformat=fixed,force_size=on", false}};
+  for (const Case& c : cases) {
+    DYNAMIC_SECTION(c.fmt << " " << c.opts) {
+      TempDir dir;
+      const std::string img = dir / "disk";
+      const bool forced = std::string(c.opts).find("force_size") != std::string::npos;
+      const bool vpc = std::string(c.fmt) == "vpc";
+      const uint64_t size = vpc && !forced ? vhd_chs_size(8ull << 20) : 8ull << 20;
+      make_image(img, c.fmt, c.opts, size);
+      const uint64_t grown = std::string(c.fmt) == "qcow2" ? 4ull << 30
+                             : vpc && !forced              ? vhd_chs_size(100ull << 20)
+                                                           : 100ull << 20;
+      const std::string old_raw = render_raw(img, c.fmt, size);
+      const FormatDescriptor* f = find_format(c.fmt);
+      REQUIRE(f);
+      REQUIRE(f->resize);
+      const std::vector<uint8_t> original = read_file(img);
+      int total = 0;
+      for (int budget = 0;; ++budget) {
+        MemEnv env;
+        env.add_file("img", original);
+        OpenOptions opts;
+        opts.env = &env;
+        auto upd = env.open_update("img");
+        std::shared_ptr<UpdateFile> shared(std::move(upd));
+        BlockDevicePtr layer = f->open(shared, opts);
+        CrashingFile crash(*shared, budget);
+        f->resize(crash, *layer, grown);
+        total = crash.steps();
+        const std::string cut = dir / ("crash" + std::to_string(budget));
+        write_file(cut, *env.contents("img"));
+        const uint64_t seen = qemu_virtual_size(cut, c.fmt);
+        INFO("crash after " << budget << " of " << total << " writes");
+        CHECK((seen == size || seen == grown));
+        if (c.checkable) {
+          RunResult r = run("qemu-img check -f " + std::string(c.fmt) + " " + sh_quote(cut));
+          INFO(r.out << r.err);
+          CHECK(r.out.find("ERROR") == std::string::npos);  // leaks allowed
+          CHECK(r.out.find("corrupt") == std::string::npos);
+        }
+        // The old content is intact. (In a fixed VHD the old footer's sector,
+        // in the new part, reads non-zero until the last write lands.)
+        const std::string cut_raw = cut + ".raw";
+        run_ok("qemu-img convert -f " + std::string(c.fmt) + " -O raw " + sh_quote(cut) + " " +
+               sh_quote(cut_raw));
+        RunResult cmp = run("cmp -n " + std::to_string(size) + " " + sh_quote(old_raw) + " " +
+                            sh_quote(cut_raw));
+        INFO(cmp.out << cmp.err);
+        CHECK(cmp.exit_code == 0);
+        run_ok("rm -f " + sh_quote(cut_raw));
+        run_ok("rm -f " + sh_quote(cut));
+        if (budget >= total) break;
+      }
+      CHECK(total >= 2);
+    }
+  }
+}
