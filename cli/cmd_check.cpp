@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/core/hex.h"
 #include "formats/core/json.h"
 
 namespace vdisk::cli {
@@ -85,7 +86,7 @@ void print_report(const std::string& image, const std::string& format, const std
   for (const CheckFinding& f : report.findings()) {
     std::printf("%s: %s: %s at offset %llu (%s): %s\n", kind_name(f.kind), f.file.c_str(),
                 f.structure.c_str(), static_cast<unsigned long long>(f.offset),
-                hex_offset(f.offset).c_str(), f.what.c_str());
+                hex(f.offset).c_str(), f.what.c_str());
   }
   const uint64_t total = report.errors() + report.leaks();
   if (report.findings().size() < total) {

@@ -50,8 +50,8 @@ int cmd_compare(const std::vector<std::string>& args) {
   if (json) {
     // The same verdict as the human output: with --allow-size-mismatch a
     // zero extra part does not make the images differ.
-    const bool same = r.identical || (lenient && r.size_differs && !r.first_difference &&
-                                      !r.first_nonzero_extra);
+    const bool same =
+        r.identical || (lenient && r.size_differs && !r.first_difference && !r.first_nonzero_extra);
     Json j = Json::object();
     j.set("identical", same);
     j.set("size_a", r.size_a);

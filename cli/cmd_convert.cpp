@@ -9,8 +9,8 @@
 #include "cli/source.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
-#include "formats/foreign.h"
 #include "formats/core/json.h"
+#include "formats/foreign.h"
 
 namespace vdisk::cli {
 
@@ -347,6 +347,7 @@ int cmd_convert(const std::vector<std::string>& args) {
                    : r.unreadable_bytes == 0 ? "read errors"
                                              : "unrescued areas and read errors",
                    r.hashes.empty() ? "only" : "second");
+    }
   }
   if (resized && !json) {
     for (auto& hv : r.output_hashes) {

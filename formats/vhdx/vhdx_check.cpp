@@ -218,18 +218,21 @@ void check_vhdx(std::shared_ptr<const File> file, const OpenOptions&, CheckRepor
     if (e & 0xFFFF8) r.error(path, at, what, "reserved bits 3-19 set");
     uint64_t len = 0;
     if (is_bitmap) {
-      if (state == kSbPresent) {
+      if (state == static_cast<uint8_t>(SectorBitmapState::kPresent)) {
         if (!has_parent) r.error(path, at, what, "a sector bitmap in a disk without a parent");
         len = kSectorBitmapBlockSize;
-      } else if (state != kSbNotPresent) {
+      } else if (state != static_cast<uint8_t>(SectorBitmapState::kNotPresent)) {
         r.error(path, at, what, "state " + std::to_string(state) + " is not 0 or 6");
       }
-    } else if (state == kPayloadFullyPresent || state == kPayloadPartiallyPresent) {
-      if (state == kPayloadPartiallyPresent && !has_parent)
+    } else if (state == static_cast<uint8_t>(PayloadState::kFullyPresent) ||
+               state == static_cast<uint8_t>(PayloadState::kPartiallyPresent)) {
+      if (state == static_cast<uint8_t>(PayloadState::kPartiallyPresent) && !has_parent)
         r.error(path, at, what, "partially present in a disk without a parent");
       len = block;
-    } else if (state != kPayloadNotPresent && state != kPayloadUndefined && state != kPayloadZero &&
-               state != kPayloadUnmapped) {
+    } else if (state != static_cast<uint8_t>(PayloadState::kNotPresent) &&
+               state != static_cast<uint8_t>(PayloadState::kUndefined) &&
+               state != static_cast<uint8_t>(PayloadState::kZero) &&
+               state != static_cast<uint8_t>(PayloadState::kUnmapped)) {
       r.error(path, at, what, "state " + std::to_string(state) + " is not a payload state");
     }
     if (len == 0) continue;

@@ -49,9 +49,9 @@ void check_sparse(const File& f, CheckReport& r) {
   uint8_t head[kSector];
   if (fsize < kSector) throw Error(ErrorKind::kCorrupt, path, 0, "too short for a sparse header");
   f.read_at(0, head, kSector);
-  SparseHeader h;
-  if (!decode_sparse_header(head, h))
-    throw Error(ErrorKind::kCorrupt, path, 0, "no KDMV sparse extent header");
+  std::optional<SparseHeader> decoded = decode_sparse_header(head);
+  if (!decoded) throw Error(ErrorKind::kCorrupt, path, 0, "no KDMV sparse extent header");
+  SparseHeader h = *decoded;
   const bool compressed = (h.flags & kFlagCompressed) != 0;
   if (h.gd_offset == kGdAtEnd) {
     // streamOptimized: the header is repeated as a footer, second-to-last
@@ -59,12 +59,12 @@ void check_sparse(const File& f, CheckReport& r) {
     if (fsize < 3 * kSector) throw Error(ErrorKind::kCorrupt, path, 56, "no footer");
     uint8_t foot[kSector];
     f.read_at(fsize - 2 * kSector, foot, kSector);
-    SparseHeader fh;
-    if (!decode_sparse_header(foot, fh) || fh.gd_offset == kGdAtEnd) {
+    std::optional<SparseHeader> fh = decode_sparse_header(foot);
+    if (!fh || fh->gd_offset == kGdAtEnd) {
       throw Error(ErrorKind::kCorrupt, path, fsize - 2 * kSector,
                   "grain directory at the end, but no footer header with its offset");
     }
-    h.gd_offset = fh.gd_offset;
+    h.gd_offset = fh->gd_offset;
   }
   if (h.grain_size < 8 || (h.grain_size & (h.grain_size - 1)) || h.grain_size > (1 << 20))
     throw Error(
