@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/hex.h"
+#include "formats/foreign.h"
 
 namespace vdisk::cli {
 
@@ -110,6 +112,20 @@ void add_output_format_options(po::options_description& desc, const char* defaul
       "output format options key=value[,key=value...] (may repeat; -o help lists them)");
 }
 
+const FormatDescriptor& require_writable_format(const std::string& name) {
+  // A container vdisk only recognises (formats/foreign.h, listed by `vdisk
+  // formats`) is named as such.
+  for (const ForeignFormat& f : foreign_formats()) {
+    if (!find_format(name) && strcasecmp(f.name.c_str(), name.c_str()) == 0) {
+      throw UsageError("format " + f.name + " cannot be written: vdisk only recognises " +
+                       f.article + " to refuse it");
+    }
+  }
+  const FormatDescriptor& f = require_format(name);
+  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  return f;
+}
+
 bool answer_options_help(const po::variables_map& vm) {
   if (!vm.count("options")) return false;
   bool asked = false;
@@ -124,8 +140,9 @@ bool answer_options_help(const po::variables_map& vm) {
     }
   }
   if (!asked) return false;
-  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
-  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  if (!vm.count("output-format"))
+    throw UsageError("-o help needs -O FMT: the options of which format?");
+  const FormatDescriptor& f = require_writable_format(vm["output-format"].as<std::string>());
   if (f.create_options.empty()) {
     std::printf("format %s takes no -o options\n", f.name.c_str());
   } else {
@@ -137,8 +154,7 @@ bool answer_options_help(const po::variables_map& vm) {
 
 const FormatDescriptor& output_format_from(const po::variables_map& vm, Options& options,
                                            std::string& text) {
-  const FormatDescriptor& f = require_format(vm["output-format"].as<std::string>());
-  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
+  const FormatDescriptor& f = require_writable_format(vm["output-format"].as<std::string>());
   text.clear();
   if (vm.count("options")) {
     for (auto& o : vm["options"].as<std::vector<std::string>>())

@@ -82,6 +82,9 @@ void add_output_format_options(po::options_description& desc, const char* defaul
 // The EarlyAnswer for those: `-o help` (or `-o ?`, as qemu-img takes it)
 // prints the -O format's -o options and answers the command line.
 bool answer_options_help(const po::variables_map& vm);
+// The -O format `name`, which must be writable; a container vdisk only
+// recognises (formats/foreign.h) is named as such. UsageError otherwise.
+const FormatDescriptor& require_writable_format(const std::string& name);
 // The -O format (writable, else UsageError) and its -o options parsed
 // against it; `text` receives them joined ("k=v,k2=v2").
 const FormatDescriptor& output_format_from(const po::variables_map& vm, Options& options,

@@ -214,6 +214,18 @@ int cmd_acquire(const std::vector<std::string>& args) {
   if (resume) {
     map = ddrescue::RescueMap::from_mapfile(ddrescue::load_mapfile(env, map_path), size);
   }
+  const std::vector<std::string> comments = {
+      "Mapfile. Written by vdisk " VDISK_VERSION " acquire (GNU ddrescue's format)",
+      "Command line: vdisk acquire " + src_path + " " + dst_path + " --mapfile " + map_path,
+  };
+  ao.save = [&](const ddrescue::RescueMap& m) {
+    ddrescue::save_mapfile(env, map_path,
+                           ddrescue::format_mapfile(m.to_mapfile(map_path), comments));
+  };
+  // The mapfile exists before the rescue file does: a run killed at any
+  // moment leaves either nothing, or a mapfile (all non-tried at first) that
+  // says what the rescue file holds.
+  if (!resume) ao.save(map);
   std::unique_ptr<RescueSink> sink = open_rescue_file(work, size, !resume, durable);
   if (!raw) {
     std::fprintf(stderr,
@@ -225,14 +237,6 @@ int cmd_acquire(const std::vector<std::string>& args) {
     std::fprintf(stderr, "vdisk: resuming %s: %s rescued, %s to go\n", map_path.c_str(),
                  human_size(map.bytes('+')).c_str(), human_size(size - map.bytes('+')).c_str());
   }
-  const std::vector<std::string> comments = {
-      "Mapfile. Written by vdisk " VDISK_VERSION " acquire (GNU ddrescue's format)",
-      "Command line: vdisk acquire " + src_path + " " + dst_path + " --mapfile " + map_path,
-  };
-  ao.save = [&](const ddrescue::RescueMap& m) {
-    ddrescue::save_mapfile(env, map_path,
-                           ddrescue::format_mapfile(m.to_mapfile(map_path), comments));
-  };
   const AcquireResult ar = acquire(*source, *sink, map, ao);
   sink.reset();
   if (ar.end == AcquireEnd::kInterrupted) {

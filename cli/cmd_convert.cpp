@@ -16,48 +16,6 @@ namespace vdisk::cli {
 
 namespace {
 
-// The -O format, which must be writable. A container vdisk only recognises
-// (formats/foreign.h, listed by `vdisk formats`) is named as such.
-const FormatDescriptor& require_writable_format(const std::string& name) {
-  for (const ForeignFormat& f : foreign_formats()) {
-    if (!find_format(name) && strcasecmp(f.name.c_str(), name.c_str()) == 0) {
-      throw UsageError("format " + f.name + " cannot be written: vdisk only recognises " +
-                       f.article + " to refuse it");
-    }
-  }
-  const FormatDescriptor& f = require_format(name);
-  if (!f.create) throw UsageError("format " + f.name + " cannot be written");
-  return f;
-}
-
-// `-o help` (or `-o ?`, as qemu-img takes it): the -o options of the -O
-// format, from its descriptor.
-bool answer_convert_options_help(const po::variables_map& vm) {
-  if (!vm.count("options")) return false;
-  bool asked = false;
-  for (const std::string& group : vm["options"].as<std::vector<std::string>>()) {
-    size_t start = 0;
-    while (start <= group.size()) {
-      const size_t comma = group.find(',', start);
-      const std::string item =
-          group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      asked |= item == "help" || item == "?";
-      start = comma == std::string::npos ? group.size() + 1 : comma + 1;
-    }
-  }
-  if (!asked) return false;
-  if (!vm.count("output-format"))
-    throw UsageError("-o help needs -O FMT: the options of which format?");
-  const FormatDescriptor& f = require_writable_format(vm["output-format"].as<std::string>());
-  if (f.create_options.empty()) {
-    std::printf("format %s takes no -o options\n", f.name.c_str());
-  } else {
-    std::printf("-o options of format %s (-o key=value[,key=value...]):\n%s", f.name.c_str(),
-                describe_create_options(f, terminal_width()).c_str());
-  }
-  return true;
-}
-
 // convert --output json: the summary's keys (docs/json.md).
 Json convert_summary_json(const std::string& src, const std::string& src_format,
                           const std::string& dst, const std::string& dst_format,

@@ -195,6 +195,20 @@ int cmd_verify(const std::vector<std::string>& args) {
                   static_cast<unsigned long long>(damage_count - damage.size()));
     }
   }
+  if (matched && damage_count) {
+    std::printf("verify: FAILED: %s matches %s, but its chunks are damaged\n", image.c_str(),
+                matched->what.c_str());
+    return kExitDifferent;
+  }
+  if (matched) {
+    std::printf("verify: OK: %s matches %s (", image.c_str(), matched->what.c_str());
+    for (size_t i = 0; i < matched->hashes.size(); ++i) {
+      std::printf("%s%s %s", i ? ", " : "", hash_algo_name(matched->hashes[i].algo),
+                  matched->hashes[i].hex.c_str());
+    }
+    std::printf(")%s\n", r.read_errors.empty() ? "" : ", with its read errors as zeros");
+    return read_status;
+  }
   std::printf("verify: FAILED: %s (%llu bytes) matches none of the expected contents\n",
               image.c_str(), static_cast<unsigned long long>(r.virtual_size));
   for (const Expectation& c : candidates) {

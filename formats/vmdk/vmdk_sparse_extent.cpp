@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 
 #include "formats/core/deflate.h"
 #include "formats/core/endian.h"
@@ -51,18 +52,21 @@ class SparseExtent final : public ExtentReader {
         desc_(std::move(desc)),
         cache_(std::max<size_t>(kGrainCacheBytes / grain_bytes, 4)) {
     num_grains_ = div_round_up(size_, grain_bytes_);
-    slot_.assign(static_cast<size_t>(div_round_up(num_grains_, gtes_)), kNoSlot);
+    num_tables_ = static_cast<size_t>(div_round_up(num_grains_, gtes_));
   }
 
   // Loader interface.
-  size_t num_tables() const { return slot_.size(); }
+  size_t num_tables() const { return num_tables_; }
   uint64_t num_grains() const { return num_grains_; }
   uint64_t grain_bytes() const { return grain_bytes_; }
-  // Installs table `t` (gtes entries) and returns a pointer to fill.
+  // Installs table `t` (gtes entries) and returns a pointer to fill. Tables
+  // come in increasing order (the loaders walk the directory).
   uint64_t* add_table(size_t t) {
-    slot_[t] = static_cast<uint32_t>(entries_.size() / gtes_);
+    if (!tables_.empty() && t <= tables_.back())
+      throw std::logic_error("vmdk: grain tables installed out of order");
+    tables_.push_back(static_cast<uint64_t>(t));
     entries_.resize(entries_.size() + gtes_, kEntryUnallocated);
-    return entries_.data() + static_cast<size_t>(slot_[t]) * gtes_;
+    return entries_.data() + (tables_.size() - 1) * gtes_;
   }
   void finish_load() {
     uint64_t allocated = 0, zero = 0;
@@ -94,7 +98,7 @@ class SparseExtent final : public ExtentReader {
     for (int steps = 0; end < offset + len && steps < kMaxStatusSteps; ++steps) {
       uint64_t ng = end / grain_bytes_;
       // A whole missing table is one unallocated run.
-      if (slot_[static_cast<size_t>(ng / gtes_)] == kNoSlot) {
+      if (slot_of(ng / gtes_) == kNoSlot) {
         if (t != ExtentType::kUnallocated) break;
         end = std::min(size_, (ng / gtes_ + 1) * gtes_ * grain_bytes_);
         continue;
@@ -144,7 +148,7 @@ class SparseExtent final : public ExtentReader {
     return ExtentType::kData;
   }
   uint64_t entry(uint64_t g) const {
-    uint32_t s = slot_[static_cast<size_t>(g / gtes_)];
+    const uint32_t s = slot_of(g / gtes_);
     if (s == kNoSlot) return kEntryUnallocated;
     return entries_[static_cast<size_t>(s) * gtes_ + g % gtes_];
   }
@@ -232,7 +236,18 @@ class SparseExtent final : public ExtentReader {
   bool compressed_;
   Json desc_;
   uint64_t num_grains_ = 0;
-  std::vector<uint32_t> slot_;
+  // The slot in entries_ of table t, or kNoSlot when it holds nothing.
+  uint32_t slot_of(uint64_t t) const {
+    auto it = std::lower_bound(tables_.begin(), tables_.end(), t);
+    if (it == tables_.end() || *it != t) return kNoSlot;
+    return static_cast<uint32_t>(it - tables_.begin());
+  }
+
+  size_t num_tables_ = 0;
+  // The tables that hold any entry, ascending (a table that is all zeros,
+  // as preallocated ones are, costs nothing: a 1 PiB disk has 2^25 tables),
+  // and their entries, gtes_ per table in the same order.
+  std::vector<uint64_t> tables_;
   std::vector<uint64_t> entries_;
   mutable GrainCache cache_;
 };
@@ -278,11 +293,18 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
                       std::to_string(gd_bytes) + " bytes) lies outside the " +
                       std::to_string(fsize) + "-byte file");
   }
-  std::vector<uint8_t> gdraw(static_cast<size_t>(gd_bytes));
-  file.read_at(gd_pos, gdraw.data(), gdraw.size());
+  // Read in 4 MiB windows: a 1 PiB disk's directory is 128 MiB, held once.
   std::vector<uint32_t> gd(ntables);
-  for (size_t i = 0; i < ntables; ++i) gd[i] = load_le32(gdraw.data() + 4 * i);
-  if (gd_out) *gd_out = gd;
+  {
+    std::vector<uint8_t> window;
+    for (size_t first = 0; first < ntables;) {
+      const size_t n = std::min<size_t>(ntables - first, 1u << 20);
+      window.resize(4 * n);
+      file.read_at(gd_pos + 4 * uint64_t{first}, window.data(), window.size());
+      for (size_t i = 0; i < n; ++i) gd[first + i] = load_le32(window.data() + 4 * i);
+      first += n;
+    }
+  }
 
   const uint64_t gt_bytes = uint64_t{h.num_gtes_per_gt} * 4;
   uint64_t used = 0;
@@ -322,10 +344,24 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
     meta.push_back({s, s + std::min(gd_bytes, fsize - s),
                     "the grain directory at sector " + std::to_string(other), false});
   }
-  for (size_t i = 0; i < ntables; ++i) {
-    if (gd[i] == 0) continue;
+  // Tables that follow each other in the file (as every writer lays them
+  // out) are one range: a 1 PiB disk has 2^25 tables, and a range each
+  // would cost gigabytes of memory for a check that cannot fail inside a run.
+  for (size_t i = 0; i < ntables;) {
+    if (gd[i] == 0) {
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < ntables && gd[j] != 0 &&
+           uint64_t{gd[j]} * kSector == uint64_t{gd[j - 1]} * kSector + gt_bytes)
+      ++j;
     const uint64_t s = uint64_t{gd[i]} * kSector;
-    meta.push_back({s, s + gt_bytes, "grain table " + std::to_string(i), true});
+    meta.push_back({s, s + (j - i) * gt_bytes,
+                    j == i + 1 ? "grain table " + std::to_string(i)
+                               : "grain tables " + std::to_string(i) + "-" + std::to_string(j - 1),
+                    true});
+    i = j;
   }
   {
     std::vector<const MetaRange*> order;
@@ -399,6 +435,7 @@ void load_hosted_tables(const File& file, const SparseHeader& h, uint64_t gd_sec
     }
     i = j;
   }
+  if (gd_out) *gd_out = std::move(gd);
 }
 
 }  // namespace
@@ -485,10 +522,17 @@ std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> fil
     uint64_t rgd_pos = h.rgd_offset * kSector;
     uint64_t gd_bytes = uint64_t{primary_gd.size()} * 4;
     if (h.rgd_offset < file->size() / kSector && gd_bytes <= file->size() - rgd_pos) {
-      std::vector<uint8_t> raw(static_cast<size_t>(gd_bytes));
-      file->read_at(rgd_pos, raw.data(), raw.size());
+      // In windows: a 1 PiB disk's directory is 128 MiB.
+      std::vector<uint8_t> raw;
+      size_t window_first = 0;
       for (size_t i = 0; i < primary_gd.size(); ++i) {
-        uint32_t r = load_le32(raw.data() + 4 * i);
+        if (i == window_first + raw.size() / 4 || raw.empty()) {
+          window_first = i;
+          raw.resize(static_cast<size_t>(
+              std::min<uint64_t>(4u << 20, 4 * uint64_t{primary_gd.size() - i})));
+          file->read_at(rgd_pos + 4 * uint64_t{i}, raw.data(), raw.size());
+        }
+        uint32_t r = load_le32(raw.data() + 4 * (i - window_first));
         if (primary_gd[i] == 0 && r != 0) {  // the primary lost a table
           problem = path + ": grain directory entry " + std::to_string(i) +
                     " is 0 but the redundant copy has " + std::to_string(r);
@@ -497,6 +541,8 @@ std::unique_ptr<ExtentReader> open_hosted_sparse(std::shared_ptr<const File> fil
       }
     }
   }
+  primary_gd = {};
+  primary_gd.shrink_to_fit();
   if (!problem.empty()) {
     auto alt = make();
     load_hosted_tables(*file, h, h.rgd_offset, *alt, nullptr);
