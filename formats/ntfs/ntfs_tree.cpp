@@ -1260,7 +1260,11 @@ class NtfsTree final : public FileTree {
   }
 
   std::vector<DirEntry> list_impl(NodeId dir, bool system) const {
-    auto [rec, stream] = split(dir);
+    // Not a structured binding: the lambda below captures `rec` (clang 14,
+    // the fuzz build's compiler, refuses to capture bindings).
+    const auto parts = split(dir);
+    const auto rec = parts.first;
+    const auto stream = parts.second;
     auto node = get_node(rec);
     if (stream != 0 || !(node->rec_flags & kFrDirectory)) {
       throw Error(ErrorKind::kInvalidArgument, label_, node->where,
