@@ -215,3 +215,29 @@ TEST_CASE("a truncated or damaged compressed image names both offsets", "[compre
   CHECK(i.exit_code == 2);
   CHECK_THAT(i.err, Catch::Contains("xz"));
 }
+
+TEST_CASE("OpenOptions::decode_limit stops the index pass of gzip, bzip2 and streamed zstd",
+          "[compressed]") {
+  for (const char* t : {"gzip", "bzip2", "zstd"}) require_tool(t);
+  TempDir dir;
+  std::string raw = make_disk(dir);  // 12 MiB
+  // zstd reading a pipe writes no content size: its frames must be decoded.
+  for (const char* cmd : {"gzip -c", "bzip2 -1 -c", "zstd -q -c -"}) {
+    std::string out = dir / "d.cmp";
+    std::remove(out.c_str());
+    run_ok(std::string("cat ") + sh_quote(raw) + " | " + cmd + " > " + sh_quote(out));
+    INFO(cmd);
+    OpenOptions o;
+    o.warn = [](const std::string&) {};
+    o.decode_limit = 4 << 20;
+    try {
+      open_image(out, "", o);
+      FAIL("a 12 MiB disk opened under a 4 MiB decode limit");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::kUnsupported);
+      CHECK_THAT(e.what(), Catch::Contains(out) && Catch::Contains("4194304"));
+    }
+    o.decode_limit = 12 << 20;  // exactly the disk: allowed
+    CHECK(open_image(out, "", o)->size() == 12u << 20);
+  }
+}

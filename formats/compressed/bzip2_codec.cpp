@@ -217,9 +217,13 @@ class Bzip2Codec final : public Codec {
       ended = true;
       return true;
     };
+    // Past idx.decode_limit: stop submitting, then throw once the pool is
+    // drained (never from inside the pool's callback).
+    uint64_t over_limit_at = UINT64_MAX;
     auto consume = [&](BlockJob& job) {
       BlockJob* j = &job;
-      if (ended || !idx.damage.empty() || j->start < expected) return;
+      if (over_limit_at != UINT64_MAX || ended || !idx.damage.empty() || j->start < expected)
+        return;
       while (j->start > expected && !ended && idx.damage.empty()) {
         if (!stream_end()) return;
       }
@@ -238,6 +242,8 @@ class Bzip2Codec final : public Codec {
       out += j->out_len;
       expected = j->end;
       ++idx.units;
+      if (idx.decode_limit != 0 && out > idx.decode_limit && over_limit_at == UINT64_MAX)
+        over_limit_at = j->start / 8;
     };
     {
       const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
@@ -246,6 +252,7 @@ class Bzip2Codec final : public Codec {
                                     [] { return [](BlockJob& j) { j.run(); }; });
       for (size_t i = 0; i < cands.size(); ++i) {
         if (cands[i].eos) continue;
+        if (over_limit_at != UINT64_MAX) break;
         auto job = std::make_unique<BlockJob>();
         job->file = &f;
         job->start = cands[i].bit;
@@ -255,6 +262,7 @@ class Bzip2Codec final : public Codec {
       }
       workers.drain(consume);
     }
+    if (over_limit_at != UINT64_MAX) check_decode_limit(idx, f.path(), over_limit_at, out);
     while (!ended && idx.damage.empty()) {
       if (!stream_end()) break;
     }

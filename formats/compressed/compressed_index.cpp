@@ -40,6 +40,14 @@ Runs ZeroTracker::finish() {
   return std::move(runs_);
 }
 
+void check_decode_limit(const StreamIndex& idx, const std::string& path, uint64_t in,
+                        uint64_t decoded) {
+  if (idx.decode_limit == 0 || decoded <= idx.decode_limit) return;
+  throw Error(ErrorKind::kUnsupported, path, in,
+              "decodes to more than " + std::to_string(idx.decode_limit) +
+                  " bytes, the limit this open was given");
+}
+
 void append_runs(Runs& into, const Runs& add) {
   for (const auto& r : add) {
     if (!into.empty() && into.back().second == r.first) {

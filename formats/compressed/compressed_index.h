@@ -78,7 +78,16 @@ struct StreamIndex {
   // Facts for `info` (members, blocks, frames, seek table, …).
   std::vector<std::pair<std::string, std::string>> facts;
   uint64_t units = 0;  // members / blocks / frames counted
+  // Input to a decoding pass (OpenOptions::decode_limit): the pass throws
+  // Error(kUnsupported) once more than this many bytes have decoded; 0: no
+  // limit.
+  uint64_t decode_limit = 0;
 };
+
+// Throws Error(kUnsupported) naming `path` and the compressed offset `in`
+// reached when `decoded` exceeds idx.decode_limit (when one is set).
+void check_decode_limit(const StreamIndex& idx, const std::string& path, uint64_t in,
+                        uint64_t decoded);
 
 // Called with every decoded byte of a pass, in order.
 using DataSink = std::function<void(const uint8_t* data, size_t len)>;

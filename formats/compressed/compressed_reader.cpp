@@ -398,6 +398,7 @@ BlockDevicePtr open_compressed(std::shared_ptr<const File> file, const OpenOptio
     loaded = load_index(env, opts.index_path, codec->name(), *file, idx);
   if (!loaded) {
     ZeroTracker zt(0);
+    idx.decode_limit = opts.decode_limit;
     codec->build_index(idx, [&](const uint8_t* d, size_t n) { zt.feed(d, n); });
     // Codecs that pass the data through the sink get their zero runs here;
     // bzip2 decodes blocks apart and joins their runs itself.

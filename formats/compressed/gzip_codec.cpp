@@ -217,6 +217,7 @@ class GzipCodec final : public Codec {
       if (got) sink(obuf.data() + have, got);
       have += got;
       total += got;
+      check_decode_limit(idx, path, in.offset(), total);
       if (ret == Z_STREAM_END) {
         in_member = false;
       } else if (ret != Z_OK && ret != Z_BUF_ERROR) {

@@ -99,15 +99,24 @@ class ZstdCodec final : public Codec {
         AccessPoint p{out, f.in, f.in_end, 0, nullptr};
         ZstdDecoder d(*file_, p);
         uint64_t got = 0;
-        try {
-          for (size_t n; (n = d.read(buf.data(), buf.size())) > 0;) {
-            sink(buf.data(), n);
-            got += n;
+        bool damaged = false;
+        for (;;) {
+          size_t n = 0;
+          try {
+            n = d.read(buf.data(), buf.size());
+          } catch (const Error& e) {
+            idx.damage = e.what();
+            damaged = true;
+            break;
           }
-        } catch (const Error& e) {
+          if (n == 0) break;
+          sink(buf.data(), n);
+          got += n;
+          check_decode_limit(idx, file_->path(), f.in, out + got);
+        }
+        if (damaged) {
           if (got > 0) idx.points.push_back(p);
           out += got;
-          idx.damage = e.what();
           idx.damaged_at = out;
           break;
         }

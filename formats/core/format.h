@@ -69,6 +69,12 @@ struct OpenOptions {
   // image) or written there after the pass; nothing is ever written beside
   // a source unless named here.
   std::string index_path;
+  // The most bytes an open may decode to learn the layout (the index pass of
+  // gzip, bzip2 and zstd without sizes); past it the open fails with
+  // Error(kUnsupported). 0: no limit, what every command uses: a 32 MiB gzip
+  // can rightly hold a 34 GB disk, and `gzip -d` itself takes minutes on it.
+  // The fuzz targets set it, so such an input costs them seconds, not minutes.
+  uint64_t decode_limit = 0;
   // `vdisk info` sets this: a differencing image whose parent cannot be found
   // still opens, with a placeholder parent (make_missing_parent) whose reads
   // fail with the original "not found" error, so info can show the image's own
