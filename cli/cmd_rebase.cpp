@@ -66,15 +66,27 @@ int cmd_rebase(const std::vector<std::string>& args) {
   BlockDevicePtr new_parent;
   std::string parent_format = vm["backing-format"].as<std::string>();
   if (!name.empty()) {
+    const auto parent_id = opts.environment().identity_of(parent_path);
+    if (parent_id && parent_id == opts.environment().identity_of(path))
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  "cannot be its own parent (-b " + name + ")");
     OpenOptions popts = opts;
     popts.parent_path.clear();
     new_parent = open_image(parent_path, parent_format, popts);
     if (parent_format.empty()) parent_format = new_parent->info().format;
   }
+  // The new parent's own layer, whose identity the child records.
+  const BlockDevice* parent_layer = new_parent ? new_parent->layers().front() : nullptr;
+  if (new_parent && new_parent->size() != img.layer->size()) {
+    throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+                "the new parent " + name + " has " + std::to_string(new_parent->size()) +
+                    " bytes, the child " + std::to_string(img.layer->size()) +
+                    ": a child is rebased onto a parent of its own size");
+  }
   std::unique_ptr<ImageUpdater> updater = img.format->update(*img.file, *img.layer);
 
   if (vm.count("unsafe")) {
-    updater->set_parent(name, parent_format);
+    updater->set_parent(name, parent_format, parent_layer);
     std::printf("%s: now names %s as its parent (unsafe: nothing copied or compared)\n",
                 path.c_str(), name.empty() ? "no image" : name.c_str());
     return kExitOk;
@@ -119,7 +131,7 @@ int cmd_rebase(const std::vector<std::string>& args) {
                 "over the new parent the child would read differently (SHA-256 " + after +
                     ", before " + before + "); its parent was not changed");
   }
-  updater->set_parent(name, parent_format);
+  updater->set_parent(name, parent_format, parent_layer);
   std::printf(
       "%s: now over %s; %llu bytes copied into the child; guest content (SHA-256 %s) checked "
       "before the header was written\n",

@@ -166,20 +166,20 @@ TEST_CASE("rebase/commit: formats not done are refused by name", "[rebase]") {
   require_tool("qemu-img");
   TempDir dir;
   run_ok("cd " + sh_quote(dir.path()) +
-         " && qemu-img create -q -f vmdk base.vmdk 4M"
-         " && qemu-img create -q -f vmdk -b base.vmdk -F vmdk child.vmdk"
-         " && qemu-img create -q -f vmdk other.vmdk 4M");
-  const auto before = read_file(dir / "child.vmdk");
-  RunResult r = run_vdisk("rebase -b other.vmdk " + sh_quote(dir / "child.vmdk"));
+         " && qemu-img create -q -f vhdx base.vhdx 4M"
+         " && qemu-img create -q -f qcow2 -b base.vhdx -F vhdx child.qcow2"
+         " && qemu-img create -q -f vhdx other.vhdx 4M");
+  const auto before = read_file(dir / "base.vhdx");
+  RunResult r = run_vdisk("rebase -b other.vhdx " + sh_quote(dir / "base.vhdx"));
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("rebasing vmdk images is not supported (formats that rebase: qcow2)") !=
+  CHECK(r.err.find("rebasing vhdx images is not supported (formats that rebase: ") !=
         std::string::npos);
-  r = run_vdisk("commit " + sh_quote(dir / "child.vmdk"));
+  r = run_vdisk("commit " + sh_quote(dir / "child.qcow2"));
   CHECK(r.exit_code == 2);
-  CHECK(r.err.find("committing into vmdk images is not supported") != std::string::npos);
-  CHECK(read_file(dir / "child.vmdk") == before);
+  CHECK(r.err.find("committing into vhdx images is not supported") != std::string::npos);
+  CHECK(read_file(dir / "base.vhdx") == before);
   // A stand-alone image has no parent to commit into.
-  r = run_vdisk("commit " + sh_quote(dir / "base.vmdk"));
+  r = run_vdisk("commit " + sh_quote(dir / "base.vhdx"));
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("has no parent") != std::string::npos);
 }

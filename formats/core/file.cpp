@@ -102,8 +102,10 @@ class PosixFile final : public File {
         fd_(fd),
         size_(static_cast<uint64_t>(st.st_size)),
         blocks_(static_cast<uint64_t>(st.st_blocks) * 512),
-        identity_(identity_of_stat(st)) {}
+        identity_(identity_of_stat(st)),
+        mtime_(static_cast<int64_t>(st.st_mtime)) {}
   ~PosixFile() override { ::close(fd_); }
+  std::optional<int64_t> modified_unix() const override { return mtime_; }
 
   const std::string& path() const override { return path_; }
   uint64_t size() const override { return size_; }
@@ -164,6 +166,7 @@ class PosixFile final : public File {
   uint64_t size_;
   uint64_t blocks_;
   std::pair<uint64_t, uint64_t> identity_;
+  int64_t mtime_ = 0;
 };
 
 // What is at a path an output is about to take.

@@ -45,6 +45,10 @@ class File {
   // (for a block device: one device, whichever node names it); {0, 0} when
   // unknown. Env::identity_of answers the same for a path.
   virtual std::pair<uint64_t, uint64_t> identity() const { return {0, 0}; }
+  // Last modification time at open time, in seconds since
+  // 1970-01-01T00:00:00Z (a differencing VHD records its parent's); nullopt
+  // when unknown.
+  virtual std::optional<int64_t> modified_unix() const { return std::nullopt; }
 };
 
 // A file being written. Nothing exists under path() until commit() succeeds;

@@ -10,6 +10,8 @@
 
 namespace vdisk {
 
+class BlockDevice;
+
 class ImageUpdater {
  public:
   virtual ~ImageUpdater() = default;
@@ -25,9 +27,14 @@ class ImageUpdater {
   virtual void flush() = 0;
   // Makes the layer name `name` (as stored: relative to the image's folder)
   // as its parent, of format `format` (empty: none recorded), writing only
-  // the header fields that say so, after a sync. Throws Error(kUnsupported)
-  // when the format cannot (a name too long for the room the header has).
-  virtual void set_parent(const std::string& name, const std::string& format) = 0;
+  // the header fields that say so, after a sync. `parent` is the new
+  // parent's own layer (null with an empty name), for the formats that
+  // record its identity (VMDK CID, VHD unique ID, VDI UUIDs). Throws
+  // Error(kUnsupported) when the format cannot (a name too long for the room
+  // the header has, a parent of another format where the identity is of
+  // the format's own kind, no parent where the format needs one).
+  virtual void set_parent(const std::string& name, const std::string& format,
+                          const BlockDevice* parent) = 0;
 };
 
 }  // namespace vdisk

@@ -132,7 +132,7 @@ class Qcow2Updater final : public ImageUpdater {
     file_.sync();
   }
 
-  void set_parent(const std::string& name, const std::string& format) override {
+  void set_parent(const std::string& name, const std::string& format, const BlockDevice*) override {
     const uint64_t cs = h_.cluster_size();
     const uint64_t room = std::min<uint64_t>(cs, 1u << 20);
     std::vector<uint8_t> c0(room);

@@ -36,7 +36,7 @@ class RawUpdater final : public ImageUpdater {
     file_.write_at(offset, buf, static_cast<size_t>(std::min<uint64_t>(len, size_ - offset)));
   }
   void flush() override { file_.sync(); }
-  void set_parent(const std::string&, const std::string&) override {
+  void set_parent(const std::string&, const std::string&, const BlockDevice*) override {
     throw Error(ErrorKind::kUnsupported, file_.path(), std::nullopt,
                 "a raw image has no parent to name");
   }

@@ -33,6 +33,7 @@ const FormatDescriptor& descriptor() {
       .roundtrip_options = {},
       .check = check_vdi,
       .resize = resize_vdi,
+      .update = update_vdi,
   };
   return d;
 }

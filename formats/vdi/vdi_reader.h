@@ -28,6 +28,8 @@ class VdiDevice final : public BlockDevice {
   std::shared_ptr<const ParentSpec> parent_spec() const override;
 
   const Header& header() const { return h_; }
+  // The block map as read: one entry per block.
+  const std::vector<uint32_t>& map() const { return map_; }
 
  protected:
   void do_read(uint64_t offset, void* buf, size_t len) const override;
@@ -51,5 +53,15 @@ BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opt
 // FormatDescriptor::resize (vdi_resize.cpp): `layer` is the VdiDevice opened
 // from `file`. Grows within the block map's room; a fixed VDI only shrinks.
 void resize_vdi(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+// FormatDescriptor::update (vdi_inplace.cpp): an updater over the VdiDevice
+// `layer` opened from `file`. Units are blocks; a block not yet stored is
+// appended after the last data block (its cbBlockExtra bytes zeroed); flush()
+// syncs the data, then writes the block map entries and cBlocksAllocated.
+// set_parent() links to a VDI parent by its UUIDs (uuidLinkage,
+// uuidParentModification; VDI stores no name: readers find the parent by
+// UUID among the .vdi files beside the child). Identity fields are not
+// changed by writes (uuidModification stays), so children of a committed
+// parent still open without a warning.
+std::unique_ptr<ImageUpdater> update_vdi(UpdateFile& file, const BlockDevice& layer);
 
 }  // namespace vdisk::vdi

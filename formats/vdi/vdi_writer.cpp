@@ -4,11 +4,13 @@
 #include <cstring>
 
 #include "formats/core/block_device.h"
+#include "formats/core/child_writer.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/single_file_writer.h"
 #include "formats/vdi/vdi_layout.h"
+#include "formats/vdi/vdi_reader.h"
 
 namespace vdisk::vdi {
 
@@ -36,8 +38,14 @@ bool want_static(const CreateRequest& req) {
 
 class VdiWriter final : public SingleFileWriter {
  public:
-  explicit VdiWriter(const CreateRequest& req) {
+  // `parent`: a differencing image of it (VDICore.h: uImageType DIFF,
+  // uuidLinkage = the parent's uuidCreate, uuidParentModification = its
+  // uuidModification); the ChildFilter in front passes on only whole blocks
+  // that differ, and an all-zero one is stored as a zero block, not left
+  // free (free reads the parent's).
+  VdiWriter(const CreateRequest& req, const Header* parent) {
     static_ = want_static(req);
+    child_ = parent != nullptr;
     size_ = round_size(req, kSectorSize, "VDI holds whole 512-byte sectors");
     const uint64_t blocks = div_round_up(size_, kDefaultBlockSize);
     // The map and data offsets are u32 fields; block numbers must stay below
@@ -62,6 +70,11 @@ class VdiWriter final : public SingleFileWriter {
     h_.blocks = static_cast<uint32_t>(blocks);
     h_.uuid_create = Guid::random(req.environment());
     h_.uuid_modify = Guid::random(req.environment());
+    if (child_) {
+      h_.image_type = static_cast<uint32_t>(VdiType::kDiff);
+      h_.uuid_linkage = parent->uuid_create;
+      h_.uuid_parent_modify = parent->uuid_modify;
+    }
     if (static_) allocated_ = h_.blocks;
     open_output(req);
   }
@@ -136,6 +149,7 @@ class VdiWriter final : public SingleFileWriter {
     const uint8_t* data = pending_.data() + pending_.size() - kDefaultBlockSize;
     if (is_zero(data, kDefaultBlockSize)) {
       pending_.resize(pending_.size() - kDefaultBlockSize);
+      if (child_) set_map_entry(cur_block_, kBlockZero);
       return;
     }
     set_map_entry(cur_block_, allocated_++);
@@ -145,7 +159,10 @@ class VdiWriter final : public SingleFileWriter {
   // blocks still pending are written first (they precede it in the file).
   void write_whole_block(uint64_t block, const uint8_t* data) {
     close_block();
-    if (is_zero(data, kDefaultBlockSize)) return;
+    if (is_zero(data, kDefaultBlockSize)) {
+      if (child_) set_map_entry(block, kBlockZero);
+      return;
+    }
     flush();
     set_map_entry(block, allocated_++);
     out_->write_at(uint64_t{h_.data_offset} + uint64_t{allocated_ - 1} * kDefaultBlockSize, data,
@@ -191,6 +208,7 @@ class VdiWriter final : public SingleFileWriter {
 
   uint64_t size_ = 0;
   bool static_ = false;
+  bool child_ = false;
   Header h_;
   static constexpr size_t kMapWindowBytes = 4u << 20;
   std::vector<uint8_t> map_buf_;  // entries [map_done_, map_done_ + size / 4)
@@ -217,11 +235,26 @@ const std::vector<OptionSpec>& create_options() {
        .help = "qemu-img's spelling of subformat=static",
        .choices = {}},
   };
-  return specs;
+  static const std::vector<OptionSpec> all = [] {
+    std::vector<OptionSpec> v = specs;
+    for (OptionSpec& o : backing_options("a differencing image")) v.push_back(std::move(o));
+    return v;
+  }();
+  return all;
 }
 
 std::unique_ptr<ImageWriter> create_vdi(const CreateRequest& req) {
-  return std::make_unique<VdiWriter>(req);
+  const std::string name = backing_name(req, "vdi");
+  if (name.empty()) return std::make_unique<VdiWriter>(req, nullptr);
+  if (want_static(req))
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "a VDI with a backing_file is a differencing image: not subformat=static");
+  Backing backing = open_backing(req, name, req.options.get_string("backing_fmt"), "vdi", "VDI");
+  const auto* parent = dynamic_cast<const VdiDevice*>(&backing.layer());
+  if (!parent)
+    throw Error(ErrorKind::kUnsupported, backing.path, std::nullopt, "not opened as a VDI");
+  auto inner = std::make_unique<VdiWriter>(req, &parent->header());
+  return std::make_unique<ChildFilter>(std::move(inner), backing.device, kDefaultBlockSize);
 }
 
 }  // namespace vdisk::vdi

@@ -1,5 +1,6 @@
 #include "formats/core/format.h"
 #include "formats/vhd/vhd_check.h"
+#include "formats/vhd/vhd_inplace.h"
 #include "formats/vhd/vhd_reader.h"
 #include "formats/vhd/vhd_writer.h"
 
@@ -31,6 +32,7 @@ const FormatDescriptor& descriptor() {
       .roundtrip_options = {"block_size=64K", "subformat=fixed,creator=qemu"},
       .check = check_vhd,
       .resize = resize_vhd,
+      .update = update_vhd,
   };
   return d;
 }

@@ -48,6 +48,12 @@ class VhdDevice final : public BlockDevice {
   std::shared_ptr<const ParentSpec> parent_spec() const override;
 
   const Footer& footer() const { return footer_; }
+  // Dynamic and differencing disks: the dynamic header and the BAT as read.
+  const DynamicHeader& header() const { return header_; }
+  const std::vector<uint32_t>& bat() const { return bat_; }
+  // Where the footer in use came from ("end of file …" or the copy at 0).
+  const std::string& footer_source() const { return footer_source_; }
+  const File& file() const { return *file_; }
 
  protected:
   void do_read(uint64_t offset, void* buf, size_t len) const override;

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "formats/core/child_writer.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/single_file_writer.h"
+#include "formats/vhd/vhd_inplace.h"
 #include "formats/vhd/vhd_layout.h"
 
 namespace vdisk::vhd {
@@ -49,7 +51,9 @@ uint32_t creator_version() {
 
 class VhdWriter final : public SingleFileWriter {
  public:
-  explicit VhdWriter(const CreateRequest& req) {
+  // `parent`: a differencing disk linked to it (dynamic layout; the
+  // ChildFilter in front passes on only whole blocks that differ).
+  VhdWriter(const CreateRequest& req, const ParentLink* parent) {
     const std::string& path = req.path;
     const Options& o = req.options;
     const bool azure = o.get_string("target") == "azure";
@@ -120,6 +124,14 @@ class VhdWriter final : public SingleFileWriter {
                         " disk is too large for a dynamic VHD (BAT offsets are 32-bit sector "
                         "numbers, about 2 TiB); use -o subformat=fixed");
       }
+      if (parent) {
+        // Spec "Dynamic Disk Header Format": the parent's identity and
+        // locators; the locator data right after the BAT.
+        f.disk_type = uint32_t(DiskType::kDifferencing);
+        locator_at_ = next_;
+        locator_data_ = store_parent_link(header_, *parent, locator_at_);
+        next_ += locator_data_.size();
+      }
       bat_.assign(static_cast<size_t>(blocks), kBatUnused);
       bitmap_.assign(static_cast<size_t>(bitmap_size_), 0xFF);
     }
@@ -169,7 +181,7 @@ class VhdWriter final : public SingleFileWriter {
       std::vector<uint8_t> bat(
           static_cast<size_t>(div_round_up(bat_.size() * 4, kSectorSize) * kSectorSize), 0xFF);
       for (size_t i = 0; i < bat_.size(); ++i) store_be32(bat.data() + i * 4, bat_[i]);
-      DynamicHeader h;
+      DynamicHeader& h = header_;
       h.data_offset = kFixedDataOffset;
       h.table_offset = bat_offset_;
       h.max_table_entries = static_cast<uint32_t>(bat_.size());
@@ -179,6 +191,8 @@ class VhdWriter final : public SingleFileWriter {
       out_->write_at(0, foot.data(), foot.size());
       out_->write_at(kFooterSize, head.data(), head.size());
       if (!bat.empty()) out_->write_at(bat_offset_, bat.data(), bat.size());
+      if (!locator_data_.empty())
+        out_->write_at(locator_at_, locator_data_.data(), locator_data_.size());
       out_->write_at(next_, foot.data(), foot.size());
       return next_ + kFooterSize;
     }
@@ -193,12 +207,15 @@ class VhdWriter final : public SingleFileWriter {
   uint64_t next_ = 0;  // file offset of the next block
   std::vector<uint32_t> bat_;
   std::vector<uint8_t> bitmap_;
+  DynamicHeader header_;
+  uint64_t locator_at_ = 0;
+  std::vector<uint8_t> locator_data_;
 };
 
 }  // namespace
 
 std::vector<OptionSpec> vhd_create_options() {
-  return {
+  std::vector<OptionSpec> specs = {
       {"subformat",
        OptionType::kEnum,
        "dynamic",
@@ -223,10 +240,23 @@ std::vector<OptionSpec> vhd_create_options() {
        "smaller size from the CHS geometry",
        {}},
   };
+  for (OptionSpec& o : backing_options("a differencing disk")) specs.push_back(std::move(o));
+  return specs;
 }
 
 std::unique_ptr<ImageWriter> create_vhd(const CreateRequest& req) {
-  return std::make_unique<VhdWriter>(req);
+  const std::string name = backing_name(req, "vhd");
+  if (name.empty()) return std::make_unique<VhdWriter>(req, nullptr);
+  if (req.options.get_string("subformat") == "fixed" || req.options.get_string("target") == "azure")
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "a VHD with a backing_file is a differencing disk: not subformat=fixed or "
+                "target=azure");
+  Backing backing = open_backing(req, name, req.options.get_string("backing_fmt"), "vhd", "VHD");
+  const ParentLink link =
+      parent_link(req.path, backing.layer(), name, req.environment().real_path(backing.path));
+  auto inner = std::make_unique<VhdWriter>(req, &link);
+  return std::make_unique<ChildFilter>(std::move(inner), backing.device,
+                                       req.options.get_size("block_size"));
 }
 
 }  // namespace vdisk::vhd

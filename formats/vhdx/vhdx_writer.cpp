@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "formats/core/child_writer.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/single_file_writer.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 #include "formats/vhdx/vhdx_layout.h"
+#include "formats/vhdx/vhdx_reader.h"
 
 namespace vdisk::vhdx {
 
@@ -28,9 +30,54 @@ uint64_t round_up(uint64_t v, uint64_t a) {
   return div_round_up(v, a) * a;
 }
 
+// What a differencing VHDX records of its parent (2.6.2.6 Parent Locator):
+// its DataWriteGuid and where it is.
+struct ParentLink {
+  Guid data_write_guid;
+  std::string relative_path;        // ".\\base.vhdx", as Hyper-V writes it
+  std::string absolute_win32_path;  // the parent's absolute path
+};
+
+std::string backslashes(std::string p) {
+  std::replace(p.begin(), p.end(), '/', '\\');
+  return p;
+}
+
+// The Parent Locator item: the VHDX locator type, then key/value entries,
+// then the UTF-16LE strings.
+std::vector<uint8_t> encode_parent_locator(const ParentLink& link) {
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"parent_linkage", guid_to_string(link.data_write_guid)},
+      {"absolute_win32_path", link.absolute_win32_path}};
+  if (!link.relative_path.empty()) kv.push_back({"relative_path", link.relative_path});
+  std::vector<uint8_t> out(kLocatorHeaderSize + kv.size() * kLocatorEntrySize, 0);
+  store_guid(out.data(), kVhdxLocatorTypeGuid);
+  store_le16(out.data() + 18, static_cast<uint16_t>(kv.size()));
+  for (size_t i = 0; i < kv.size(); ++i) {
+    const std::string key = utf8_to_utf16le(kv[i].first), value = utf8_to_utf16le(kv[i].second);
+    if (value.size() > 0xffff)
+      throw Error(ErrorKind::kUnsupported, kv[i].second, std::nullopt,
+                  "too long for a VHDX parent locator value (64 KiB of UTF-16)");
+    uint8_t* e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
+    store_le32(e, static_cast<uint32_t>(out.size()));
+    store_le16(e + 8, static_cast<uint16_t>(key.size()));
+    out.insert(out.end(), key.begin(), key.end());
+    e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
+    store_le32(e + 4, static_cast<uint32_t>(out.size()));
+    store_le16(e + 10, static_cast<uint16_t>(value.size()));
+    out.insert(out.end(), value.begin(), value.end());
+  }
+  return out;
+}
+
 class VhdxWriter final : public SingleFileWriter {
  public:
-  explicit VhdxWriter(const CreateRequest& req) {
+  // `parent`: a differencing VHDX (HasParent, a Parent Locator item, sector
+  // bitmap entries in the BAT left not present); the ChildFilter in front
+  // passes on only whole blocks that differ, each stored fully present.
+  VhdxWriter(const CreateRequest& req, const ParentLink* parent) {
+    if (parent) parent_ = *parent;
+    has_parent_ = parent != nullptr;
     const Options& o = req.options;
     env_ = &req.environment();
     fixed_ = o.get_string("subformat") == "fixed";
@@ -50,7 +97,7 @@ class VhdxWriter final : public SingleFileWriter {
       throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
                   "virtual size " + std::to_string(size) + " exceeds the VHDX maximum of 64 TiB");
     }
-    geo_ = make_geometry(size, bs, lss, false);
+    geo_ = make_geometry(size, bs, lss, has_parent_);
     bat_length_ = std::max<uint64_t>(kMiB, round_up(geo_.total_bat_entries * 8, kMiB));
     payload_start_ = kBatOffset + bat_length_;
     next_block_ = payload_start_;
@@ -243,7 +290,7 @@ class VhdxWriter final : public SingleFileWriter {
     };
     std::vector<uint8_t> v(8);
     store_le32(v.data(), static_cast<uint32_t>(geo_.block_size));
-    store_le32(v.data() + 4, fixed_ ? kLeaveBlocksAllocated : 0);
+    store_le32(v.data() + 4, (fixed_ ? kLeaveBlocksAllocated : 0) | (has_parent_ ? kHasParent : 0));
     item(kFileParametersGuid, v, kMetaIsRequired);
     store_le64(v.data(), geo_.virtual_size);
     item(kVirtualDiskSizeGuid, v, kMetaIsVirtualDisk | kMetaIsRequired);
@@ -255,6 +302,7 @@ class VhdxWriter final : public SingleFileWriter {
     item(kLogicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
     store_le32(s4.data(), 4096);  // Hyper-V's default physical sector size
     item(kPhysicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
+    if (has_parent_) item(kParentLocatorGuid, encode_parent_locator(parent_), kMetaIsRequired);
     store_le16(md.data() + 10, static_cast<uint16_t>(n));
     put(kMetadataOffset, md);
 
@@ -302,6 +350,8 @@ class VhdxWriter final : public SingleFileWriter {
   }
 
   Env* env_ = nullptr;  // the request's: GUIDs come from its random source
+  bool has_parent_ = false;
+  ParentLink parent_;
   bool fixed_ = false;
   bool full_ = false;
   Geometry geo_;
@@ -323,7 +373,7 @@ class VhdxWriter final : public SingleFileWriter {
 }  // namespace
 
 std::vector<OptionSpec> create_options() {
-  return {
+  std::vector<OptionSpec> specs = {
       {"subformat",
        OptionType::kEnum,
        "dynamic",
@@ -346,6 +396,8 @@ std::vector<OptionSpec> create_options() {
        "files on NTFS)",
        {"off", "full"}},
   };
+  for (OptionSpec& o : backing_options("a differencing disk")) specs.push_back(std::move(o));
+  return specs;
 }
 
 std::unique_ptr<ImageWriter> create_vhdx(const CreateRequest& req) {
@@ -353,8 +405,26 @@ std::unique_ptr<ImageWriter> create_vhdx(const CreateRequest& req) {
     throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
                 "VHDX cannot be written to standard output (its BAT is written last)");
   }
-  auto w = std::make_unique<VhdxWriter>(req);
-  return w;
+  const std::string name = backing_name(req, "vhdx");
+  if (name.empty()) return std::make_unique<VhdxWriter>(req, nullptr);
+  if (req.options.get_string("subformat") == "fixed")
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "a VHDX with a backing_file is a differencing disk, not subformat=fixed");
+  Backing backing = open_backing(req, name, req.options.get_string("backing_fmt"), "vhdx", "VHDX");
+  const auto* parent = dynamic_cast<const VhdxDevice*>(&backing.layer());
+  if (!parent)
+    throw Error(ErrorKind::kUnsupported, backing.path, std::nullopt, "not opened as a VHDX");
+  ParentLink link;
+  link.data_write_guid = parent->meta().data_write_guid;
+  if (name[0] != '/') {
+    std::string rel = name;
+    while (rel.compare(0, 2, "./") == 0) rel = rel.substr(2);
+    link.relative_path = ".\\" + backslashes(rel);
+  }
+  link.absolute_win32_path = backslashes(req.environment().real_path(backing.path));
+  auto inner = std::make_unique<VhdxWriter>(req, &link);
+  return std::make_unique<ChildFilter>(std::move(inner), backing.device,
+                                       req.options.get_size("block_size"));
 }
 
 }  // namespace vdisk::vhdx

@@ -1,5 +1,6 @@
 #include "formats/core/format.h"
 #include "formats/vmdk/vmdk_check.h"
+#include "formats/vmdk/vmdk_inplace.h"
 #include "formats/vmdk/vmdk_reader.h"
 #include "formats/vmdk/vmdk_writer.h"
 
@@ -29,6 +30,7 @@ const FormatDescriptor& descriptor() {
       .roundtrip_options = {"grain_size=4K", "subformat=streamOptimized,grain_size=4K",
                             "subformat=twoGbMaxExtentSparse,grain_size=1M"},
       .check = check_vmdk,
+      .update = update_vmdk,
   };
   return d;
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "formats/core/block_device.h"
+#include "formats/core/child_writer.h"
 #include "formats/core/cluster_feed.h"
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
@@ -13,12 +14,13 @@
 #include "formats/core/hex.h"
 #include "formats/vmdk/vmdk_descriptor.h"
 #include "formats/vmdk/vmdk_layout.h"
+#include "formats/vmdk/vmdk_reader.h"
 #include "formats/vmdk/vmdk_stream_writer.h"
 
 namespace vdisk::vmdk {
 
 std::vector<OptionSpec> create_options() {
-  return {
+  std::vector<OptionSpec> specs = {
       {"subformat",
        OptionType::kEnum,
        "monolithicSparse",
@@ -50,6 +52,9 @@ std::vector<OptionSpec> create_options() {
        "disk.vmdk on standard output)",
        {}},
   };
+  for (OptionSpec& o : backing_options("a snapshot (monolithicSparse or twoGbMaxExtentSparse)"))
+    specs.push_back(std::move(o));
+  return specs;
 }
 
 namespace {
@@ -89,9 +94,15 @@ class FlatSink final : public ExtentSink {
 // tables without grains stay holes in the host file.
 class SparseSink final : public ExtentSink {
  public:
+  // `keep_zero_grains`: a snapshot's zero grains are stored (an unallocated
+  // grain would read as the parent's).
   SparseSink(OutputFile& out, uint64_t capacity_sectors, uint64_t grain_bytes,
-             const std::string& descriptor)
-      : out_(out), grain_bytes_(grain_bytes), feed_(grain_bytes), descriptor_(descriptor) {
+             const std::string& descriptor, bool keep_zero_grains)
+      : out_(out),
+        grain_bytes_(grain_bytes),
+        feed_(grain_bytes),
+        descriptor_(descriptor),
+        keep_zeros_(keep_zero_grains) {
     const uint64_t gsec = grain_bytes / kSector;
     ngrains_ = div_round_up(capacity_sectors, gsec);
     ntables_ = div_round_up(ngrains_, kDefaultGtes);
@@ -160,12 +171,14 @@ class SparseSink final : public ExtentSink {
   void put(uint64_t g, const uint8_t* p, size_t count) {
     size_t i = 0;
     while (i < count) {
-      if (is_zero(p + i * grain_bytes_, static_cast<size_t>(grain_bytes_))) {
+      if (!keep_zeros_ && is_zero(p + i * grain_bytes_, static_cast<size_t>(grain_bytes_))) {
         ++i;
         continue;
       }
       size_t j = i + 1;
-      while (j < count && !is_zero(p + j * grain_bytes_, static_cast<size_t>(grain_bytes_))) ++j;
+      while (j < count &&
+             (keep_zeros_ || !is_zero(p + j * grain_bytes_, static_cast<size_t>(grain_bytes_))))
+        ++j;
       if (next_sector_ + (j - i) * (grain_bytes_ / kSector) > 0xffffffffull) {
         throw Error(ErrorKind::kUnsupported, out_.path(), next_sector_ * kSector,
                     "sparse extent would exceed the 2 TiB a 32-bit grain table entry can address");
@@ -213,6 +226,7 @@ class SparseSink final : public ExtentSink {
   uint64_t cur_table_ = ~uint64_t{0};
   std::vector<uint32_t> gt_;
   bool gt_any_ = false;
+  bool keep_zeros_;
 };
 
 class StreamSink final : public ExtentSink {
@@ -286,7 +300,11 @@ void check_descriptor_word(const std::string& option, const std::string& v) {
 
 class VmdkWriter final : public ImageWriter {
  public:
-  explicit VmdkWriter(const CreateRequest& req) : env_(req.environment()), path_(req.path) {
+  // `parent`: a snapshot of it, recorded as `parent_name` (VDF "The
+  // Descriptor File": parentCID = the parent's CID, parentFileNameHint);
+  // the ChildFilter in front passes on only whole grains that differ.
+  VmdkWriter(const CreateRequest& req, const VmdkDevice* parent, const std::string& parent_name)
+      : env_(req.environment()), path_(req.path) {
     const std::string sub = req.options.get_string("subformat");
     subformat_ = sub;
     size_ = req.virtual_size;
@@ -326,6 +344,10 @@ class VmdkWriter final : public ImageWriter {
     Descriptor d;
     d.cid = parse_cid(req.options.get_string("cid"), env_);
     d.create_type = sub;
+    if (parent) {
+      d.parent_cid = parent->cid();
+      d.parent_hint = parent_name;
+    }
     const uint64_t sectors = size_ / kSector;
     const std::string adapter = req.options.get_string("adapter_type");
     // Geometry (VDF "The Disk Database"): IDE disks report 16 heads and 63
@@ -358,7 +380,8 @@ class VmdkWriter final : public ImageWriter {
         if (stream)
           sinks_.push_back(std::make_unique<StreamSink>(*outs_[0], sectors, grain_, text));
         else
-          sinks_.push_back(std::make_unique<SparseSink>(*outs_[0], sectors, grain_, text));
+          sinks_.push_back(
+              std::make_unique<SparseSink>(*outs_[0], sectors, grain_, text, parent != nullptr));
         starts_.push_back(0);
       } else {
         const bool sparse = sub == "twoGbMaxExtentSparse";
@@ -388,7 +411,8 @@ class VmdkWriter final : public ImageWriter {
               {"RW", len, sparse ? ExtentKind::kSparse : ExtentKind::kFlat, file, 0});
           outs_.push_back(env_.create_output(extent_path(file), req.overwrite));
           if (sparse)
-            sinks_.push_back(std::make_unique<SparseSink>(*outs_.back(), len, grain_, ""));
+            sinks_.push_back(
+                std::make_unique<SparseSink>(*outs_.back(), len, grain_, "", parent != nullptr));
           else
             sinks_.push_back(std::make_unique<FlatSink>(*outs_.back(), len * kSector));
           starts_.push_back(i * per * kSector);
@@ -470,7 +494,26 @@ class VmdkWriter final : public ImageWriter {
 }  // namespace
 
 std::unique_ptr<ImageWriter> create_vmdk(const CreateRequest& req) {
-  return std::make_unique<VmdkWriter>(req);
+  const std::string name = backing_name(req, "vmdk");
+  if (name.empty()) return std::make_unique<VmdkWriter>(req, nullptr, "");
+  const std::string sub = req.options.get_string("subformat");
+  if (sub != "monolithicSparse" && sub != "twoGbMaxExtentSparse")
+    throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                "a VMDK snapshot (backing_file) is written as monolithicSparse or "
+                "twoGbMaxExtentSparse, not " +
+                    sub);
+  for (char c : name)
+    if (c == '"' || static_cast<unsigned char>(c) < 0x20)
+      throw Error(ErrorKind::kInvalidArgument, req.path, std::nullopt,
+                  "backing_file '" + name +
+                      "' cannot be a parentFileNameHint (quotes or control characters)");
+  Backing backing = open_backing(req, name, req.options.get_string("backing_fmt"), "vmdk", "VMDK");
+  const auto* parent = dynamic_cast<const VmdkDevice*>(&backing.layer());
+  if (!parent)
+    throw Error(ErrorKind::kUnsupported, backing.path, std::nullopt, "not opened as a VMDK");
+  auto inner = std::make_unique<VmdkWriter>(req, parent, name);
+  return std::make_unique<ChildFilter>(std::move(inner), backing.device,
+                                       req.options.get_size("grain_size"));
 }
 
 }  // namespace vdisk::vmdk
