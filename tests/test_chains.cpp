@@ -142,8 +142,10 @@ TEST_CASE("chains: a VHD child records its parent as the specification says", "[
   CHECK(abs.substr(abs.size() - 9) == "\\base.vhd");
   // 2 MiB blocks: [0,2M), [2M,4M), [6M,8M) differ from the parent.
   CHECK(child.find("allocated_blocks")->as_u64() == 3);
+  CHECK(locs[0].find("space")->as_u64() == 1);  // sectors (spec "Parent Locator Entry")
   flattens_to(raws.mod, {dir / "child.vhd", dir / "base.vhd"});
   vdisk_reads(raws.mod, dir / "child.vhd");
+  CHECK(run_vdisk("check " + sh_quote(dir / "child.vhd")).exit_code == 0);
 
   // create -b: nothing stored, the parent's content.
   empty_child(dir, raws, "vhd", "allocated_blocks");

@@ -69,9 +69,9 @@ std::vector<uint8_t> store_parent_link(DynamicHeader& h, const ParentLink& link,
     ParentLocator& l = h.locators[slot++];
     l.code = code;
     l.data_length = static_cast<uint32_t>(text.size());
-    // Spec: "Platform Data Space" in sectors; Hyper-V, the reader that
-    // matters, writes (and expects) bytes: a whole number of sectors in bytes.
-    l.data_space = static_cast<uint32_t>(round_sector(text.size()));
+    // Spec "Parent Locator Entry": Platform Data Space in 512-byte sectors
+    // (some writers put bytes there; vdisk check accepts either).
+    l.data_space = static_cast<uint32_t>(round_sector(text.size()) / kSectorSize);
     l.data_offset = data_at + data.size();
     data.insert(data.end(), text.begin(), text.end());
     data.resize(static_cast<size_t>(round_sector(data.size())), 0);
