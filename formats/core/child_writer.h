@@ -56,6 +56,9 @@ class ChildFilter final : public ImageWriter {
   uint64_t virtual_size() const override { return inner_->virtual_size(); }
   void write(uint64_t offset, const void* buf, size_t len) override;
   void write_zeroes(uint64_t offset, uint64_t len) override;
+  // An unreadable source range reads as zeros in the image (writer.h): in a
+  // child that is stored like any zero range over parent data.
+  void mark_unreadable(uint64_t offset, uint64_t len) override { write_zeroes(offset, len); }
   void finish() override;
   void abort() override { inner_->abort(); }
   std::vector<std::string> notes() const override { return inner_->notes(); }
