@@ -852,3 +852,25 @@ TEST_CASE("acquire interrupted by SIGINT saves its mapfile, exits 130 and resume
     }
   }
 }
+
+TEST_CASE("acquire -O qcow2 / vhdx / vmdk of a healthy source: streamed, qemu-img compare agrees",
+          "[acquire][cli]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  const std::string src = dir / "src.raw";
+  std::vector<uint8_t> content = pattern_bytes(3 * kMiB, 14);
+  std::fill(content.begin() + kMiB, content.begin() + 2 * kMiB, 0);
+  write_file(src, content);
+  for (const std::string fmt : {"qcow2", "vhdx", "vmdk"}) {
+    INFO("-O " << fmt);
+    const std::string out = dir / ("o." + fmt), map = dir / (fmt + ".map");
+    RunResult r = run_vdisk("acquire -O " + fmt + " --hash sha256 --mapfile " + sh_quote(map) +
+                            " " + sh_quote(src) + " " + sh_quote(out));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("streamed"));
+    CHECK_FALSE(file_exists(out + ".vdisk-work"));
+    CHECK(parse_tagged_digest(r.out, "SHA256") == coreutils_digest("sha256sum", src));
+    run_ok("qemu-img compare -f raw -F " + fmt + " " + sh_quote(src) + " " + sh_quote(out));
+  }
+}
