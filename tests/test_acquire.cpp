@@ -6,6 +6,7 @@
 // known sectors. Oracles: ddrescue and ddrescuelog (gddrescue), cmp,
 // sha256sum, ewfverify and ewfinfo (ewf-tools).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -824,7 +825,14 @@ TEST_CASE("acquire interrupted by SIGINT saves its mapfile, exits 130 and resume
       execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), (char*)nullptr);
       _exit(127);
     }
-    usleep(700000);
+    // Signalled once the rescue file holds data: past start-up (the handler
+    // is installed) and well before the end (about 2 s of slow reads).
+    const std::string rescue = fmt == "raw" ? out : out + ".vdisk-work";
+    for (int i = 0; i < 2000; ++i) {
+      struct stat st;
+      if (::stat(rescue.c_str(), &st) == 0 && st.st_blocks > 0) break;
+      usleep(10000);
+    }
     ::kill(pid, SIGINT);
     int st = 0;
     waitpid(pid, &st, 0);
