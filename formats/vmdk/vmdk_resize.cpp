@@ -8,14 +8,14 @@
 // The grain directory has no size field: its length follows from the
 // capacity. It grows in place into the zero padding of its last sector;
 // when that is not enough, a new directory and a new redundant directory
-// (old entries, then zeros: tables are allocated on first write) are
-// written at the end of the file and synced before the header that points
-// at them. Growing: tables, sync, header (sector 0), sync, descriptor, sync.
-// A crash between the header and the descriptor leaves a file QEMU opens at
-// the new size (it reads the header) and we at the old one (an extent line
-// shorter than its extent is legal). Shrinking: descriptor, header, then the
-// grain table entries and directory entries past the new end are cleared
-// (the caller checked that they read as zeros; their grains are not
+// (the old entries, then new ones) are written at the end of the file. New
+// entries name new, zero grain tables at the end of the file (VMware
+// preallocates every table; QEMU cannot write through a zero entry). All of
+// it is synced before the header that points at it. Growing: tables, sync, header (sector 0), sync,
+// descriptor, sync. A crash between the header and the descriptor leaves a file QEMU opens at the
+// new size (it reads the header) and we at the old one (an extent line shorter than its extent is
+// legal). Shrinking: descriptor, header, then the grain table entries and directory entries past
+// the new end are cleared (the caller checked that they read as zeros; their grains are not
 // reclaimed). Every write before the last leaves a file that opens at the
 // old or the new size.
 //
@@ -207,23 +207,46 @@ void resize_vmdk(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) 
     // unallocated once they are inside the disk.
     for (const Directory& d : dirs) clear_table_tail(file, d, old_grains, gtes);
     if (new_tables > old_tables) {
+      // Every directory entry inside the disk names a table: QEMU does not
+      // make tables on demand (a zero entry inside the capacity makes its
+      // writes fail or land at sector 0), and VMware preallocates them. The
+      // new tables go at the end of the file, zeros (a hole the file is
+      // extended over), after a new directory when the old one's last
+      // sector has no room: per directory (the redundant one first, as
+      // VMware lays out a fresh file) [directory][tables].
       const uint64_t room = round_up(old_tables * 4, kSector) / 4;
-      const std::vector<uint8_t> zeros((new_tables - old_tables) * 4, 0);
-      if (new_tables <= room) {
-        for (const Directory& d : dirs)
-          file.write_at(d.sector * kSector + old_tables * 4, zeros.data(), zeros.size());
-      } else {
-        // New directories at the end, the redundant one first (VMware's
-        // order in a fresh file: rgd, its tables, gd, its tables).
-        uint64_t at = round_up(file.size(), kSector);
-        const uint64_t gd_bytes = round_up(new_tables * 4, kSector);
-        std::vector<uint8_t> raw(gd_bytes, 0);
-        for (size_t k = dirs.size(); k-- > 0;) {
-          for (uint64_t i = 0; i < old_tables; ++i) store_le32(&raw[i * 4], dirs[k].entry[i]);
-          file.write_at(at, raw.data(), raw.size());
-          if (at / kSector > UINT32_MAX) refuse(std::nullopt, "the file is too large");
-          store_le64(header + (k == 0 ? kGdOffsetOff : kRgdOffsetOff), at / kSector);
-          at += gd_bytes;
+      const bool gd_fits = new_tables <= room;
+      const uint64_t gd_bytes = round_up(new_tables * 4, kSector);
+      const uint64_t gt_bytes = round_up(uint64_t{gtes} * 4, kSector);
+      uint64_t at = round_up(file.size(), kSector);
+      struct Plan {
+        size_t dir;
+        uint64_t gd_at;  // 0: grows in place
+        std::vector<uint8_t> entries;
+      };
+      std::vector<Plan> plans;
+      for (size_t k = dirs.size(); k-- > 0;) {
+        Plan p{k, 0, std::vector<uint8_t>(gd_bytes, 0)};
+        for (uint64_t i = 0; i < old_tables; ++i) store_le32(&p.entries[i * 4], dirs[k].entry[i]);
+        if (!gd_fits) p.gd_at = at, at += gd_bytes;
+        for (uint64_t i = old_tables; i < new_tables; ++i, at += gt_bytes) {
+          if (at / kSector > UINT32_MAX)
+            refuse(std::nullopt,
+                   "the grain tables would lie past the 2 TiB a directory entry "
+                   "can address");
+          store_le32(&p.entries[i * 4], static_cast<uint32_t>(at / kSector));
+        }
+        plans.push_back(std::move(p));
+      }
+      // Grains QEMU or VMware add later start on a grain boundary.
+      file.set_size(round_up(at, grain));
+      for (const Plan& p : plans) {
+        if (p.gd_at) {
+          file.write_at(p.gd_at, p.entries.data(), p.entries.size());
+          store_le64(header + (p.dir == 0 ? kGdOffsetOff : kRgdOffsetOff), p.gd_at / kSector);
+        } else {
+          file.write_at(dirs[p.dir].sector * kSector + old_tables * 4, &p.entries[old_tables * 4],
+                        (new_tables - old_tables) * 4);
         }
       }
     }
