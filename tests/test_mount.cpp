@@ -501,7 +501,7 @@ TEST_CASE("the driver serves a FileTree: names, modes, sizes, times, links, cont
       served.wait();
     }
   } stop{opts.mountpoint, served};
-  REQUIRE(ready.get_future().wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  REQUIRE(ready.get_future().wait_for(kHangLimit) == std::future_status::ready);
 
   CHECK(dir_names(mp) ==
         std::vector<std::string>{"bad.bin", "big.bin", "hello.txt", "link", "sub"});
@@ -539,7 +539,7 @@ TEST_CASE("the driver serves a FileTree: names, modes, sizes, times, links, cont
   CHECK(read_file(mp + "/hello.txt").size() == 12);  // still serving
   check_read_only(mp, "hello.txt");
   mount::unmount(opts.mountpoint);
-  CHECK(served.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+  CHECK(served.wait_for(kHangLimit) == std::future_status::ready);
 }
 
 namespace {

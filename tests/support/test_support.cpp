@@ -46,6 +46,19 @@ RunResult run(const std::string& cmdline) {
   return r;
 }
 
+std::string wait_until_catches(const std::string& pid_var, int signo) {
+  const std::string pid = "$" + pid_var;
+  return "i=0; while [ $i -lt 2000 ]; do "
+         "m=$(awk '/^SigCgt/{print $2}' /proc/" +
+         pid +
+         "/status 2>/dev/null); "
+         "if [ -n \"$m\" ] && [ \"$(readlink /proc/" +
+         pid + "/exe)\" = " + sh_quote(VDISK_BIN) + " ] && [ $(( (0x$m >> " +
+         std::to_string(signo - 1) +
+         ") & 1 )) = 1 ]; then break; fi; "
+         "sleep 0.01; i=$((i+1)); done; ";
+}
+
 RunResult run_vdisk(const std::string& args) {
   return run(std::string(VDISK_BIN) + " " + args);
 }

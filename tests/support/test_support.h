@@ -3,11 +3,19 @@
 // missing /dev/fuse may skip (see fuse_unavailable_reason).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace vdisk::test {
+
+// How long a test lets one small hostile input run before calling it a hang.
+// Generous on purpose: these inputs take milliseconds, a hang takes forever,
+// and the bound must hold under ASan on a loaded 2-core CI machine (speed is
+// measured in bench/, never here).
+inline constexpr std::chrono::seconds kHangLimit{30};
+inline constexpr const char* kHangTimeout = "timeout 30 ";
 
 struct RunResult {
   int exit_code = -1;
@@ -17,6 +25,11 @@ struct RunResult {
 
 // Runs `cmdline` with /bin/sh -c, capturing stdout and stderr.
 RunResult run(const std::string& cmdline);
+// A shell snippet (ends with "; ") that waits, up to 20 s, until the process
+// whose pid is in shell variable `pid_var` runs the vdisk binary and has a
+// handler for signal `signo` (its SigCgt mask): a test that signals vdisk
+// must not race its start-up, where the signal's default action would apply.
+std::string wait_until_catches(const std::string& pid_var, int signo);
 // Runs the built vdisk binary with `args` (a shell-quoted string).
 RunResult run_vdisk(const std::string& args);
 // Runs and requires exit 0, failing the test with stderr otherwise.
