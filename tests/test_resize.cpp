@@ -447,3 +447,52 @@ TEST_CASE("resize: VMDK past its grain directory's sector gets a new one at the 
   qemu_same(expected, img, "vmdk");
   qemu_check_clean(img, "vmdk");
 }
+
+TEST_CASE("resize: VHDX refusals: a pending log, a fixed disk growing", "[resize]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  // A resize cut off after the header names its log entry (2 writes: the
+  // entry, the header): the log is pending. Another resize refuses it until
+  // QEMU has replayed it.
+  const std::string img = dir / "disk.vhdx";
+  run_ok("qemu-img create -q -f vhdx " + sh_quote(img) + " 64M");
+  {
+    MemEnv env;
+    env.add_file("img", read_file(img));
+    OpenOptions opts;
+    opts.env = &env;
+    std::shared_ptr<UpdateFile> shared(env.open_update("img"));
+    const FormatDescriptor* f = find_format("vhdx");
+    REQUIRE(f);
+    BlockDevicePtr layer = f->open(shared, opts);
+    CrashingFile crash(*shared, 2);
+    f->resize(crash, *layer, 100ull << 20);
+    write_file(img, *env.contents("img"));
+  }
+  RunResult r = run_vdisk("resize " + sh_quote(img) + " 200M");
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("log holds entries not yet applied") != std::string::npos);
+  CHECK(run("qemu-img info -f vhdx " + sh_quote(img)).exit_code != 0);  // QEMU wants a replay
+  run_ok("qemu-img check -q -r all -f vhdx " + sh_quote(img));
+  CHECK(qemu_virtual_size(img, "vhdx") == 100ull << 20);
+  r = run_vdisk("resize " + sh_quote(img) + " 200M");
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(qemu_virtual_size(img, "vhdx") == 200ull << 20);
+  qemu_check_clean(img, "vhdx");
+
+  // A fixed VHDX would need its new blocks allocated: refused; it shrinks.
+  const std::string fixed = dir / "fixed.vhdx";
+  run_ok("qemu-img create -q -f vhdx -o subformat=fixed " + sh_quote(fixed) + " 64M");
+  const auto before = read_file(fixed);
+  r = run_vdisk("resize " + sh_quote(fixed) + " 100M");
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("fixed VHDX grows only by allocating") != std::string::npos);
+  CHECK(read_file(fixed) == before);
+  r = run_vdisk("resize --shrink " + sh_quote(fixed) + " 32M");
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(qemu_virtual_size(fixed, "vhdx") == 32ull << 20);
+  qemu_check_clean(fixed, "vhdx");
+}
