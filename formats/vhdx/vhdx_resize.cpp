@@ -20,11 +20,12 @@
 // not grow: its new blocks would have to be allocated.
 #include <algorithm>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "formats/core/endian.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
+#include "formats/core/guid.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 #include "formats/vhdx/vhdx_log.h"
 #include "formats/vhdx/vhdx_reader.h"
@@ -38,17 +39,9 @@ uint64_t round_up(uint64_t v, uint64_t unit) {
 }
 
 // A fresh GUID for the log and the FileWriteGuid. The in-place hook has no
-// Env to ask; std::random_device is the host's random source.
+// Env of its own: the process-wide one is the host's random source.
 Guid fresh_guid() {
-  std::random_device rd;
-  Guid::Bytes b;
-  for (size_t i = 0; i < b.size(); i += 4) {
-    const uint32_t r = rd();
-    for (size_t k = 0; k < 4; ++k) b[i + k] = static_cast<uint8_t>(r >> (8 * k));
-  }
-  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);  // version 4 (RFC 4122 4.4)
-  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  return Guid(b);
+  return Guid::random(Env::posix());
 }
 
 // The changes of one resize, as whole 4 KiB sectors of the file.
