@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
+#include <thread>
 
 #include "cli/acquire_io.h"
 #include "cli/cli.h"
+#include "cli/exit_deferral.h"
 #include "cli/progress.h"
 #include "cli/source.h"
 #include "converters/acquire.h"
@@ -164,7 +167,6 @@ int cmd_acquire(const std::vector<std::string>& args) {
   ao.status = make_acquire_status(progress != nullptr, json_progress);
   if (json_progress) ao.status_interval = 1;
   ao.cancel = &cancel_flag();
-  if (!report_path.empty()) check_report_path(report_path, force);
   const std::string cache = vm["cache"].as<std::string>();
   if (cache != "writeback" && cache != "unsafe") {
     throw UsageError("unknown cache mode '" + cache + "' (writeback or unsafe)");
@@ -173,6 +175,20 @@ int cmd_acquire(const std::vector<std::string>& args) {
 
   // The rescue file: DEST itself for raw, else a working raw beside DEST.
   const std::string work = raw ? dst_path : dst_path + ".vdisk-work";
+  // No output may be the source or another output (as convert, issue #16),
+  // checked before anything is read or written.
+  GuardedEnv guard(Env::posix(durable ? Durability::kFlushed : Durability::kUnsafe));
+  {
+    using Maker = GuardedEnv::Maker;
+    guard.claim_output(raw ? "the destination (the rescue file)" : "the destination", dst_path,
+                       raw ? Maker::kCommand : Maker::kEnv);
+    if (!raw) guard.claim_output("the working raw", work, Maker::kCommand);
+    guard.claim_output("the --mapfile", map_path, Maker::kCommand);
+    if (!report_path.empty())
+      guard.claim_output("the --hash-file report", report_path, Maker::kCommand);
+    guard.add_input(src_path);
+  }
+  if (!report_path.empty()) check_report_path(report_path, force);
   const bool resume = path_exists(map_path);
   if (!raw && path_exists(dst_path) && !force) {
     throw Error(ErrorKind::kInvalidArgument, dst_path, std::nullopt,
@@ -222,23 +238,102 @@ int cmd_acquire(const std::vector<std::string>& args) {
     ddrescue::save_mapfile(env, map_path,
                            ddrescue::format_mapfile(m.to_mapfile(map_path), comments));
   };
+  // A signal's watchdog (cli/main.cpp) waits for a save in progress, from
+  // the rescue file's sync to the mapfile's rename: an interrupted run
+  // leaves the map of everything it read.
+  ao.save_scope = [] { return std::make_shared<ExitDeferral>(); };
   // The mapfile exists before the rescue file does: a run killed at any
   // moment leaves either nothing, or a mapfile (all non-tried at first) that
   // says what the rescue file holds.
-  if (!resume) ao.save(map);
+  if (!resume) {
+    ExitDeferral hold;
+    ao.save(map);
+  }
   std::unique_ptr<RescueSink> sink = open_rescue_file(work, size, !resume, durable);
+
+  ImageInfo src_info = source->info();
+  // DEST of a format other than raw, made through `guard`; `from` is what
+  // the writer may read ahead (null for the stream, which reads in order).
+  auto make_writer = [&](const BlockDevice* from) {
+    CreateRequest req;
+    req.path = dst_path;
+    req.virtual_size = size;
+    req.options = options;
+    req.overwrite = force;
+    req.env = &guard;
+    req.source_info = &src_info;
+    req.sector_size = ao.sector_size;
+    req.source = from;
+    req.open_image = [](const std::string& p, const std::string& f) {
+      return open_image(p, f, OpenOptions{});
+    };
+    return out_fmt.create(req);
+  };
+
+  // One pass on a healthy source (converters/acquire.h): pass 1's reads go
+  // to the writer and the hashers on their threads as they are read.
+  std::optional<AcquireStream> stream;
+  std::unique_ptr<ImageWriter> writer;
+  std::thread streamer;
+  CopyResult r;
+  std::exception_ptr stream_error;
+  const bool fresh = map.bytes('?') == size;
+  if (fresh && size > 0 && ao.copy_pass[0] && !ao.reverse && (!raw || !algos.empty())) {
+    stream.emplace(size, ao.sector_size, src_path, &cancel_flag());
+    if (!raw) writer = make_writer(nullptr);
+    CopyOptions copts = copy_options(algos, nullptr, "acquiring");
+    copts.readers = 1;  // the stream is read once, in order
+    ao.stream = &*stream;
+    streamer = std::thread([&, copts = std::move(copts)] {
+      try {
+        r = copy_device(*stream, writer.get(), copts);
+      } catch (...) {
+        stream_error = std::current_exception();
+        stream->drop();
+      }
+    });
+  }
+  // Ends the stream (the engine has dropped it, or it is complete) and
+  // waits for its consumer; true when DEST and the hashes came from it.
+  auto end_stream = [&]() -> bool {
+    if (!stream) return false;
+    stream->drop();
+    streamer.join();
+    const bool whole = stream->complete() && !stream_error;
+    if (!whole && writer) {
+      writer->abort();
+      writer.reset();
+    }
+    // A failure of the writer itself (a full disk) is the run's error; a
+    // stream ended by a read error is the fallback below.
+    if (stream->complete() && stream_error) std::rethrow_exception(stream_error);
+    return whole;
+  };
   if (!raw) {
-    std::fprintf(stderr,
-                 "vdisk: acquiring into the working raw %s (with %s); it is converted into %s (%s) "
-                 "when the passes end\n",
-                 work.c_str(), map_path.c_str(), dst_path.c_str(), out_fmt.name.c_str());
+    std::fprintf(stderr, "vdisk: acquiring into the working raw %s (with %s); %s is %s\n",
+                 work.c_str(), map_path.c_str(), dst_path.c_str(),
+                 stream ? ("written as pass 1 reads (" + out_fmt.name +
+                           "), or converted when the passes end if a read fails")
+                              .c_str()
+                        : ("converted when the passes end (" + out_fmt.name + ")").c_str());
   }
   if (resume) {
     std::fprintf(stderr, "vdisk: resuming %s: %s rescued, %s to go\n", map_path.c_str(),
                  human_size(map.bytes('+')).c_str(), human_size(size - map.bytes('+')).c_str());
   }
-  const AcquireResult ar = acquire(*source, *sink, map, ao);
+  AcquireResult ar;
+  try {
+    ar = acquire(*source, *sink, map, ao);
+  } catch (...) {
+    if (stream) {
+      stream->drop();
+      streamer.join();
+      if (writer) writer->abort();
+    }
+    throw;
+  }
   sink.reset();
+  const bool streamed = end_stream();
   if (ar.end == AcquireEnd::kInterrupted) {
     std::fprintf(stderr,
                  "vdisk: interrupted; %s saved (%s rescued): run the same command to resume\n",
@@ -257,9 +352,9 @@ int cmd_acquire(const std::vector<std::string>& args) {
       human_size(unrescued).c_str(), map.areas('-'),
       static_cast<unsigned long long>(ar.status.read_errors), ar.status.run_time);
 
-  // Hash (raw) or convert (other formats) the rescue file through the
-  // mapfile: unrescued areas are left out of the output and hashed both as
-  // stored and as zeros, as `convert --mapfile` does.
+  // Without the stream: hash (raw) or convert (other formats) the rescue
+  // file through the mapfile: unrescued areas are left out of the output
+  // and hashed both as stored and as zeros, as `convert --mapfile` does.
   CopySource src;
   src.options.path = work;
   src.device = open_image(work, "raw", OpenOptions{});
@@ -268,39 +363,30 @@ int cmd_acquire(const std::vector<std::string>& args) {
         src.device, map.to_mapfile(map_path), ddrescue::BadAreaMode::kZeros);
   }
   const BlockDevice& dev = src.rescued ? *src.rescued : *src.device;
-  ImageInfo src_info = source->info();
-  std::unique_ptr<ImageWriter> writer;
-  if (!raw) {
-    CreateRequest req;
-    req.path = dst_path;
-    req.virtual_size = size;
-    req.options = options;
-    req.overwrite = force;
-    req.env = &Env::posix(durable ? Durability::kFlushed : Durability::kUnsafe);
-    req.source_info = &src_info;
-    req.sector_size = ao.sector_size;
-    req.source = &dev;
-    req.open_image = [](const std::string& p, const std::string& f) {
-      return open_image(p, f, OpenOptions{});
-    };
-    writer = out_fmt.create(req);
-  }
-  CopyResult r;
-  if (writer || !algos.empty()) {
+  if (!streamed && !raw) writer = make_writer(&dev);
+  if (!streamed && (writer || !algos.empty())) {
     try {
       r = copy_device(dev, writer.get(),
                       copy_options(src, algos, progress.get(), writer ? "converting" : "hashing"));
-      if (writer) writer->finish();
     } catch (...) {
       if (writer) writer->abort();
       throw;
     }
   }
   if (writer) {
+    try {
+      writer->finish();
+    } catch (...) {
+      writer->abort();
+      throw;
+    }
+  }
+  if (writer) {
     for (const std::string& note : writer->notes())
       std::fprintf(stderr, "vdisk: note: %s\n", note.c_str());
-    std::printf("converted %s -> %s (%s): %s written\n", work.c_str(), dst_path.c_str(),
-                out_fmt.name.c_str(), human_size(r.bytes_written).c_str());
+    std::printf("%s %s -> %s (%s): %s written\n", streamed ? "streamed" : "converted",
+                streamed ? src_path.c_str() : work.c_str(), dst_path.c_str(), out_fmt.name.c_str(),
+                human_size(r.bytes_written).c_str());
     // The working raw goes once DEST holds everything; with unrescued areas
     // it stays, so a later run (-r N) can go on from the mapfile.
     if (unrescued == 0) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "cli/exit_deferral.h"
 #include "cli/man.h"
 #include "formats/core/error.h"
 #include "formats/core/file.h"
@@ -41,6 +42,12 @@ void watchdog() {
     if (errno != EINTR) return;
   }
   std::this_thread::sleep_for(kWatchdogGrace);
+  // A save that must not be cut (acquire's mapfile) is let finish.
+  const auto limit =
+      std::chrono::steady_clock::now() + std::chrono::seconds(vdisk::cli::kMaxExitDeferralSeconds);
+  while (vdisk::cli::ExitDeferral::active() > 0 && std::chrono::steady_clock::now() < limit) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   vdisk::remove_partial_outputs();
   static const char kMsg[] = "vdisk: interrupted\n";
   [[maybe_unused]] ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "formats/core/error.h"
@@ -50,21 +51,30 @@ class Engine {
                             : std::clamp<uint64_t>(src_.size() / 100, o_.skip_initial, 1ull << 30);
     skip_max_ = round_sector(std::max(skip_max_, o_.skip_initial));
     start_ = last_save_ = last_status_ = last_good_ = window_start_ = now_();
+    // The stream is pass 1 from the first byte: a run that starts with
+    // anything read (or failed) already cannot give it whole.
+    stream_ = o_.stream;
+    if (stream_ && (map_.bytes('?') != map_.size() || !o_.copy_pass[0] || o_.reverse)) {
+      drop_stream();
+    }
   }
 
   AcquireResult run() {
     AcquireResult r;
     try {
       copying();
+      drop_stream();  // pass 1 did not read everything
       if (o_.trim) trimming();
       if (o_.scrape) scraping();
       retrying();
       map_.current_status = '+';
       phase_ = "finished";
     } catch (const Stop& s) {
+      drop_stream();
       r.end = s.end;
       phase_ = "stopped";
     } catch (...) {
+      drop_stream();
       try {
         save();
       } catch (...) {
@@ -253,12 +263,17 @@ class Engine {
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kIo) throw;
       ++read_errors_;
+      drop_stream();
       map_.set(pos, len, fail_status);
       slow_ = false;
       tick();
       return false;
     }
     dst_.write_at(pos, buf_.get(), len);
+    if (stream_) {
+      // Only pass 1 feeds it; feed() drops it itself on a gap (a skip).
+      if (pass_ != 1 || phase_ != "copying" || !stream_->feed(pos, buf_.get(), len)) drop_stream();
+    }
     map_.set(pos, len, '+');
     const double t1 = now_();
     last_good_ = t1;
@@ -287,6 +302,13 @@ class Engine {
 
   [[noreturn]] void stop(AcquireEnd end) { throw Stop{end}; }
 
+  // Ends the stream unless it is complete; the engine feeds it no more.
+  void drop_stream() {
+    if (!stream_) return;
+    if (!stream_->complete()) stream_->drop();
+    stream_ = nullptr;
+  }
+
   void begin(const char* phase, char status, uint64_t pass) {
     if (phase_ != phase || pass_ != pass) map_.current_pos = o_.reverse ? map_.size() : 0;
     phase_ = phase;
@@ -297,6 +319,7 @@ class Engine {
   }
 
   void save() {
+    const std::shared_ptr<void> hold = o_.save_scope ? o_.save_scope() : nullptr;
     dst_.sync();
     if (phase_ != "finished" && !phase_.empty()) map_.current_pos = position_;
     if (o_.save) o_.save(map_);
@@ -332,6 +355,7 @@ class Engine {
   RescueSink& dst_;
   RescueMap& map_;
   const AcquireOptions& o_;
+  AcquireStream* stream_ = nullptr;  // null once dropped or not streaming
   std::function<double()> now_;
   std::unique_ptr<uint8_t, FreeDeleter> buf_;
   uint64_t skip_max_ = 0;
@@ -347,6 +371,87 @@ class Engine {
 };
 
 }  // namespace
+
+AcquireStream::AcquireStream(uint64_t size, uint32_t sector_size, std::string label,
+                             const std::atomic<bool>* cancel)
+    : size_(size), sector_size_(sector_size), label_(std::move(label)), cancel_(cancel) {}
+
+ImageInfo AcquireStream::info() const {
+  ImageInfo i;
+  i.path = label_;
+  i.format = "raw";
+  i.subformat = "stream";
+  i.virtual_size = size_;
+  return i;
+}
+
+// Both sides wait in slices of this: the cancel flag is set by a signal
+// handler, which cannot notify a condition variable.
+constexpr auto kPollSlice = std::chrono::milliseconds(50);
+
+bool AcquireStream::feed(uint64_t offset, const void* data, size_t len) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (dropped_) return false;
+  if (offset != fed_ || len > size_ - fed_) {
+    dropped_ = true;
+    cv_.notify_all();
+    return false;
+  }
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (len > 0) {
+    while (!dropped_ && !(want_ && got_ < want_len_)) {
+      if (cancelled()) {
+        dropped_ = true;
+        cv_.notify_all();
+        return false;
+      }
+      cv_.wait_for(lock, kPollSlice);
+    }
+    if (dropped_) return false;
+    const size_t n = std::min(len, want_len_ - got_);
+    std::memcpy(want_ + got_, p, n);
+    got_ += n;
+    fed_ += n;
+    p += n;
+    len -= n;
+    if (got_ == want_len_) cv_.notify_all();
+  }
+  return true;
+}
+
+void AcquireStream::drop() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fed_ == size_ && !dropped_) return;  // complete: nothing to end
+  dropped_ = true;
+  cv_.notify_all();
+}
+
+bool AcquireStream::complete() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !dropped_ && fed_ == size_;
+}
+
+void AcquireStream::do_read(uint64_t offset, void* buf, size_t len) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (offset != read_pos_) {
+    throw Error(ErrorKind::kUnsupported, label_, offset,
+                "the acquisition stream can only be read in order (expected offset " +
+                    std::to_string(read_pos_) + ")");
+  }
+  want_ = static_cast<uint8_t*>(buf);
+  want_len_ = len;
+  got_ = 0;
+  cv_.notify_all();
+  while (got_ < want_len_ && !dropped_ && !cancelled()) cv_.wait_for(lock, kPollSlice);
+  const size_t got = got_;
+  want_ = nullptr;
+  want_len_ = got_ = 0;
+  if (got < len) {
+    throw Error(ErrorKind::kInterrupted, label_, offset + got,
+                "the acquisition stream ended (a read failed or was skipped)");
+  }
+  read_pos_ += len;
+}
 
 AcquireResult acquire(const BlockDevice& src, RescueSink& dst, ddrescue::RescueMap& map,
                       const AcquireOptions& opts) {

@@ -25,11 +25,27 @@
 //
 // The manual's rule for mapfiles and data: the map never claims more than
 // the destination holds. Before every save the destination is synced.
+//
+// One pass on a healthy source (AcquireStream): while copying pass 1 reads
+// the source forwards without a failure, each read is also handed, in
+// order, to an AcquireStream that a consumer (copy_device: the writer of a
+// non-raw DEST, the hashers) reads on other threads. The rescue destination
+// (for a non-raw DEST, the working raw) is still written as always: it is
+// what the mapfile describes, so a run killed at any moment resumes from it,
+// and what the passes after a failure go on with, without reading the
+// source twice. If pass 1 reads the whole source, the consumer has seen all
+// of it and the caller finishes DEST from the stream (no second pass over
+// the working raw); on the first failed or skipped read, or in a run that
+// starts from a mapfile with any area other than non-tried, the stream is
+// dropped and the caller converts the rescue file after the passes.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "formats/core/block_device.h"
@@ -45,6 +61,57 @@ class RescueSink {
   virtual void write_at(uint64_t offset, const void* buf, size_t len) = 0;
   // Makes what was written durable (fdatasync) before the map says so.
   virtual void sync() = 0;
+};
+
+// Pass 1's reads as one ordered stream: a BlockDevice of the source's size
+// that one consumer reads in order, from its first byte, on its own thread
+// (copy_device with CopyOptions::readers = 1), while the engine feeds it.
+// The bytes are copied once, from the engine's buffer into the consumer's.
+// Thread-safe between one feeding thread and one reading thread.
+class AcquireStream final : public BlockDevice {
+ public:
+  // `cancel` (may be null) is polled while either side waits.
+  AcquireStream(uint64_t size, uint32_t sector_size, std::string label,
+                const std::atomic<bool>* cancel);
+
+  // The engine's side: hands on [offset, offset + len), which must start
+  // where the previous feed ended (else the stream is dropped). Blocks until
+  // the consumer has taken it all; returns false (and takes nothing more)
+  // once the stream is dropped or the cancel flag is set.
+  bool feed(uint64_t offset, const void* data, size_t len);
+  // Ends the stream incomplete, from either side: the consumer's pending and
+  // later reads throw Error(kInterrupted), feed() returns false. Idempotent.
+  void drop();
+  // Every byte of the source was fed (and so read by the consumer, or
+  // waiting in its last read) and the stream was not dropped before that.
+  bool complete() const;
+
+  uint64_t size() const override { return size_; }
+  uint32_t sector_size() const override { return sector_size_; }
+  std::string label() const override { return label_; }
+  ImageInfo info() const override;
+
+ protected:
+  // In order from 0, as StreamDevice; waits for the engine's feeds.
+  void do_read(uint64_t offset, void* buf, size_t len) const override;
+  Extent do_block_status(uint64_t, uint64_t len) const override {
+    return Extent{len, ExtentType::kData, 0};
+  }
+
+ private:
+  bool cancelled() const { return cancel_ && cancel_->load(); }
+
+  const uint64_t size_;
+  const uint32_t sector_size_;
+  const std::string label_;
+  const std::atomic<bool>* cancel_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool dropped_ = false;
+  uint64_t fed_ = 0;                 // bytes fed so far
+  mutable uint64_t read_pos_ = 0;    // where the consumer's next read starts
+  mutable uint8_t* want_ = nullptr;  // the consumer's pending read, or null
+  mutable size_t want_len_ = 0, got_ = 0;
 };
 
 // ddrescue's status screen, in numbers (its manual, chapter "Output").
@@ -83,10 +150,20 @@ struct AcquireOptions {
   double save_interval = 30;     // seconds between mapfile saves
   double status_interval = 0.5;  // seconds between status callbacks
   const std::atomic<bool>* cancel = nullptr;
+  // When set: pass 1's reads are fed to it while they succeed in order (see
+  // the top of this file). The engine drops it at the first read error or
+  // skip, when pass 1 ends short of the source's end, when the run ends
+  // early, and at once when the map starts with anything but non-tried
+  // areas, when pass 1 is not run, or with `reverse`.
+  AcquireStream* stream = nullptr;
   // Saves the map (the caller writes the mapfile atomically). Called with
   // the sink synced, at least every save_interval, at every pass boundary,
   // and when the run ends, is interrupted, or fails.
   std::function<void(const ddrescue::RescueMap&)> save;
+  // When set, called as each save starts (before the sink's sync); what it
+  // returns is held until `save` has returned. The CLI holds off its signal
+  // watchdog with it, so an interrupt never cuts a save.
+  std::function<std::shared_ptr<void>()> save_scope;
   // The status, every status_interval and when a phase starts or ends.
   std::function<void(const AcquireStatus&)> status;
   // The clock (seconds, monotonic); tests replace it. Default: steady_clock.

@@ -6,6 +6,7 @@
 // known sectors. Oracles: ddrescue and ddrescuelog (gddrescue), cmp,
 // sha256sum, ewfverify and ewfinfo (ewf-tools).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,9 +17,12 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "converters/acquire.h"
+#include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/json.h"
 #include "tests/support/mount_support.h"
 #include "tests/support/test_support.h"
@@ -206,6 +210,106 @@ TEST_CASE("acquire engine: sectors that fail only at first are recovered by retr
     acquire(disk, sink, map, o);
     CHECK(runs_of(map) == expected_runs(size, {1800}));
     CHECK(sink.bytes == zeroed(content, {1800}));
+  }
+}
+
+namespace {
+
+// Runs acquire() with an AcquireStream read by copy_device (SHA-256) on
+// another thread, as the command does. Returns whether the stream was
+// complete and the hash its reader computed ("" when it failed).
+struct StreamRun {
+  bool complete = false;
+  std::string hash;
+  bool consumer_failed = false;
+};
+StreamRun acquire_streamed(const BlockDevice& disk, MemorySink& sink, ddrescue::RescueMap& map,
+                           AcquireOptions o) {
+  AcquireStream stream(disk.size(), 512, "stream", nullptr);
+  o.stream = &stream;
+  StreamRun out;
+  CopyResult cr;
+  std::thread consumer([&] {
+    try {
+      CopyOptions c;
+      c.algos = {HashAlgo::kSha256};
+      c.readers = 1;
+      cr = copy_device(stream, nullptr, c);
+    } catch (const Error&) {
+      out.consumer_failed = true;
+      stream.drop();
+    }
+  });
+  acquire(disk, sink, map, o);
+  stream.drop();
+  consumer.join();
+  out.complete = stream.complete();
+  if (!out.consumer_failed) out.hash = cr.hashes.at(0).hex;
+  return out;
+}
+
+// sha256sum's digest of `bytes` (the oracle).
+std::string sha256_hex(const std::vector<uint8_t>& bytes) {
+  TempDir dir;
+  write_file(dir / "b", bytes);
+  return coreutils_digest("sha256sum", dir / "b");
+}
+
+}  // namespace
+
+TEST_CASE("acquire engine: pass 1 of a healthy disk is streamed whole, in order", "[acquire]") {
+  const uint64_t size = 3 * kMiB + 512;  // not a multiple of the cluster
+  const std::vector<uint8_t> content = pattern_bytes(size, 31);
+  ScriptedDisk disk(content);
+  MemorySink sink(size);
+  ddrescue::RescueMap map(size);
+  int saves = 0;
+  AcquireOptions o;
+  o.save = [&](const ddrescue::RescueMap&) { ++saves; };
+  StreamRun r = acquire_streamed(disk, sink, map, o);
+  CHECK(r.complete);
+  CHECK_FALSE(r.consumer_failed);
+  CHECK(r.hash == sha256_hex(content));
+  // The rescue sink and the map are kept as without the stream: a kill at
+  // any moment resumes from them.
+  CHECK(sink.bytes == content);
+  CHECK(map.bytes('+') == size);
+  CHECK(saves >= 1);
+  // One read per cluster: nothing read twice.
+  CHECK(disk.reads == (size + 64 * kKiB - 1) / (64 * kKiB));
+}
+
+TEST_CASE("acquire engine: the stream is dropped at the first failure, the passes go on",
+          "[acquire]") {
+  const uint64_t size = 2 * kMiB;
+  const std::vector<uint8_t> content = pattern_bytes(size, 32);
+  ScriptedDisk disk(content);
+  MemorySink sink(size);
+  ddrescue::RescueMap map(size);
+  AcquireOptions o;
+  SECTION("a sector that fails once, recovered by trimming") {
+    disk.flaky = {{3000, 1}};
+    StreamRun r = acquire_streamed(disk, sink, map, o);
+    CHECK_FALSE(r.complete);
+    CHECK(r.consumer_failed);
+    CHECK(map.bytes('+') == size);
+    CHECK(sink.bytes == content);
+  }
+  SECTION("a run resumed from a map with a finished area never streams") {
+    map.set(0, 64 * kKiB, '+');
+    map.current_status = '?';
+    map.current_pass = 1;
+    std::copy(content.begin(), content.begin() + 64 * kKiB, sink.bytes.begin());
+    StreamRun r = acquire_streamed(disk, sink, map, o);
+    CHECK_FALSE(r.complete);
+    CHECK(r.consumer_failed);
+    CHECK(sink.bytes == content);
+  }
+  SECTION("reverse passes never stream") {
+    o.reverse = true;
+    StreamRun r = acquire_streamed(disk, sink, map, o);
+    CHECK_FALSE(r.complete);
+    CHECK(sink.bytes == content);
   }
 }
 
@@ -555,4 +659,226 @@ TEST_CASE("acquire -O e01: ewfverify passes, error2 lists the bad sectors",
   CHECK(j.find("mapfile") != nullptr);
   // The working raw is kept (unrescued areas remain) beside the mapfile.
   CHECK(file_exists(out + ".vdisk-work"));
+}
+
+// ----------------------------------------------------------------------------
+// Flaky and slow sources: tests/tools/faulty_fuse.cpp serves disk.raw with
+// ranges that fail only their first N reads (per sector) or read slowly.
+
+namespace {
+
+struct FlakySource {
+  TempDir dir;
+  std::string img, mp, disk;
+  std::vector<uint8_t> content;
+  std::unique_ptr<MountGuard> guard;
+};
+
+// Mounts `content` (written once to img.raw) with `faults`
+// ("START:END:FAILS[:DELAY_MS]") at a new mount point named `name`.
+void mount_flaky(FlakySource& f, const std::string& name, const std::vector<std::string>& faults) {
+  if (f.img.empty()) {
+    f.img = f.dir / "img.raw";
+    write_file(f.img, f.content);
+  }
+  f.guard.reset();
+  f.mp = f.dir / name;
+  std::filesystem::create_directory(f.mp);
+  f.guard = std::make_unique<MountGuard>(f.mp);
+  // Built beside vdisk (tests/CMakeLists.txt).
+  std::string cmd = sh_quote(path_dirname(VDISK_BIN) + "/vdisk_faulty_fuse") + " mount " +
+                    sh_quote(f.img) + " " + sh_quote(f.mp);
+  for (const std::string& x : faults) cmd += " " + x;
+  RunResult mr = run(cmd);
+  INFO(mr.err);
+  REQUIRE(mr.exit_code == 0);
+  REQUIRE(wait_mounted(f.mp, true, 10));
+  f.disk = f.mp + "/disk.raw";
+}
+
+std::string range_arg(uint64_t start, uint64_t end, int fails, int delay_ms = 0) {
+  return std::to_string(start) + ":" + std::to_string(end) + ":" + std::to_string(fails) +
+         (delay_ms ? ":" + std::to_string(delay_ms) : "");
+}
+
+// Flaky stretches (2 failures each: the copying read and one more), one
+// that fails 3 times, a dead sector, and a slow area.
+std::vector<std::string> flaky_faults() {
+  return {range_arg(100 * 512, 104 * 512, 2), range_arg(1 * kMiB, 1 * kMiB + 64 * kKiB, 2),
+          range_arg(2 * kMiB + 512, 2 * kMiB + 1024, 3), range_arg(3 * kMiB, 3 * kMiB + 512, -1),
+          range_arg(4 * kMiB, 4 * kMiB + 256 * kKiB, 0, 2)};
+}
+
+}  // namespace
+
+TEST_CASE("acquire vs GNU ddrescue on a flaky FUSE source: retries and trimming recover it",
+          "[acquire][cli][mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ddrescue");
+  require_tool("ddrescuelog");
+  const uint64_t size = 5 * kMiB;
+  FlakySource f;
+  f.content = pattern_bytes(size, 91);
+  const std::string dd_img = f.dir / "dd.img", dd_map = f.dir / "dd.map";
+  const std::string vd_img = f.dir / "vd.img", vd_map = f.dir / "vd.map";
+  // Each run on a fresh mount: the failure counters start over.
+  mount_flaky(f, "m1", flaky_faults());
+  ddrescue_run("-r 3 " + sh_quote(f.disk) + " " + sh_quote(dd_img) + " " + sh_quote(dd_map), dd_img,
+               size);
+  mount_flaky(f, "m2", flaky_faults());
+  RunResult r = run_vdisk("acquire -r 3 --hash sha256 --mapfile " + sh_quote(vd_map) + " " +
+                          sh_quote(f.disk) + " " + sh_quote(vd_img));
+  INFO(r.err);
+  CHECK(r.exit_code == 3);
+  // Only the dead sector stays bad, in both; everything else is the source.
+  const std::string dead = std::to_string(3 * kMiB / 512) + "\n";
+  CHECK(ddrescuelog_list(vd_map, "-") == dead);
+  CHECK(ddrescuelog_list(dd_map, "-") == dead);
+  CHECK(ddrescuelog_list(vd_map, "?*/") == "");
+  CHECK(run("ddrescuelog -p " + sh_quote(dd_map) + " " + sh_quote(vd_map)).exit_code == 0);
+  run_ok("cmp " + sh_quote(dd_img) + " " + sh_quote(vd_img));
+  std::vector<uint8_t> expect = f.content;
+  std::fill(expect.begin() + 3 * kMiB, expect.begin() + 3 * kMiB + 512, 0);
+  CHECK(read_file(vd_img) == expect);
+
+  SECTION("-O e01: the stream is dropped at the first error, the working raw converted") {
+    require_tool("ewfverify");
+    mount_flaky(f, "m3", flaky_faults());
+    const std::string out = f.dir / "case.E01", map = f.dir / "e.map", rep = f.dir / "e.json";
+    RunResult e =
+        run_vdisk("acquire -O e01 -r 3 --hash md5 --hash-file " + sh_quote(rep) + " --mapfile " +
+                  sh_quote(map) + " " + sh_quote(f.disk) + " " + sh_quote(out));
+    INFO(e.err);
+    CHECK(e.exit_code == 3);
+    CHECK_THAT(e.out, Catch::Contains("converted"));
+    RunResult v = run("ewfverify -q " + sh_quote(out));
+    INFO(v.out << v.err);
+    CHECK(v.exit_code == 0);
+    write_file(f.dir / "expect.raw", expect);
+    Json j = Json::parse(std::string(run_ok("cat " + sh_quote(rep))));
+    CHECK(j.find("hashes_zero_filled")->find("md5")->as_string() ==
+          coreutils_digest("md5sum", f.dir / "expect.raw"));
+  }
+  SECTION("fewer retries than failures: the sector failing 3 times stays bad in both") {
+    mount_flaky(f, "m4", flaky_faults());
+    const std::string img1 = f.dir / "dd1.img", map1 = f.dir / "dd1.map";
+    ddrescue_run("-r 1 " + sh_quote(f.disk) + " " + sh_quote(img1) + " " + sh_quote(map1), img1,
+                 size);
+    mount_flaky(f, "m5", flaky_faults());
+    const std::string img2 = f.dir / "vd1.img", map2 = f.dir / "vd1.map";
+    RunResult r1 = run_vdisk("acquire -r 1 --hash none --mapfile " + sh_quote(map2) + " " +
+                             sh_quote(f.disk) + " " + sh_quote(img2));
+    INFO(r1.err);
+    CHECK(r1.exit_code == 3);
+    CHECK(ddrescuelog_list(map2, "-") == ddrescuelog_list(map1, "-"));
+    CHECK(ddrescuelog_list(map2, "-") != dead);
+    run_ok("cmp " + sh_quote(img1) + " " + sh_quote(img2));
+  }
+}
+
+TEST_CASE("acquire -O e01 of a healthy source: one pass, ewfverify and md5sum agree",
+          "[acquire][cli][e01]") {
+  require_tool("ewfverify");
+  TempDir dir;
+  const std::string src = dir / "src.raw", out = dir / "h.E01", map = dir / "h.map";
+  std::vector<uint8_t> content = pattern_bytes(5 * kMiB + 4096, 12);
+  std::fill(content.begin() + kMiB, content.begin() + 2 * kMiB, 0);  // a zero stretch
+  write_file(src, content);
+  RunResult r = run_vdisk("acquire -O e01 --hash md5,sha1 --mapfile " + sh_quote(map) + " " +
+                          sh_quote(src) + " " + sh_quote(out));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  // Written from pass 1's reads; the working raw is gone.
+  CHECK_THAT(r.out, Catch::Contains("streamed"));
+  CHECK_FALSE(file_exists(out + ".vdisk-work"));
+  CHECK(parse_tagged_digest(r.out, "MD5") == coreutils_digest("md5sum", src));
+  CHECK(parse_tagged_digest(r.out, "SHA1") == coreutils_digest("sha1sum", src));
+  RunResult v = run("ewfverify -q -d sha1 " + sh_quote(out));
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 0);
+  run_ok("ddrescuelog -D " + sh_quote(map));
+  // The E01 holds the source (read back by vdisk and compared by cmp).
+  run_ok(std::string(VDISK_BIN) + " convert --hash none -O raw " + sh_quote(out) + " " +
+         sh_quote(dir / "back.raw"));
+  run_ok("cmp " + sh_quote(src) + " " + sh_quote(dir / "back.raw"));
+}
+
+TEST_CASE("acquire interrupted by SIGINT saves its mapfile, exits 130 and resumes",
+          "[acquire][cli][mount]") {
+  VDISK_REQUIRE_FUSE_OR_SKIP();
+  require_tool("ddrescuelog");
+  require_tool("ewfverify");
+  const uint64_t size = 4 * kMiB;
+  FlakySource f;
+  f.content = pattern_bytes(size, 57);
+  // Slow everywhere: 64 reads of 64 KiB at 30 ms, about 2 s in all.
+  mount_flaky(f, "m", {range_arg(0, size, 0, 30)});
+  for (const std::string fmt : {"raw", "e01"}) {
+    INFO("-O " << fmt);
+    const std::string out = f.dir / ("i." + fmt), map = f.dir / ("i-" + fmt + ".map");
+    const std::string cmd = std::string(VDISK_BIN) + " acquire -O " + fmt +
+                            " --hash md5 --mapfile " + sh_quote(map) + " " + sh_quote(f.disk) +
+                            " " + sh_quote(out);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", ("exec " + cmd + " >/dev/null 2>&1").c_str(), (char*)nullptr);
+      _exit(127);
+    }
+    // Signalled once the rescue file holds data: past start-up (the handler
+    // is installed) and well before the end (about 2 s of slow reads).
+    const std::string rescue = fmt == "raw" ? out : out + ".vdisk-work";
+    for (int i = 0; i < 2000; ++i) {
+      struct stat st;
+      if (::stat(rescue.c_str(), &st) == 0 && st.st_blocks > 0) break;
+      usleep(10000);
+    }
+    ::kill(pid, SIGINT);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    REQUIRE(WIFEXITED(st));
+    CHECK(WEXITSTATUS(st) == 130);
+    // The map parses and holds what was read before the signal (the first
+    // save after the start is the interrupt's: --mapfile-interval is 30 s).
+    CHECK(run("ddrescuelog -t " + sh_quote(map)).exit_code == 0);
+    const std::string done = ddrescuelog_list(map, "+");
+    CHECK(done != "");
+    CHECK(ddrescuelog_list(map, "?") != "");
+    if (fmt == "e01") CHECK_FALSE(file_exists(out));
+    RunResult r = run(cmd);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    CHECK_THAT(r.err, Catch::Contains("resuming"));
+    CHECK(parse_tagged_digest(r.out, "MD5") == coreutils_digest("md5sum", f.img));
+    CHECK(run("ddrescuelog -D " + sh_quote(map)).exit_code == 0);
+    if (fmt == "raw") {
+      run_ok("cmp " + sh_quote(f.img) + " " + sh_quote(out));
+    } else {
+      RunResult v = run("ewfverify -q " + sh_quote(out));
+      INFO(v.out << v.err);
+      CHECK(v.exit_code == 0);
+    }
+  }
+}
+
+TEST_CASE("acquire -O qcow2 / vhdx / vmdk of a healthy source: streamed, qemu-img compare agrees",
+          "[acquire][cli]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  const std::string src = dir / "src.raw";
+  std::vector<uint8_t> content = pattern_bytes(3 * kMiB, 14);
+  std::fill(content.begin() + kMiB, content.begin() + 2 * kMiB, 0);
+  write_file(src, content);
+  for (const std::string fmt : {"qcow2", "vhdx", "vmdk"}) {
+    INFO("-O " << fmt);
+    const std::string out = dir / ("o." + fmt), map = dir / (fmt + ".map");
+    RunResult r = run_vdisk("acquire -O " + fmt + " --hash sha256 --mapfile " + sh_quote(map) +
+                            " " + sh_quote(src) + " " + sh_quote(out));
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(r.out, Catch::Contains("streamed"));
+    CHECK_FALSE(file_exists(out + ".vdisk-work"));
+    CHECK(parse_tagged_digest(r.out, "SHA256") == coreutils_digest("sha256sum", src));
+    run_ok("qemu-img compare -f raw -F " + fmt + " " + sh_quote(src) + " " + sh_quote(out));
+  }
 }

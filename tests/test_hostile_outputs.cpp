@@ -281,6 +281,41 @@ TEST_CASE("outputs: no output is a file the source reads, nor another output",
            " --on-read-error continue --error-map " + sh_quote(dir / "report.json") + " " + q_src,
        dir / "report.json", "report.json"},
   };
+  // acquire (issue 22): DEST, the working raw, the mapfile and the report
+  // against the source and each other; nothing is created either.
+  write_file(dir / "w.E01.vdisk-work", read_file(src));
+  const std::string q_new_map = sh_quote(dir / "new.map");
+  const std::vector<Case> acquire_cases = {
+      {"acquire --mapfile " + q_new_map + " " + q_src + " " + q_src, src, "destination"},
+      {"acquire --mapfile " + q_new_map + " " + q_src + " " + q_dir + "/./s.img", src,
+       "destination"},
+      {"acquire --mapfile " + q_src + " " + q_src + " " + sh_quote(dir / "a1.img"), src,
+       "--mapfile"},
+      {"acquire --mapfile " + sh_quote(dir / "m.map") + " " + q_src + " " + sh_quote(dir / "m.map"),
+       dir / "m.map", "--mapfile"},
+      {"acquire --force --hash-file " + sh_quote(dir / "m.map") + " --mapfile " +
+           sh_quote(dir / "m.map") + " " + q_src + " " + sh_quote(dir / "a2.img"),
+       dir / "m.map", "--hash-file"},
+      {"acquire --force --hash-file " + q_src + " --mapfile " + q_new_map + " " + q_src + " " +
+           sh_quote(dir / "a3.img"),
+       src, "--hash-file"},
+      {"acquire -O e01 --mapfile " + q_new_map + " " + sh_quote(dir / "w.E01.vdisk-work") + " " +
+           sh_quote(dir / "w.E01"),
+       dir / "w.E01.vdisk-work", "working raw"},
+  };
+  for (const Case& c : acquire_cases) {
+    INFO(c.args);
+    const std::vector<uint8_t> before = read_file(c.victim);
+    RunResult r = run_vdisk(c.args);
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(c.must_name));
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(read_file(c.victim) == before);
+    CHECK_FALSE(file_exists(dir / "new.map"));
+    for (const char* out : {"a1.img", "a2.img", "a3.img", "w.E01"})
+      CHECK_FALSE(file_exists(dir / out));
+  }
   for (const Case& c : cases) {
     INFO(c.args);
     const std::vector<uint8_t> before = read_file(c.victim);

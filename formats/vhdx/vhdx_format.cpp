@@ -43,6 +43,7 @@ const FormatDescriptor& descriptor() {
                             "subformat=fixed,preallocation=full",
                             "logical_sector_size=4096,block_size=1M"},
       .check = check_vhdx,
+      .resize = resize_vhdx,
   };
   return d;
 }

@@ -332,3 +332,121 @@ std::shared_ptr<const File> replay_log(std::shared_ptr<const File> file, uint64_
 }
 
 }  // namespace vdisk::vhdx
+
+namespace vdisk::vhdx {
+
+std::vector<uint8_t> encode_log_entry(const Guid& log_guid, uint64_t sequence,
+                                      const SectorUpdates& updates, uint64_t flushed_file_offset,
+                                      uint64_t last_file_offset) {
+  const uint64_t desc_sectors =
+      div_round_up(kLogEntryHeaderSize + updates.size() * kLogDescriptorSize, kLogSector);
+  std::vector<uint8_t> e((desc_sectors + updates.size()) * kLogSector, 0);
+  uint8_t* h = e.data();
+  std::memcpy(h, kLogEntrySignature, 4);
+  store_le32(h + kLogeEntryLength, static_cast<uint32_t>(e.size()));
+  store_le32(h + kLogeTail, 0);  // the entry is its own sequence's first
+  store_le64(h + kLogeSequence, sequence);
+  store_le32(h + kLogeDescriptorCount, static_cast<uint32_t>(updates.size()));
+  store_guid(h + kLogeLogGuid, log_guid);
+  store_le64(h + kLogeFlushedFileOffset, flushed_file_offset);
+  store_le64(h + kLogeLastFileOffset, last_file_offset);
+  size_t i = 0;
+  for (const auto& [offset, bytes] : updates) {
+    // A data descriptor keeps the first 8 and last 4 bytes of the sector; its
+    // data sector the 4084 between, framed by the sequence number's halves.
+    uint8_t* d = e.data() + kLogEntryHeaderSize + i * kLogDescriptorSize;
+    std::memcpy(d, kDataDescSignature, 4);
+    std::memcpy(d + 4, bytes.data() + kLogSector - 4, 4);
+    std::memcpy(d + 8, bytes.data(), 8);
+    store_le64(d + 16, offset);
+    store_le64(d + 24, sequence);
+    uint8_t* s = e.data() + (desc_sectors + i) * kLogSector;
+    std::memcpy(s, kDataSectorSignature, 4);
+    store_le32(s + 4, static_cast<uint32_t>(sequence >> 32));
+    std::memcpy(s + 8, bytes.data() + 8, kLogSector - 12);
+    store_le32(s + kLogSector - 4, static_cast<uint32_t>(sequence));
+    ++i;
+  }
+  store_checksum(e.data(), e.size(), kLogeChecksum);
+  return e;
+}
+
+namespace {
+
+struct HeaderSlot {
+  uint64_t offset = 0;
+  std::optional<Header> header;
+};
+
+HeaderSlot load_header(const File& f, uint64_t offset) {
+  std::vector<uint8_t> b(kHeaderSize);
+  f.read_at(offset, b.data(), b.size());
+  HeaderSlot s{offset, std::nullopt};
+  if (std::memcmp(b.data(), kHeaderSignature, 4) == 0 &&
+      load_le32(b.data() + kHdrChecksum) ==
+          crc32c_with_zero_field(b.data(), b.size(), kHdrChecksum)) {
+    s.header = decode_header(b.data());
+  }
+  return s;
+}
+
+void store_header(UpdateFile& file, uint64_t offset, const Header& h) {
+  std::vector<uint8_t> b(kHeaderSize, 0);
+  encode_header(h, b.data());
+  store_checksum(b.data(), b.size(), kHdrChecksum);
+  file.write_at(offset, b.data(), b.size());
+}
+
+}  // namespace
+
+void write_through_log(UpdateFile& file, const SectorUpdates& updates, const Guid& log_guid,
+                       const Guid& file_write_guid) {
+  const std::string& path = file.path();
+  HeaderSlot a = load_header(file, kHeader1Offset), b = load_header(file, kHeader2Offset);
+  if (!a.header && !b.header)
+    throw Error(ErrorKind::kCorrupt, path, kHeader1Offset, "neither VHDX header is valid");
+  // 2.2.2: the valid header with the larger sequence number is current.
+  const bool b_current = b.header && (!a.header || b.header->sequence > a.header->sequence);
+  const HeaderSlot& cur = b_current ? b : a;
+  const HeaderSlot& other = b_current ? a : b;
+  Header h = *cur.header;
+  if (!h.log_guid.is_nil()) {
+    throw Error(ErrorKind::kUnsupported, path, cur.offset + kHdrLogGuid,
+                "the log holds entries not yet applied (the image was not closed cleanly); "
+                "open it once read-write with Hyper-V or 'qemu-img check -r all' first");
+  }
+  // The headers are never logged (2.2.2.1 is their own update procedure);
+  // the region tables, the BAT and the metadata are.
+  for (const auto& [offset, bytes] : updates) {
+    if (offset % kLogSector || bytes.size() != kLogSector || offset < kRegionTable1Offset)
+      throw Error(ErrorKind::kInvalidArgument, path, offset, "bad VHDX log update");
+  }
+  const uint64_t size = file.size();
+  const std::vector<uint8_t> entry = encode_log_entry(log_guid, 1, updates, size, size);
+  if (entry.size() > h.log_length) {
+    throw Error(ErrorKind::kUnsupported, path, cur.offset + kHdrLogLength,
+                "the change needs a " + std::to_string(entry.size()) +
+                    "-byte log entry but the log region holds " + std::to_string(h.log_length) +
+                    " bytes");
+  }
+  file.write_at(h.log_offset, entry.data(), entry.size());
+  file.sync();
+
+  // 2.2.2.1: the non-current header becomes current with the log named in it.
+  h.sequence += 1;
+  h.file_write_guid = file_write_guid;
+  h.log_guid = log_guid;
+  store_header(file, other.offset, h);
+  file.sync();
+
+  for (const auto& [offset, bytes] : updates) file.write_at(offset, bytes.data(), bytes.size());
+  file.sync();
+
+  // Applied: the log is empty again (LogGuid zero) in the newest header.
+  h.sequence += 1;
+  h.log_guid = Guid{};
+  store_header(file, cur.offset, h);
+  file.sync();
+}
+
+}  // namespace vdisk::vhdx

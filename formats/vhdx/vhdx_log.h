@@ -2,7 +2,8 @@
 // closed cleanly its header names a LogGuid and the log region holds entries
 // whose updates (metadata, BAT, payload sectors) may be missing from the file.
 // We replay them into an overlay and read the whole file through it; the
-// source file is never written.
+// source file is never written. The writing side (write_through_log) is for
+// the commands that change an image in place (vdisk resize).
 #pragma once
 
 #include <cstdint>
@@ -79,5 +80,29 @@ class ReplayedFile final : public File {
 std::shared_ptr<const File> replay_log(std::shared_ptr<const File> file, uint64_t log_offset,
                                        uint64_t log_length, const Guid& log_guid,
                                        LogReplayResult* result);
+
+// New contents of whole 4 KiB sectors of the file, by 4 KiB-aligned offset.
+using SectorUpdates = std::map<uint64_t, std::vector<uint8_t>>;
+
+// One log entry (2.2.4, 2.3.1) carrying `updates` as data descriptors and
+// their data sectors, at log position 0 with Tail 0: a sequence of its own.
+// Its length is (1 + descriptor sectors + updates) * 4 KiB.
+std::vector<uint8_t> encode_log_entry(const Guid& log_guid, uint64_t sequence,
+                                      const SectorUpdates& updates, uint64_t flushed_file_offset,
+                                      uint64_t last_file_offset);
+
+// Writes `updates` into the VHDX in `file` as MS-VHDX 2.3 requires of
+// metadata changes: the log entry into the log region, sync; the header
+// update procedure (2.2.2.1: the non-current header rewritten with the
+// sequence number + 1, a new FileWriteGuid and the entry's LogGuid), sync;
+// the sectors written in place, sync; the other header with sequence + 2
+// and LogGuid zero, sync. A crash at any point leaves a file that opens (a
+// reader replaying the log as 2.3.3 says) either as before or with every
+// update. `log_guid` and `file_write_guid` are fresh GUIDs. Refuses (Error
+// kUnsupported) an entry larger than the log region, a header with a log
+// pending, or headers it cannot read. Call only on a file opened and
+// validated as VHDX.
+void write_through_log(UpdateFile& file, const SectorUpdates& updates, const Guid& log_guid,
+                       const Guid& file_write_guid);
 
 }  // namespace vdisk::vhdx

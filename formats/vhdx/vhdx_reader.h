@@ -89,4 +89,8 @@ class VhdxDevice final : public BlockDevice {
 // VhdxDevice::parent_spec() for a differencing disk's parent.
 BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& opts);
 
+// FormatDescriptor::resize (vhdx_resize.cpp): `layer` is the VhdxDevice
+// opened from `file`; every metadata change goes through the log.
+void resize_vhdx(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+
 }  // namespace vdisk::vhdx

@@ -30,6 +30,7 @@ const FormatDescriptor& descriptor() {
       .roundtrip_options = {"grain_size=4K", "subformat=streamOptimized,grain_size=4K",
                             "subformat=twoGbMaxExtentSparse,grain_size=1M"},
       .check = check_vmdk,
+      .resize = resize_vmdk,
       .update = update_vmdk,
   };
   return d;
