@@ -1,6 +1,7 @@
 // `vdisk mount` and its options. Device wrappers (a ddrescue mapfile, …) go
 // between opening the image and building the view; each adds its options to
 // `desc` and its step in open_mount_device().
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -107,6 +108,12 @@ int cmd_mount(const std::vector<std::string>& args) {
   // The cheap checks first: a bad mount point fails before the image is read.
   const std::string mountpoint = mount::check_mountpoint(vm["mountpoint"].as<std::string>());
 
+  // libfuse serves each request on a thread of its pool, and glibc gives
+  // each thread its own malloc arena that keeps what was freed in it: the
+  // decoded units of a compressed image, spread over ~10 arenas, kept a
+  // .img.gz mount at 221 MiB after 20 000 random reads of a 1 GiB disk.
+  // Two arenas (one per core here) kept it at 147 MiB at the same rate.
+  mallopt(M_ARENA_MAX, 2);
   BlockDevicePtr dev = open_mount_device(vm, bad_areas);
   mount::ViewRequest req;
   req.disk = dev;
