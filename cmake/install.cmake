@@ -38,6 +38,12 @@ endif()
 # Paths relative to the .pc file itself, so one file serves /usr/local, the
 # Debian package's /usr and a DESTDIR staging tree alike.
 file(RELATIVE_PATH VDISK_PC_TO_PREFIX /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
+# A sanitized build's library needs its sanitizer runtimes at link time.
+if(VDISK_SANITIZE)
+  set(VDISK_PC_SANITIZE " -fsanitize=address,undefined")
+else()
+  set(VDISK_PC_SANITIZE "")
+endif()
 configure_file(${CMAKE_SOURCE_DIR}/cmake/vdisk.pc.in ${CMAKE_BINARY_DIR}/vdisk.pc @ONLY)
 
 install(TARGETS vdisk RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})

@@ -743,7 +743,9 @@ class MemoryFile final : public File {
   size_t read_some(uint64_t offset, void* buf, size_t len) const override {
     if (offset >= bytes_->size()) return 0;
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, bytes_->size() - offset));
-    std::memcpy(buf, bytes_->data() + offset, n);
+    // A caller may ask for 0 bytes with a null buffer: memcpy with a null
+    // pointer is undefined even for no bytes (UBSan stops there).
+    if (n > 0) std::memcpy(buf, bytes_->data() + offset, n);
     return n;
   }
   std::pair<uint64_t, uint64_t> identity() const override {
@@ -916,7 +918,9 @@ class MemUpdateFile final : public UpdateFile {
   size_t read_some(uint64_t offset, void* buf, size_t len) const override {
     if (offset >= bytes_->size()) return 0;
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, bytes_->size() - offset));
-    std::memcpy(buf, bytes_->data() + offset, n);
+    // A caller may ask for 0 bytes with a null buffer: memcpy with a null
+    // pointer is undefined even for no bytes (UBSan stops there).
+    if (n > 0) std::memcpy(buf, bytes_->data() + offset, n);
     return n;
   }
   void write_at(uint64_t offset, const void* buf, size_t len) override {
