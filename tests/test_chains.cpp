@@ -1,5 +1,5 @@
-// Children of VHD, VDI and VMDK images: vdisk create -b (and convert -o
-// backing_file=), rebase and commit. The guest content expected is built
+// Children of VHD, VDI, VMDK and VHDX images: vdisk create -b (and convert
+// -o backing_file=), rebase and commit. The guest content expected is built
 // here byte by byte (base.raw, mod.raw, newbase.raw), never by vdisk.
 // Judges: for VMDK, QEMU both ways (qemu-img compare/check/info on what we
 // write, qemu-img commit/rebase as the comparison). QEMU opens no
@@ -8,9 +8,14 @@
 // flattens the chain on its own; qemu-img judges the stand-alone results
 // (a committed parent, a child rebased onto nothing) and vdisk convert -O
 // raw is compared with the expected bytes too.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <functional>
 
+#include "formats/core/file.h"
 #include "formats/core/json.h"
+#include "formats/registry.h"
+#include "tests/support/fault_support.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -400,14 +405,422 @@ TEST_CASE("chains: a VHDX child over a QEMU-made parent", "[chains][vhdx]") {
   vdisk_reads(raws.mod, dir / "child.vhdx");
 
   empty_child(dir, raws, "vhdx", "present_blocks");
+}
 
-  // Not changed in place: refused by name, nothing written.
-  const auto before = read_file(dir / "child.vhdx");
-  r = run_vdisk("rebase -b base.vhdx " + sh_quote(dir / "child.vhdx"));
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("rebasing vhdx images is not supported"));
-  r = run_vdisk("commit " + sh_quote(dir / "child.vhdx"));
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("committing into vhdx images is not supported"));
-  CHECK(read_file(dir / "child.vhdx") == before);
+namespace {
+
+// In `dir`: base.vhdx and newbase.vhdx made by qemu-img from base.raw and
+// newbase.raw (1 MiB blocks; base.vhdx by vdisk as a fixed VHDX when
+// `fixed_base`: QEMU's converted "fixed" VHDX leaves zero blocks
+// unallocated), child.vhdx over base.vhdx holding mod.raw (vdisk, 1 MiB
+// blocks: blocks 1, 3, 6 and 7 stored).
+void make_vhdx_chain(const TempDir& dir, const Raws& raws, bool fixed_base = false) {
+  if (fixed_base) {
+    RunResult r = run_vdisk("convert -O vhdx -o subformat=fixed,block_size=1M " +
+                            sh_quote(raws.base) + " " + sh_quote(dir / "base.vhdx"));
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    qemu_same(raws.base, dir / "base.vhdx", "vhdx");
+  } else {
+    run_ok("qemu-img convert -q -f raw -O vhdx -o block_size=1M " + sh_quote(raws.base) + " " +
+           sh_quote(dir / "base.vhdx"));
+  }
+  run_ok("qemu-img convert -q -f raw -O vhdx -o block_size=1M " + sh_quote(raws.newbase) + " " +
+         sh_quote(dir / "newbase.vhdx"));
+  RunResult r = run_vdisk("convert -O vhdx -o backing_file=base.vhdx,block_size=1M " +
+                          sh_quote(raws.mod) + " " + sh_quote(dir / "child.vhdx"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
+// Block `b` of the differencing VHDX `img` made partially present, its
+// logical sectors [first, first + count) marked (by the independent tool).
+void make_partial(const std::string& img, int b, int first, int count) {
+  run_ok(tool() + " partial " + sh_quote(img) + " " + std::to_string(b) + " " +
+         std::to_string(first) + " " + std::to_string(count));
+}
+
+// `raw` with the byte ranges `from_other` taken from `other`, into `out`.
+std::string splice(const std::string& raw, const std::string& other,
+                   const std::vector<std::pair<uint64_t, uint64_t>>& from_other,
+                   const std::string& out) {
+  std::vector<uint8_t> a = read_file(raw);
+  const std::vector<uint8_t> b = read_file(other);
+  for (const auto& [from, to] : from_other)
+    std::copy(b.begin() + static_cast<ptrdiff_t>(from), b.begin() + static_cast<ptrdiff_t>(to),
+              a.begin() + static_cast<ptrdiff_t>(from));
+  write_file(out, a);
+  return out;
+}
+
+std::string data_write_guid(const std::string& img) {
+  return fields(img).find("data_write_guid")->as_string();
+}
+
+std::vector<uint64_t> block_states(const std::string& img) {
+  const Json f = fields(img);
+  std::vector<uint64_t> out;
+  for (const Json& j : f.find("block_states")->as_array()) out.push_back(j.as_u64());
+  return out;
+}
+
+constexpr const char* kNilGuid = "{00000000-0000-0000-0000-000000000000}";
+
+}  // namespace
+
+TEST_CASE("chains: VHDX commit into QEMU's dynamic and fixed parents", "[chains][vhdx][commit]") {
+  require_tool("qemu-img");
+  for (const std::string sub : {"dynamic", "fixed"}) {
+    DYNAMIC_SECTION(sub) {
+      TempDir dir;
+      Raws raws(dir);
+      make_vhdx_chain(dir, raws, sub == "fixed");
+      const std::string base = dir / "base.vhdx", child = dir / "child.vhdx";
+      const std::string old_guid = data_write_guid(base);
+      const uint64_t old_size = file_size(base);
+      RunResult r = run_vdisk("commit " + sh_quote(child));
+      INFO(r.out << r.err);
+      REQUIRE(r.exit_code == 0);
+      RunResult chk = run("qemu-img check -f vhdx " + sh_quote(base));
+      INFO(chk.out << chk.err);
+      CHECK(chk.exit_code == 0);
+      qemu_same(raws.mod, base, "vhdx");
+      flattens_to(raws.mod, {base});
+      const Json f = fields(base);
+      INFO(f.dump());
+      // 2.2.2: the guest data changed, so DataWriteGuid did; the log is empty.
+      CHECK(f.find("data_write_guid")->as_string() != old_guid);
+      CHECK(f.find("log_guid")->as_string() == kNilGuid);
+      if (sub == "fixed") {
+        CHECK(file_size(base) == old_size);  // written in place only
+        CHECK(f.find("present_blocks")->as_u64() == 8);
+      } else {
+        // base.raw's blocks 0, 3, 6, 7 and the child's new block 1 (QEMU
+        // stores zero blocks as PAYLOAD_BLOCK_ZERO).
+        CHECK(block_states(base) == std::vector<uint64_t>{6, 6, 2, 6, 2, 2, 6, 6});
+      }
+      // The child names the old DataWriteGuid: refused until relinked.
+      RunResult info = run_vdisk("info " + sh_quote(child));
+      CHECK(info.exit_code == 2);
+      CHECK_THAT(info.err, Catch::Contains("DataWriteGuid"));
+      CHECK(run(tool() + " flatten " + sh_quote(dir / "x.raw") + " " + sh_quote(child) + " " +
+                sh_quote(base))
+                .exit_code == 1);
+      r = run_vdisk("rebase -u -b base.vhdx " + sh_quote(child));
+      INFO(r.out << r.err);
+      REQUIRE(r.exit_code == 0);
+      flattens_to(raws.mod, {child, base});
+    }
+  }
+}
+
+TEST_CASE("chains: VHDX rebase, safe, unsafe and onto nothing, over partially present blocks",
+          "[chains][vhdx][rebase]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  const std::string child = dir / "child.vhdx";
+  // Block 6 keeps only its first 64 KiB; the rest is the parent's again.
+  make_partial(child, 6, 0, 128);
+  const std::string expect =
+      splice(raws.mod, raws.base, {{6 * kMiB + 64 * kKiB, 7 * kMiB}}, dir / "expect.raw");
+  flattens_to(expect, {child, dir / "base.vhdx"});
+  vdisk_reads(expect, child);
+  const std::string old_guid = data_write_guid(child);
+
+  RunResult r = run_vdisk("rebase -b newbase.vhdx " + sh_quote(child));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  Json f = fields(child);
+  INFO(f.dump());
+  const Json* loc = f.find("parent_locator");
+  CHECK(loc->find("parent_linkage")->as_string() == data_write_guid(dir / "newbase.vhdx"));
+  CHECK(loc->find("relative_path")->as_string() == ".\\newbase.vhdx");
+  const std::string abs = loc->find("absolute_win32_path")->as_string();
+  CHECK(abs.substr(abs.size() - 13) == "\\newbase.vhdx");
+  CHECK(f.find("parent_locator_flags")->as_u64() == 4);
+  // Block 0 copied (newbase differs in its first 64 KiB), block 6 whole.
+  CHECK(block_states(child) == std::vector<uint64_t>{6, 6, 0, 6, 0, 0, 6, 6});
+  CHECK(f.find("data_write_guid")->as_string() != old_guid);
+  CHECK(f.find("log_guid")->as_string() == kNilGuid);
+  flattens_to(expect, {child, dir / "newbase.vhdx"});
+  vdisk_reads(expect, child);
+  CHECK(run_vdisk("check " + sh_quote(child)).exit_code == 0);
+
+  // A dynamic VHDX (QEMU's, zero blocks PAYLOAD_BLOCK_ZERO) becomes a
+  // differencing one over newbase, reading as before.
+  const std::string alone_base = dir / "standalone.vhdx";
+  run_ok("cp " + sh_quote(dir / "base.vhdx") + " " + sh_quote(alone_base));
+  r = run_vdisk("rebase -b newbase.vhdx " + sh_quote(alone_base));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  f = fields(alone_base);
+  CHECK(f.find("has_parent")->as_bool());
+  CHECK(f.find("parent_locator")->find("parent_linkage")->as_string() ==
+        data_write_guid(dir / "newbase.vhdx"));
+  flattens_to(raws.base, {alone_base, dir / "newbase.vhdx"});
+  vdisk_reads(raws.base, alone_base);
+
+  // -u: the parent moved; only the locator changes.
+  run_ok("mv " + sh_quote(dir / "newbase.vhdx") + " " + sh_quote(dir / "moved.vhdx"));
+  r = run_vdisk("rebase -u -b moved.vhdx " + sh_quote(child));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  f = fields(child);
+  CHECK(f.find("parent_locator")->find("relative_path")->as_string() == ".\\moved.vhdx");
+  flattens_to(expect, {child, dir / "moved.vhdx"});
+
+  // -u -b '' over a partially present block: the child alone, its unmarked
+  // sectors zeros, a dynamic VHDX QEMU reads.
+  make_partial(child, 3, 128, 128);
+  r = run_vdisk("rebase -u -b '' " + sh_quote(child));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  f = fields(child);
+  INFO(f.dump());
+  CHECK(!f.find("has_parent")->as_bool());
+  CHECK(f.find("parent_locator") == nullptr);
+  CHECK(block_states(child) == std::vector<uint64_t>{6, 6, 0, 6, 0, 0, 6, 6});
+  std::vector<uint8_t> alone(kSize, 0);
+  const std::vector<uint8_t> e = read_file(expect);
+  for (const auto& [from, to] : std::vector<std::pair<uint64_t, uint64_t>>{
+           {0, 2 * kMiB}, {3 * kMiB + 64 * kKiB, 3 * kMiB + 128 * kKiB}, {6 * kMiB, 8 * kMiB}})
+    std::copy(e.begin() + static_cast<ptrdiff_t>(from), e.begin() + static_cast<ptrdiff_t>(to),
+              alone.begin() + static_cast<ptrdiff_t>(from));
+  write_file(dir / "alone.raw", alone);
+  RunResult chk = run("qemu-img check -f vhdx " + sh_quote(child));
+  INFO(chk.out << chk.err);
+  CHECK(chk.exit_code == 0);
+  qemu_same(dir / "alone.raw", child, "vhdx");
+  flattens_to(dir / "alone.raw", {child});
+}
+
+TEST_CASE("chains: VHDX commit into a differencing parent with partially present blocks",
+          "[chains][vhdx][commit]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  const std::string mid = dir / "child.vhdx", top = dir / "top.vhdx";
+  // Block 3 keeps [64K, 128K) (mod's bytes there are base's), block 6 its
+  // first 64 KiB; the rest of both is base's again.
+  make_partial(mid, 3, 128, 128);
+  make_partial(mid, 6, 0, 128);
+  const std::string expect = splice(
+      raws.mod, raws.base, {{3 * kMiB, 3 * kMiB + 64 * kKiB}, {6 * kMiB + 64 * kKiB, 7 * kMiB}},
+      dir / "expect.raw");
+  flattens_to(expect, {mid, dir / "base.vhdx"});
+  // top over mid holds newbase.raw: what differs from mid's chain.
+  RunResult r = run_vdisk("convert -O vhdx -o backing_file=child.vhdx,block_size=1M " +
+                          sh_quote(raws.newbase) + " " + sh_quote(top));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const std::string old_guid = data_write_guid(mid);
+  r = run_vdisk("commit " + sh_quote(top));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  const Json f = fields(mid);
+  INFO(f.dump());
+  // Block 3 reads as newbase already: not written, still partial; block 6
+  // was written whole and is fully present.
+  CHECK(f.find("partial_blocks")->as_array().size() == 1);
+  CHECK(f.find("partial_blocks")->as_array()[0].as_u64() == 3);
+  CHECK(block_states(mid)[6] == 6);
+  CHECK(f.find("data_write_guid")->as_string() != old_guid);
+  flattens_to(raws.newbase, {mid, dir / "base.vhdx"});
+  vdisk_reads(raws.newbase, mid);
+  CHECK(run_vdisk("check " + sh_quote(mid)).exit_code == 0);
+}
+
+namespace {
+
+// One in-place change of a VHDX in memory, stopped by a crash after `budget`
+// writes (negative: none); returns the writes it asked for. The image's
+// bytes are `original`, named `name` in a MemEnv; `change` drives the
+// updater; the result is written to `cut`.
+int crash_update(const std::vector<uint8_t>& original, const std::string& cut, int budget,
+                 const std::function<void(ImageUpdater&, const BlockDevice&)>& change) {
+  MemEnv env;
+  env.add_file("image.vhdx", original);
+  OpenOptions opts;
+  opts.env = &env;
+  std::shared_ptr<UpdateFile> shared(env.open_update("image.vhdx"));
+  const FormatDescriptor* f = find_format("vhdx");
+  REQUIRE(f);
+  REQUIRE(f->update);
+  BlockDevicePtr layer = f->open(shared, opts);
+  CrashingFile crash(*shared, budget);
+  std::unique_ptr<ImageUpdater> u = f->update(crash, *layer);
+  try {
+    change(*u, *layer);
+  } catch (const Error&) {
+    // Past the crash the process would be gone: what it did next (a later
+    // log entry refused over the pending one) does not count.
+    if (crash.steps() <= budget || budget < 0) throw;
+  }
+  write_file(cut, *env.contents("image.vhdx"));
+  return crash.steps();
+}
+
+}  // namespace
+
+TEST_CASE("chains: a crash at any write of a VHDX commit leaves each block old or new",
+          "[chains][vhdx][commit][crash]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  const std::vector<uint8_t> original = read_file(dir / "base.vhdx");
+  const std::string old_guid = data_write_guid(dir / "base.vhdx");
+  const std::vector<uint8_t> old_raw = read_file(raws.base), new_raw = read_file(raws.mod);
+  // What vdisk commit writes: the child's stored blocks, from mod.raw.
+  auto commit = [&](ImageUpdater& u, const BlockDevice&) {
+    REQUIRE(u.granularity() == kMiB);
+    for (uint64_t b : {1, 3, 6, 7}) u.write(b * kMiB, new_raw.data() + b * kMiB, kMiB);
+    u.flush();
+  };
+  const std::string cut = dir / "cut.vhdx", flat = dir / "cut.flat", qemu = dir / "cut.qemu";
+  int total = 0, pending = 0, fully_new = 0;
+  for (int budget = 0;; ++budget) {
+    total = crash_update(original, cut, budget, commit);
+    INFO("crash after " << budget << " of " << total << " writes");
+    const Json f = fields(cut);  // replays a pending log itself
+    INFO(f.dump());
+    if (f.find("log_replayed_entries")->as_u64() > 0) ++pending;
+    run_ok(tool() + " flatten " + sh_quote(flat) + " " + sh_quote(cut));
+    const std::vector<uint8_t> got = read_file(flat);
+    REQUIRE(got.size() == kSize);
+    bool any_new = false, all_new = true;
+    for (uint64_t b = 0; b < kSize / kMiB; ++b) {
+      const auto at = static_cast<ptrdiff_t>(b * kMiB);
+      const bool is_old =
+          std::equal(got.begin() + at, got.begin() + at + kMiB, old_raw.begin() + at);
+      const bool is_new =
+          std::equal(got.begin() + at, got.begin() + at + kMiB, new_raw.begin() + at);
+      INFO("block " << b);
+      CHECK((is_old || is_new));
+      any_new |= is_new && !is_old;
+      all_new &= is_new;
+    }
+    fully_new += all_new;
+    // 2.2.2: no new data is visible under the old DataWriteGuid.
+    if (any_new) CHECK(f.find("data_write_guid")->as_string() != old_guid);
+    // QEMU replays the log (in place, on a copy) and must read the same.
+    run_ok("cp " + sh_quote(cut) + " " + sh_quote(qemu));
+    RunResult rep = run("qemu-img check -r all -f vhdx " + sh_quote(qemu));
+    INFO(rep.out << rep.err);
+    CHECK(rep.exit_code == 0);
+    RunResult cmp = run("qemu-img compare -f raw -F vhdx " + sh_quote(flat) + " " + sh_quote(qemu));
+    INFO(cmp.out << cmp.err);
+    CHECK(cmp.exit_code == 0);
+    vdisk_reads(flat, cut);
+    run_ok("rm -f " + sh_quote(cut) + " " + sh_quote(qemu) + " " + sh_quote(flat));
+    if (budget >= total) break;
+  }
+  CHECK(total >= 6);
+  CHECK(pending >= 1);
+  CHECK(fully_new >= 1);
+}
+
+TEST_CASE("chains: a crash at any write of a VHDX rebase leaves the old or the new parent",
+          "[chains][vhdx][rebase][crash]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  const std::string child = dir / "child.vhdx", base = dir / "base.vhdx",
+                    newbase = dir / "newbase.vhdx";
+  make_partial(child, 6, 0, 128);
+  const std::string expect =
+      splice(raws.mod, raws.base, {{6 * kMiB + 64 * kKiB, 7 * kMiB}}, dir / "expect.raw");
+  const std::vector<uint8_t> original = read_file(child);
+  const std::string new_guid = data_write_guid(newbase), old_guid = data_write_guid(base);
+  OpenOptions opts;
+  BlockDevicePtr old_chain = open_image(child, "vhdx", opts);
+  BlockDevicePtr new_parent = open_image(newbase, "vhdx", opts);
+  // What vdisk rebase does: every unit the child does not wholly store and
+  // whose content differs under the new parent is copied in; then the name.
+  auto rebase = [&](ImageUpdater& u, const BlockDevice& layer) {
+    const uint64_t unit = u.granularity();
+    std::vector<uint8_t> want(unit), have(unit);
+    for (uint64_t at = 0; at < kSize; at += unit) {
+      const Extent e = layer.block_status(at, unit);
+      if (e.type != ExtentType::kUnallocated && e.length == unit) continue;
+      old_chain->read(at, want.data(), unit);
+      new_parent->read(at, have.data(), unit);
+      if (want != have) u.write(at, want.data(), unit);
+    }
+    u.flush();
+    u.set_parent("newbase.vhdx", "vhdx", new_parent->layers().front());
+  };
+  const std::string cut = dir / "cut.vhdx";
+  int total = 0, pending = 0, on_new = 0, on_old = 0;
+  for (int budget = 0;; ++budget) {
+    total = crash_update(original, cut, budget, rebase);
+    INFO("crash after " << budget << " of " << total << " writes");
+    const Json f = fields(cut);
+    INFO(f.dump());
+    if (f.find("log_replayed_entries")->as_u64() > 0) ++pending;
+    const std::string linkage = f.find("parent_locator")->find("parent_linkage")->as_string();
+    CHECK((linkage == new_guid || linkage == old_guid));
+    if (linkage == new_guid) {
+      ++on_new;
+      CHECK(f.find("parent_locator")->find("relative_path")->as_string() == ".\\newbase.vhdx");
+    } else {
+      ++on_old;
+    }
+    flattens_to(expect, {cut, linkage == new_guid ? newbase : base});
+    vdisk_reads(expect, cut);
+    run_ok("rm -f " + sh_quote(cut));
+    if (budget >= total) break;
+  }
+  CHECK(total >= 6);
+  CHECK(pending >= 2);  // the BAT entries, the locator
+  CHECK(on_new >= 1);
+  CHECK(on_old >= 1);
+}
+
+TEST_CASE("chains: VHDX refusals are one line, exit 2, nothing written",
+          "[chains][vhdx][hostile]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  run_ok("cd " + sh_quote(dir.path()) +
+         " && qemu-img create -q -f vhdx small.vhdx 4M && cp base.raw plain.raw");
+  const std::string child = dir / "child.vhdx";
+  // An image whose log is pending: a commit into it stopped after the log
+  // entry and the header naming it were written.
+  const std::vector<uint8_t> base_bytes = read_file(dir / "base.vhdx");
+  const std::vector<uint8_t> mod = read_file(raws.mod);
+  const std::string pend = dir / "pending.vhdx";
+  bool made = false;
+  for (int budget = 0; !made; ++budget) {
+    const int total =
+        crash_update(base_bytes, pend, budget, [&](ImageUpdater& u, const BlockDevice&) {
+          u.write(kMiB, mod.data() + kMiB, kMiB);
+          u.flush();
+        });
+    made = fields(pend).find("log_replayed_entries")->as_u64() > 0;
+    REQUIRE(budget < total);
+  }
+  const auto before = read_file(child), pend_before = read_file(pend);
+  auto refused = [&](const std::string& args, const std::string& what) {
+    RunResult r = run_vdisk(args);
+    INFO("vdisk " << args << ": " << r.out << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_THAT(r.err, Catch::Contains(what));
+  };
+  refused("rebase -b small.vhdx " + sh_quote(child), "of its own size");
+  refused("rebase -u -b small.vhdx " + sh_quote(child), "of its own size");
+  refused("rebase -b child.vhdx " + sh_quote(child), "its own parent");
+  refused("rebase -u -b plain.raw " + sh_quote(child),
+          "names its parent by a VHDX's DataWriteGuid");
+  refused("commit " + sh_quote(dir / "base.vhdx"), "has no parent");
+  refused("rebase -b newbase.vhdx " + sh_quote(pend), "log holds entries not yet applied");
+  refused("rebase -u -b newbase.vhdx " + sh_quote(pend), "log holds entries not yet applied");
+  CHECK(read_file(child) == before);
+  CHECK(read_file(pend) == pend_before);
 }

@@ -2,6 +2,7 @@
 
 #include "formats/core/format.h"
 #include "formats/vhdx/vhdx_check.h"
+#include "formats/vhdx/vhdx_inplace.h"
 #include "formats/vhdx/vhdx_layout.h"
 #include "formats/vhdx/vhdx_reader.h"
 #include "formats/vhdx/vhdx_writer.h"
@@ -44,6 +45,7 @@ const FormatDescriptor& descriptor() {
                             "logical_sector_size=4096,block_size=1M"},
       .check = check_vhdx,
       .resize = resize_vhdx,
+      .update = update_vhdx,
   };
   return d;
 }

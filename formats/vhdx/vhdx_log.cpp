@@ -335,6 +335,36 @@ std::shared_ptr<const File> replay_log(std::shared_ptr<const File> file, uint64_
 
 namespace vdisk::vhdx {
 
+void SectorChanges::put(uint64_t offset, const uint8_t* bytes, size_t n) {
+  while (n > 0) {
+    const uint64_t sector = offset / kLogSector * kLogSector;
+    auto it = sectors_.find(sector);
+    if (it == sectors_.end()) {
+      std::vector<uint8_t> s(kLogSector);
+      file_.read_at(sector, s.data(), s.size());
+      it = sectors_.emplace(sector, std::move(s)).first;
+    }
+    const size_t in = static_cast<size_t>(offset - sector);
+    const size_t run = std::min<size_t>(n, kLogSector - in);
+    std::memcpy(it->second.data() + in, bytes, run);
+    offset += run, bytes += run, n -= run;
+  }
+}
+
+SectorUpdates SectorChanges::updates() const {
+  SectorUpdates out;
+  std::vector<uint8_t> now(kLogSector);
+  for (const auto& [offset, bytes] : sectors_) {
+    file_.read_at(offset, now.data(), now.size());
+    if (now != bytes) out.emplace(offset, bytes);
+  }
+  return out;
+}
+
+uint64_t log_entry_length(uint64_t n) {
+  return (div_round_up(kLogEntryHeaderSize + n * kLogDescriptorSize, kLogSector) + n) * kLogSector;
+}
+
 std::vector<uint8_t> encode_log_entry(const Guid& log_guid, uint64_t sequence,
                                       const SectorUpdates& updates, uint64_t flushed_file_offset,
                                       uint64_t last_file_offset) {
@@ -397,24 +427,42 @@ void store_header(UpdateFile& file, uint64_t offset, const Header& h) {
   file.write_at(offset, b.data(), b.size());
 }
 
-}  // namespace
-
-void write_through_log(UpdateFile& file, const SectorUpdates& updates, const Guid& log_guid,
-                       const Guid& file_write_guid) {
+// The current header (2.2.2: the valid one with the larger sequence number)
+// and the other slot; refuses a pending log.
+std::pair<HeaderSlot, HeaderSlot> current_header(const UpdateFile& file) {
   const std::string& path = file.path();
   HeaderSlot a = load_header(file, kHeader1Offset), b = load_header(file, kHeader2Offset);
   if (!a.header && !b.header)
     throw Error(ErrorKind::kCorrupt, path, kHeader1Offset, "neither VHDX header is valid");
-  // 2.2.2: the valid header with the larger sequence number is current.
   const bool b_current = b.header && (!a.header || b.header->sequence > a.header->sequence);
-  const HeaderSlot& cur = b_current ? b : a;
-  const HeaderSlot& other = b_current ? a : b;
-  Header h = *cur.header;
-  if (!h.log_guid.is_nil()) {
+  HeaderSlot cur = b_current ? b : a;
+  HeaderSlot other = b_current ? a : b;
+  if (!cur.header->log_guid.is_nil()) {
     throw Error(ErrorKind::kUnsupported, path, cur.offset + kHdrLogGuid,
                 "the log holds entries not yet applied (the image was not closed cleanly); "
                 "open it once read-write with Hyper-V or 'qemu-img check -r all' first");
   }
+  return {cur, other};
+}
+
+}  // namespace
+
+void write_header_guids(UpdateFile& file, const Guid& file_write_guid,
+                        const Guid& data_write_guid) {
+  const auto [cur, other] = current_header(file);
+  Header h = *cur.header;
+  h.sequence += 1;
+  h.file_write_guid = file_write_guid;
+  h.data_write_guid = data_write_guid;
+  store_header(file, other.offset, h);
+  file.sync();
+}
+
+void write_through_log(UpdateFile& file, const SectorUpdates& updates, const Guid& log_guid,
+                       const Guid& file_write_guid) {
+  const std::string& path = file.path();
+  const auto [cur, other] = current_header(file);
+  Header h = *cur.header;
   // The headers are never logged (2.2.2.1 is their own update procedure);
   // the region tables, the BAT and the metadata are.
   for (const auto& [offset, bytes] : updates) {

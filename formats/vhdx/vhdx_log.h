@@ -3,7 +3,8 @@
 // whose updates (metadata, BAT, payload sectors) may be missing from the file.
 // We replay them into an overlay and read the whole file through it; the
 // source file is never written. The writing side (write_through_log) is for
-// the commands that change an image in place (vdisk resize).
+// the commands that change an image in place (vdisk resize, rebase,
+// commit).
 #pragma once
 
 #include <cstdint>
@@ -84,6 +85,24 @@ std::shared_ptr<const File> replay_log(std::shared_ptr<const File> file, uint64_
 // New contents of whole 4 KiB sectors of the file, by 4 KiB-aligned offset.
 using SectorUpdates = std::map<uint64_t, std::vector<uint8_t>>;
 
+// Byte changes to a file gathered as whole 4 KiB sectors (each read from
+// the file when first touched), for write_through_log.
+class SectorChanges {
+ public:
+  explicit SectorChanges(const File& file) : file_(file) {}
+  // [offset, offset + n) of the file becomes `bytes`.
+  void put(uint64_t offset, const uint8_t* bytes, size_t n);
+  // The touched sectors whose new bytes differ from the file's.
+  SectorUpdates updates() const;
+
+ private:
+  const File& file_;
+  SectorUpdates sectors_;
+};
+
+// The bytes of the log entry encode_log_entry makes for `n` sectors.
+uint64_t log_entry_length(uint64_t n);
+
 // One log entry (2.2.4, 2.3.1) carrying `updates` as data descriptors and
 // their data sectors, at log position 0 with Tail 0: a sequence of its own.
 // Its length is (1 + descriptor sectors + updates) * 4 KiB.
@@ -104,5 +123,12 @@ std::vector<uint8_t> encode_log_entry(const Guid& log_guid, uint64_t sequence,
 // validated as VHDX.
 void write_through_log(UpdateFile& file, const SectorUpdates& updates, const Guid& log_guid,
                        const Guid& file_write_guid);
+
+// The header update procedure of 2.2.2.1 on its own: the non-current header
+// rewritten from the current one with the sequence number + 1,
+// `file_write_guid` and `data_write_guid` (2.2.2: a new DataWriteGuid before
+// the first change to the disk's user-visible data), then synced; it is the
+// current header from then on. Refuses what write_through_log refuses.
+void write_header_guids(UpdateFile& file, const Guid& file_write_guid, const Guid& data_write_guid);
 
 }  // namespace vdisk::vhdx

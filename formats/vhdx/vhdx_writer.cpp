@@ -30,54 +30,19 @@ uint64_t round_up(uint64_t v, uint64_t a) {
   return div_round_up(v, a) * a;
 }
 
-// What a differencing VHDX records of its parent (2.6.2.6 Parent Locator):
-// its DataWriteGuid and where it is.
-struct ParentLink {
-  Guid data_write_guid;
-  std::string relative_path;        // ".\\base.vhdx", as Hyper-V writes it
-  std::string absolute_win32_path;  // the parent's absolute path
-};
-
 std::string backslashes(std::string p) {
   std::replace(p.begin(), p.end(), '/', '\\');
   return p;
 }
 
-// The Parent Locator item: the VHDX locator type, then key/value entries,
-// then the UTF-16LE strings.
-std::vector<uint8_t> encode_parent_locator(const ParentLink& link) {
-  std::vector<std::pair<std::string, std::string>> kv = {
-      {"parent_linkage", guid_to_string(link.data_write_guid)},
-      {"absolute_win32_path", link.absolute_win32_path}};
-  if (!link.relative_path.empty()) kv.push_back({"relative_path", link.relative_path});
-  std::vector<uint8_t> out(kLocatorHeaderSize + kv.size() * kLocatorEntrySize, 0);
-  store_guid(out.data(), kVhdxLocatorTypeGuid);
-  store_le16(out.data() + 18, static_cast<uint16_t>(kv.size()));
-  for (size_t i = 0; i < kv.size(); ++i) {
-    const std::string key = utf8_to_utf16le(kv[i].first), value = utf8_to_utf16le(kv[i].second);
-    if (value.size() > 0xffff)
-      throw Error(ErrorKind::kUnsupported, kv[i].second, std::nullopt,
-                  "too long for a VHDX parent locator value (64 KiB of UTF-16)");
-    uint8_t* e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
-    store_le32(e, static_cast<uint32_t>(out.size()));
-    store_le16(e + 8, static_cast<uint16_t>(key.size()));
-    out.insert(out.end(), key.begin(), key.end());
-    e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
-    store_le32(e + 4, static_cast<uint32_t>(out.size()));
-    store_le16(e + 10, static_cast<uint16_t>(value.size()));
-    out.insert(out.end(), value.begin(), value.end());
-  }
-  return out;
-}
-
 class VhdxWriter final : public SingleFileWriter {
  public:
-  // `parent`: a differencing VHDX (HasParent, a Parent Locator item, sector
-  // bitmap entries in the BAT left not present); the ChildFilter in front
-  // passes on only whole blocks that differ, each stored fully present.
-  VhdxWriter(const CreateRequest& req, const ParentLink* parent) {
-    if (parent) parent_ = *parent;
-    has_parent_ = parent != nullptr;
+  // `locator`: a differencing VHDX (HasParent, this Parent Locator item,
+  // sector bitmap entries in the BAT left not present); the ChildFilter in
+  // front passes on only whole blocks that differ, each stored fully present.
+  VhdxWriter(const CreateRequest& req, const std::vector<uint8_t>* locator) {
+    if (locator) locator_ = *locator;
+    has_parent_ = locator != nullptr;
     const Options& o = req.options;
     env_ = &req.environment();
     fixed_ = o.get_string("subformat") == "fixed";
@@ -302,7 +267,7 @@ class VhdxWriter final : public SingleFileWriter {
     item(kLogicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
     store_le32(s4.data(), 4096);  // Hyper-V's default physical sector size
     item(kPhysicalSectorSizeGuid, s4, kMetaIsVirtualDisk | kMetaIsRequired);
-    if (has_parent_) item(kParentLocatorGuid, encode_parent_locator(parent_), kMetaIsRequired);
+    if (has_parent_) item(kParentLocatorGuid, locator_, kMetaIsRequired);
     store_le16(md.data() + 10, static_cast<uint16_t>(n));
     put(kMetadataOffset, md);
 
@@ -351,7 +316,7 @@ class VhdxWriter final : public SingleFileWriter {
 
   Env* env_ = nullptr;  // the request's: GUIDs come from its random source
   bool has_parent_ = false;
-  ParentLink parent_;
+  std::vector<uint8_t> locator_;
   bool fixed_ = false;
   bool full_ = false;
   Geometry geo_;
@@ -414,17 +379,42 @@ std::unique_ptr<ImageWriter> create_vhdx(const CreateRequest& req) {
   const auto* parent = dynamic_cast<const VhdxDevice*>(&backing.layer());
   if (!parent)
     throw Error(ErrorKind::kUnsupported, backing.path, std::nullopt, "not opened as a VHDX");
-  ParentLink link;
-  link.data_write_guid = parent->meta().data_write_guid;
-  if (name[0] != '/') {
-    std::string rel = name;
-    while (rel.compare(0, 2, "./") == 0) rel = rel.substr(2);
-    link.relative_path = ".\\" + backslashes(rel);
-  }
-  link.absolute_win32_path = backslashes(req.environment().real_path(backing.path));
-  auto inner = std::make_unique<VhdxWriter>(req, &link);
+  const std::vector<uint8_t> locator = parent_locator_item(
+      parent->meta().data_write_guid, name, req.environment().real_path(backing.path));
+  auto inner = std::make_unique<VhdxWriter>(req, &locator);
   return std::make_unique<ChildFilter>(std::move(inner), backing.device,
                                        req.options.get_size("block_size"));
+}
+
+std::vector<uint8_t> parent_locator_item(const Guid& parent_data_write_guid,
+                                         const std::string& name,
+                                         const std::string& absolute_path) {
+  std::vector<std::pair<std::string, std::string>> kv = {
+      {"parent_linkage", guid_to_string(parent_data_write_guid)},
+      {"absolute_win32_path", backslashes(absolute_path)}};
+  if (!name.empty() && name[0] != '/') {
+    std::string rel = name;
+    while (rel.compare(0, 2, "./") == 0) rel = rel.substr(2);
+    kv.push_back({"relative_path", ".\\" + backslashes(rel)});
+  }
+  std::vector<uint8_t> out(kLocatorHeaderSize + kv.size() * kLocatorEntrySize, 0);
+  store_guid(out.data(), kVhdxLocatorTypeGuid);
+  store_le16(out.data() + 18, static_cast<uint16_t>(kv.size()));
+  for (size_t i = 0; i < kv.size(); ++i) {
+    const std::string key = utf8_to_utf16le(kv[i].first), value = utf8_to_utf16le(kv[i].second);
+    if (value.size() > 0xffff)
+      throw Error(ErrorKind::kUnsupported, kv[i].second, std::nullopt,
+                  "too long for a VHDX parent locator value (64 KiB of UTF-16)");
+    uint8_t* e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
+    store_le32(e, static_cast<uint32_t>(out.size()));
+    store_le16(e + 8, static_cast<uint16_t>(key.size()));
+    out.insert(out.end(), key.begin(), key.end());
+    e = out.data() + kLocatorHeaderSize + i * kLocatorEntrySize;
+    store_le32(e + 4, static_cast<uint32_t>(out.size()));
+    store_le16(e + 10, static_cast<uint16_t>(value.size()));
+    out.insert(out.end(), value.begin(), value.end());
+  }
+  return out;
 }
 
 }  // namespace vdisk::vhdx

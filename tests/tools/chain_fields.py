@@ -12,6 +12,15 @@ usage:
                                         each IMAGE's parent being the next one
                                         (its identity checked); the last must
                                         not be a differencing image
+  chain_fields.py partial IMAGE BLOCK FIRST COUNT
+                                        makes the fully present block BLOCK of
+                                        the differencing VHDX IMAGE partially
+                                        present ([MS-VHDX] 2.5.1.1) with its
+                                        logical sectors [FIRST, FIRST+COUNT)
+                                        marked in its chunk's sector bitmap
+                                        (a 1 MiB block appended at the end of
+                                        the file when the chunk has none); the
+                                        BAT is written in place (test input)
 Exit 1 with a message on anything inconsistent.
 """
 import json
@@ -233,9 +242,11 @@ class Vhdx:
     def __init__(self, path):
         self.path = path
         self.f = open(path, "rb")
+        self.file_size = os.path.getsize(path)
+        self.overlay = []  # (offset, bytes) replayed from the log, oldest first
         if self.read(0, 8) != b"vhdxfile":
             fail(path + ": no vhdxfile signature")
-        best = None
+        headers = {}
         for off in (64 * 1024, 128 * 1024):
             h = bytearray(self.read(off, 4096))
             if h[:4] != b"head":
@@ -244,40 +255,66 @@ class Vhdx:
             h[4:8] = b"\0\0\0\0"
             if crc32c(bytes(h)) != want:
                 continue
-            seq = struct.unpack("<Q", h[8:16])[0]
-            if best is None or seq > best[0]:
-                best = (seq, bytes(h))
-        if best is None:
+            h[4:8] = struct.pack("<I", want)
+            headers[off] = bytes(h)
+        if not headers:
             fail(path + ": no valid header")
-        h = best[1]
+        # 2.2.2: the valid header with the larger sequence number is current.
+        seqs = {off: struct.unpack("<Q", h[8:16])[0] for off, h in headers.items()}
+        if len(set(seqs.values())) != len(seqs):
+            fail(path + ": both headers have sequence number %d" % seqs[64 * 1024])
+        cur = max(seqs, key=seqs.get)
+        h = headers[cur]
+        if struct.unpack("<HH", h[64:68]) != (0, 1):
+            fail(path + ": header version/log version not 1/0")
         self.data_write_guid = guid_of(h[32:48])
+        self.fields = {"header_sequences": sorted(seqs.values()),
+                       "file_write_guid": guid_of(h[16:32]),
+                       "log_replayed_entries": 0}
+        log_len, log_off = struct.unpack("<IQ", h[68:80])
         if any(h[48:64]):
-            fail(path + ": the log has entries (LogGuid set); replay is not done here")
-        rt = bytearray(self.read(192 * 1024, 64 * 1024))
-        want = struct.unpack("<I", rt[4:8])[0]
-        rt[4:8] = b"\0\0\0\0"
-        if rt[:4] != b"regi" or crc32c(bytes(rt)) != want:
-            fail(path + ": region table damaged")
-        regions = {}
-        for i in range(struct.unpack("<I", rt[8:12])[0]):
-            e = rt[16 + 32 * i:48 + 32 * i]
-            regions[guid_of(e[:16])] = struct.unpack("<QI", e[16:28])
-        md_off, _ = regions[self.METADATA_REGION]
+            self.replay_log(log_off, log_len, h[48:64])
+        regions = None
+        for off in (192 * 1024, 256 * 1024):
+            rt = bytearray(self.read(off, 64 * 1024))
+            want = struct.unpack("<I", rt[4:8])[0]
+            rt[4:8] = b"\0\0\0\0"
+            if rt[:4] != b"regi" or crc32c(bytes(rt)) != want:
+                fail(path + ": region table at %d damaged" % off)
+            r = {}
+            for i in range(struct.unpack("<I", rt[8:12])[0]):
+                e = rt[16 + 32 * i:48 + 32 * i]
+                r[guid_of(e[:16])] = struct.unpack("<QI", e[16:28])
+            if regions is not None and r != regions:
+                fail(path + ": the two region tables differ")
+            regions = r
+        md_off, md_len = regions[self.METADATA_REGION]
         mt = self.read(md_off, 64 * 1024)
         if mt[:8] != b"metadata":
             fail(path + ": no metadata table")
         items = {}
+        spans = []
         for i in range(struct.unpack("<H", mt[10:12])[0]):
             e = mt[32 + 32 * i:64 + 32 * i]
             off, length, flags = struct.unpack("<III", e[16:28])
+            if off < 64 * 1024 or off + length > md_len:
+                fail(path + ": metadata item %d outside its region" % i)
+            if guid_of(e[:16]) in items:
+                fail(path + ": metadata item %s twice" % guid_of(e[:16]))
+            spans.append((off, off + length))
             items[guid_of(e[:16])] = (self.read(md_off + off, length), flags)
+        spans.sort()
+        for a, b in zip(spans, spans[1:]):
+            if b[0] < a[1]:
+                fail(path + ": metadata items overlap at %d" % b[0])
         self.block, fp_flags = struct.unpack("<II", items[self.FILE_PARAMETERS][0])
         self.has_parent = bool(fp_flags & 2)
         self.size = struct.unpack("<Q", items[self.VIRTUAL_SIZE][0])[0]
         self.lss = struct.unpack("<I", items[self.LOGICAL_SECTOR][0])[0]
         self.chunk = (1 << 23) * self.lss // self.block
-        self.fields = {"has_parent": self.has_parent, "size": self.size,
-                       "block_size": self.block, "data_write_guid": self.data_write_guid}
+        self.fields.update({"has_parent": self.has_parent, "size": self.size,
+                            "block_size": self.block, "data_write_guid": self.data_write_guid,
+                            "log_guid": guid_of(h[48:64])})
         self.locator = {}
         if self.PARENT_LOCATOR in items:
             item, flags = items[self.PARENT_LOCATOR]
@@ -288,19 +325,135 @@ class Vhdx:
                 self.locator[item[ko:ko + kl].decode("utf-16-le")] = \
                     item[vo:vo + vl].decode("utf-16-le")
             self.fields["parent_locator"] = self.locator
+        elif self.has_parent:
+            fail(path + ": HasParent without a parent locator item")
         blocks = (self.size + self.block - 1) // self.block
         if self.has_parent:
-            total = blocks + (blocks + self.chunk - 1) // self.chunk
+            # 2.5: a sector bitmap entry after every whole chunk.
+            total = (blocks + self.chunk - 1) // self.chunk * (self.chunk + 1)
         else:
             total = blocks + (blocks - 1) // self.chunk
-        bat_off, _ = regions[self.BAT_REGION]
+        bat_off, bat_len = regions[self.BAT_REGION]
+        if 8 * total > bat_len:
+            fail(path + ": BAT region too small")
         self.bat = struct.unpack("<%dQ" % total, self.read(bat_off, 8 * total))
-        present = [b for b in range(blocks) if self.bat[b + b // self.chunk] & 7 in (6, 7)]
-        self.fields["present_blocks"] = len(present)
+        # 2.5.1: states, places (1 MiB units, inside the file, apart from the
+        # regions and from each other).
+        used = [(bat_off, bat_off + bat_len), (md_off, md_off + md_len),
+                (log_off, log_off + log_len), (0, MiB)]
+        states = []
+        for b in range(blocks):
+            e = self.bat[b + b // self.chunk]
+            st = e & 7
+            states.append(st)
+            if st in (4, 5) or (st == 7 and not self.has_parent):
+                fail(path + ": block %d has state %d" % (b, st))
+            if st in (6, 7):
+                at = (e >> 20) * MiB
+                used.append((at, at + min(self.block, self.size - b * self.block)))
+                if used[-1][1] > self.size_of_file():
+                    fail(path + ": block %d at %d past the end of the file" % (b, at))
+        for c in range((blocks + self.chunk - 1) // self.chunk):
+            i = c * (self.chunk + 1) + self.chunk
+            if i >= total:
+                break
+            e = self.bat[i]
+            if e & 7 not in (0, 6) or (e & 7 == 6 and not self.has_parent):
+                fail(path + ": sector bitmap entry %d has state %d" % (c, e & 7))
+            if e & 7 == 6:
+                used.append(((e >> 20) * MiB, (e >> 20) * MiB + MiB))
+            elif 7 in states[c * self.chunk:(c + 1) * self.chunk]:
+                fail(path + ": chunk %d has a partially present block but no sector bitmap" % c)
+        used.sort()
+        for a, b in zip(used, used[1:]):
+            if b[0] < a[1]:
+                fail(path + ": blocks/regions overlap at %d" % b[0])
+        self.fields["present_blocks"] = sum(1 for st in states if st in (6, 7))
+        self.fields["partial_blocks"] = [b for b, st in enumerate(states) if st == 7]
+        self.fields["block_states"] = states
+
+    def size_of_file(self):
+        return max([self.file_size] + [o + len(d) for o, d in self.overlay])
+
+    def replay_log(self, log_off, log_len, log_guid):
+        """2.3.3: the active sequence of log entries carrying the header's
+        LogGuid, replayed oldest first into self.overlay."""
+        def circ(pos, n):
+            out = b""
+            while n > 0:
+                k = min(n, log_len - pos)
+                out += self.raw(log_off + pos, k)
+                pos, n = 0, n - k
+            return out
+        entries = {}
+        for pos in range(0, log_len, 4096):
+            hd = self.raw(log_off + pos, 64)
+            if hd[:4] != b"loge":
+                continue
+            length, tail, seq, count = struct.unpack("<IIQI", hd[8:28])
+            if length == 0 or length % 4096 or length > log_len or hd[32:48] != log_guid:
+                continue
+            blob = bytearray(circ(pos, length))
+            want = struct.unpack("<I", blob[4:8])[0]
+            blob[4:8] = b"\0\0\0\0"
+            if crc32c(bytes(blob)) != want:
+                continue
+            dsec = (64 + 32 * count + 4095) // 4096
+            if (dsec + 0) * 4096 > length:
+                continue
+            descs, k, ok = [], 0, True
+            for i in range(count):
+                d = blob[64 + 32 * i:96 + 32 * i]
+                if d[:4] == b"zero":
+                    zl, fo, ds = struct.unpack("<QQQ", d[8:32])
+                    descs.append((fo, bytes(zl)))
+                    ok = ok and ds == seq
+                elif d[:4] == b"desc":
+                    trailing, leading, fo, ds = struct.unpack("<4s8sQQ", d[4:32])
+                    sec = blob[(dsec + k) * 4096:(dsec + k + 1) * 4096]
+                    k += 1
+                    ok = ok and ds == seq and sec[:4] == b"data" and \
+                        struct.unpack("<I", sec[4:8])[0] == seq >> 32 and \
+                        struct.unpack("<I", sec[4092:4096])[0] == seq & 0xFFFFFFFF
+                    descs.append((fo, leading + sec[8:4092] + trailing))
+                else:
+                    ok = False
+            flushed, last = struct.unpack("<QQ", hd[48:64])
+            if ok and (dsec + k) * 4096 <= length:
+                entries[pos] = (seq, tail, length, descs, flushed)
+        best = None
+        for start in entries:
+            chain, p = [start], start
+            while True:
+                seq, tail, length = entries[p][:3]
+                if tail in chain and (best is None or seq > best[0]):
+                    best = (seq, chain[chain.index(tail):])
+                n = (p + length) % log_len
+                if n in entries and entries[n][0] == seq + 1 and n not in chain:
+                    chain.append(n)
+                    p = n
+                else:
+                    break
+        if best is None:
+            return
+        if entries[best[1][-1]][4] > self.file_size:
+            fail(self.path + ": log says the file was flushed past its end")
+        for p in best[1]:
+            self.overlay.extend(entries[p][3])
+        self.fields["log_replayed_entries"] = len(best[1])
+
+    def raw(self, off, n):
+        self.f.seek(off)
+        d = self.f.read(n)
+        return d + bytes(n - len(d))
 
     def read(self, off, n):
-        self.f.seek(off)
-        return self.f.read(n)
+        d = bytearray(self.raw(off, n))
+        for o, data in self.overlay:
+            a, b = max(o, off), min(o + len(data), off + n)
+            if a < b:
+                d[a - off:b - off] = data[a - o:b - o]
+        return bytes(d)
 
     def read_layer(self, offset, length):
         out = bytearray()
@@ -332,6 +485,45 @@ class Vhdx:
                 parent.data_write_guid != self.locator.get("parent_linkage"):
             fail("%s: parent_linkage %s is not %s's DataWriteGuid" % (
                 self.path, self.locator.get("parent_linkage"), parent.path))
+
+
+def make_partial(path, block, first, count):
+    v = Vhdx(path)
+    if not v.has_parent or v.overlay:
+        fail(path + ": not a clean differencing VHDX")
+    e = v.bat[block + block // v.chunk]
+    if e & 7 != 6:
+        fail(path + ": block %d is not fully present" % block)
+    per_block = v.block // v.lss
+    if first + count > per_block:
+        fail(path + ": sectors past the block")
+    with open(path, "rb") as f:
+        f.seek(192 * 1024 + 16)
+        regions = {}
+        for i in range(2):
+            ent = f.read(32)
+            regions[guid_of(ent[:16])] = struct.unpack("<Q", ent[16:24])[0]
+    bat_off = regions[Vhdx.BAT_REGION]
+    c = block // v.chunk
+    sb_index = c * (v.chunk + 1) + v.chunk
+    sb = v.bat[sb_index]
+    with open(path, "r+b") as f:
+        if sb & 7 == 6:
+            sb_at = (sb >> 20) * MiB
+        else:
+            sb_at = (os.path.getsize(path) + MiB - 1) // MiB * MiB
+            f.truncate(sb_at + MiB)
+        f.seek(sb_at)
+        bits = bytearray(f.read(MiB))
+        base = (block % v.chunk) * per_block
+        for s in range(base + first, base + first + count):
+            bits[s // 8] |= 1 << (s % 8)
+        f.seek(sb_at)
+        f.write(bits)
+        f.seek(bat_off + 8 * sb_index)
+        f.write(struct.pack("<Q", (sb_at // MiB) << 20 | 6))
+        f.seek(bat_off + 8 * (block + block // v.chunk))
+        f.write(struct.pack("<Q", (e & ~7) | 7))
 
 
 def open_image(path):
@@ -376,6 +568,8 @@ def main():
         print(json.dumps(open_image(sys.argv[2]).fields, sort_keys=True))
     elif len(sys.argv) >= 4 and sys.argv[1] == "flatten":
         flatten(sys.argv[2], sys.argv[3:])
+    elif len(sys.argv) == 6 and sys.argv[1] == "partial":
+        make_partial(sys.argv[2], *(int(a) for a in sys.argv[3:6]))
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
