@@ -13,6 +13,7 @@
 #include "formats/core/json.h"
 #include "formats/registry.h"
 #include "formats/vhd/vhd_layout.h"
+#include "tests/support/fault_support.h"
 #include "tests/support/test_support.h"
 
 using namespace vdisk;
@@ -196,40 +197,6 @@ TEST_CASE("resize: refusals name the limit and leave the image alone", "[resize]
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("differencing") != std::string::npos);
 }
-
-namespace {
-
-// An UpdateFile that "crashes" after `budget` writes: later writes and
-// length changes are lost, as in a power cut after the last one that landed.
-class CrashingFile final : public UpdateFile {
- public:
-  CrashingFile(UpdateFile& inner, int budget) : inner_(inner), budget_(budget) {}
-  const std::string& path() const override { return inner_.path(); }
-  uint64_t size() const override { return inner_.size(); }
-  void read_at(uint64_t o, void* b, size_t n) const override { inner_.read_at(o, b, n); }
-  size_t read_some(uint64_t o, void* b, size_t n) const override {
-    return inner_.read_some(o, b, n);
-  }
-  void write_at(uint64_t o, const void* b, size_t n) override {
-    if (step()) inner_.write_at(o, b, n);
-  }
-  void set_size(uint64_t s) override {
-    if (step()) inner_.set_size(s);
-  }
-  void sync() override {}
-  int steps() const { return steps_; }
-
- private:
-  bool step() {
-    ++steps_;
-    return budget_ < 0 || steps_ <= budget_;
-  }
-  UpdateFile& inner_;
-  int budget_;
-  int steps_ = 0;
-};
-
-}  // namespace
 
 TEST_CASE("resize: a crash at any write leaves an image QEMU opens at either size",
           "[resize][crash]") {
