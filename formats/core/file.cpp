@@ -82,11 +82,13 @@ size_t pread_some(int fd, const std::string& path, uint64_t offset, void* buf, s
   return done;
 }
 
-// pwrite all `len` bytes (EINTR retried; a failure throws as above).
+// pwrite all `len` bytes in calls of at most kWriteSlice (EINTR retried; a
+// failure throws as above).
 void pwrite_all(int fd, const std::string& path, uint64_t offset, const void* buf, size_t len) {
   const auto* p = static_cast<const uint8_t*>(buf);
   for (size_t done = 0; done < len;) {
-    ssize_t n = ::pwrite(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    ssize_t n = ::pwrite(fd, p + done, std::min(len - done, kWriteSlice),
+                         static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno(path, offset + done, "write failed", errno);
