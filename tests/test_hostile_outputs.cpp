@@ -370,6 +370,11 @@ TEST_CASE("outputs: create, check --repair and the in-place commands never write
   run_ok("qemu-img create -q -f qcow2 -b clink.qcow2 -F qcow2 " + sh_quote(dir / "gcl.qcow2"));
   run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " + sh_quote(src) + " " +
          sh_quote(dir / "x.vmdk"));
+  // A qcow2 child whose external data file is its own (raw) parent.
+  run_ok("cd " + sh_quote(dir.path()) +
+         " && qemu-img create -q -f raw d.img 16M && qemu-img create -q -f qcow2 -o "
+         "data_file=d.raw -b d.img -F raw dchild.qcow2 && qemu-img rebase -u -b d.raw -F raw "
+         "dchild.qcow2");
   write_file(dir / "victim", {'k', 'e', 'e', 'p'});
   std::filesystem::create_symlink("victim", dir / "link.img");
   const std::string q_base = sh_quote(base), q_child = sh_quote(child), q_gc = sh_quote(gc);
@@ -404,14 +409,15 @@ TEST_CASE("outputs: create, check --repair and the in-place commands never write
                      {"commit --parent " + q_child + " " + q_child, "loops"},
                      {"commit --parent " + q_gc + " " + q_child, "loops"},
                      {"commit " + sh_quote(dir / "gcl.qcow2"), "symbolic link"},
+                     {"commit " + sh_quote(dir / "dchild.qcow2"), "PARENT"},
                      {"resize " + q_clink + " +1M", "symbolic link"},
                  });
 
   // measure writes nothing, even where --as names an existing file.
   const auto before = folder_state(dir);
   for (const std::string& args : {"measure -O qcow2 --as " + q_base + " " + q_child,
-                                 "measure -O vmdk -o subformat=twoGbMaxExtentSparse --as " +
-                                     sh_quote(dir / "x.vmdk") + " " + sh_quote(src)}) {
+                                  "measure -O vmdk -o subformat=twoGbMaxExtentSparse --as " +
+                                      sh_quote(dir / "x.vmdk") + " " + sh_quote(src)}) {
     INFO(args);
     RunResult r = run_vdisk(args);
     INFO(r.err);
