@@ -43,6 +43,21 @@ class LoopDevice {
   std::string dev_;
 };
 
+// The sources the refusal tables read, made by qemu-img in `dir`: s.img (a
+// 16 MiB sample disk, returned), a split VMDK of it (x.vmdk + x-s001.vmdk)
+// and a qcow2 child over a parent (child.qcow2 over base.qcow2).
+std::string make_sources(const TempDir& dir) {
+  require_tool("qemu-img");
+  const std::string src = dir / "s.img";
+  make_sample_disk(src, 16 << 20);
+  run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " + sh_quote(src) + " " +
+         sh_quote(dir / "x.vmdk"));
+  REQUIRE(file_exists(dir / "x-s001.vmdk"));
+  run_ok("qemu-img convert -O qcow2 " + sh_quote(src) + " " + sh_quote(dir / "base.qcow2"));
+  run_ok("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + sh_quote(dir / "child.qcow2"));
+  return src;
+}
+
 // A command that must be refused: `vdisk ARGS`, and a text its one-line
 // message must contain (the second path, or the reason).
 struct Refused {
@@ -276,16 +291,8 @@ TEST_CASE("writers: a 2^50-byte empty source stays under 256 MiB or is refused b
 
 TEST_CASE("outputs: no output is a file the source reads, nor another output",
           "[hostile-outputs]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "s.img";
-  make_sample_disk(src, 16 << 20);
-  // A split VMDK (x.vmdk + x-s001.vmdk) and a qcow2 child over a parent.
-  run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " + sh_quote(src) + " " +
-         sh_quote(dir / "x.vmdk"));
-  REQUIRE(file_exists(dir / "x-s001.vmdk"));
-  run_ok("qemu-img convert -O qcow2 " + sh_quote(src) + " " + sh_quote(dir / "base.qcow2"));
-  run_ok("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + sh_quote(dir / "child.qcow2"));
+  const std::string src = make_sources(dir);
   const std::string map = "# Rescue Logfile\n0x00000000     +\n0x00000000  0x01000000  +\n";
   write_file(dir / "m.map", {map.begin(), map.end()});
   write_file(dir / "report.json", {'{', '}', '\n'});
@@ -355,21 +362,14 @@ TEST_CASE("outputs: no output is a file the source reads, nor another output",
 
 TEST_CASE("outputs: create, check --repair and the in-place commands never write a file they read",
           "[hostile-outputs]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "s.img";
-  make_sample_disk(src, 16 << 20);
-  // base <- child <- gc, a symlink to the child and a child over that link,
-  // and a split VMDK (x.vmdk + x-s001.vmdk).
+  const std::string src = make_sources(dir);
+  // base <- child <- gc, a symlink to the child and a child over that link.
   const std::string base = dir / "base.qcow2", child = dir / "child.qcow2", gc = dir / "gc.qcow2";
-  run_ok("qemu-img convert -O qcow2 " + sh_quote(src) + " " + sh_quote(base));
-  run_ok("qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " + sh_quote(child));
   run_ok("qemu-io -c 'write -P 0x22 1M 1M' " + sh_quote(child) + " >/dev/null");
   run_ok("qemu-img create -q -f qcow2 -b child.qcow2 -F qcow2 " + sh_quote(gc));
   std::filesystem::create_symlink("child.qcow2", dir / "clink.qcow2");
   run_ok("qemu-img create -q -f qcow2 -b clink.qcow2 -F qcow2 " + sh_quote(dir / "gcl.qcow2"));
-  run_ok("qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse " + sh_quote(src) + " " +
-         sh_quote(dir / "x.vmdk"));
   // A qcow2 child whose external data file is its own (raw) parent.
   run_ok("cd " + sh_quote(dir.path()) +
          " && qemu-img create -q -f raw d.img 16M && qemu-img create -q -f qcow2 -o "
@@ -432,7 +432,7 @@ TEST_CASE("outputs: two outputs on standard output are a usage error before any 
   TempDir dir;
   const std::string src = dir / "s.img";
   make_sample_disk(src, 16 << 20);
-  for (const std::string args :
+  for (const std::string& args :
        {"convert --hash-file - " + sh_quote(src) + " -",
         "convert --on-read-error continue --error-map - " + sh_quote(src) + " -",
         "hash --on-read-error continue --error-map - --hash-file - " + sh_quote(src)}) {
