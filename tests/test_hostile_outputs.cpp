@@ -427,6 +427,50 @@ TEST_CASE("outputs: create, check --repair and the in-place commands never write
   CHECK(folder_state(dir) == before);
 }
 
+TEST_CASE("outputs: resize, rebase and commit make no file a planted symlink could redirect",
+          "[hostile-outputs]") {
+  require_tool("strace");
+  require_tool("qemu-img");
+  TempDir dir;
+  const std::string q_dir = sh_quote(dir.path());
+  run_ok("cd " + q_dir +
+         " && qemu-img create -q -f qcow2 base.qcow2 16M && qemu-img create -q -f qcow2 "
+         "other.qcow2 16M && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 child.qcow2 && "
+         "qemu-io -c 'write -P 0x22 1M 1M' child.qcow2 >/dev/null && qemu-img create -q -f vhdx "
+         "r.vhdx 16M && qemu-img create -q -f vmdk r.vmdk 16M && qemu-img create -q -f vdi r.vdi "
+         "16M");
+  run_ok(std::string(VDISK_BIN) + " create -O vhd " + sh_quote(dir / "r.vhd") + " 16M");
+  // They change their image in place (Env::open_update, O_NOFOLLOW): no
+  // temporary, no rename, no link, nothing created or removed in the folder.
+  for (const std::string& args :
+       {"resize " + q_dir + "/base.qcow2 +1M", "resize " + q_dir + "/r.vhd +1M",
+        "resize " + q_dir + "/r.vhdx +1M", "resize " + q_dir + "/r.vmdk +1M",
+        "resize " + q_dir + "/r.vdi +1M", "rebase -b other.qcow2 " + q_dir + "/child.qcow2",
+        "commit " + q_dir + "/child.qcow2"}) {
+    INFO(args);
+    RunResult r =
+        run("ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 strace -f -qq -e "
+            "trace=open,openat,creat,rename,renameat,renameat2,link,linkat,unlink,unlinkat,symlink,"
+            "symlinkat -o " +
+            sh_quote(dir / "trace") + " " + VDISK_BIN + " " + args);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    std::string trace;
+    for (uint8_t b : read_file(dir / "trace")) trace.push_back(static_cast<char>(b));
+    size_t updates = 0;
+    for (size_t pos = trace.find(dir.path()); pos != std::string::npos;
+         pos = trace.find(dir.path(), pos + 1)) {
+      const size_t bol = trace.rfind('\n', pos) + 1;
+      const std::string line = trace.substr(bol, trace.find('\n', pos) - bol);
+      INFO(line);
+      CHECK_THAT(line, !Catch::Contains("O_CREAT") && !Catch::Contains("O_TMPFILE") &&
+                           !Catch::Contains("rename") && !Catch::Contains("link"));
+      if (line.find("O_RDWR") != std::string::npos) ++updates;
+    }
+    CHECK(updates >= 1);  // the trace saw the image opened for its change
+  }
+}
+
 TEST_CASE("outputs: two outputs on standard output are a usage error before any work",
           "[hostile-outputs]") {
   TempDir dir;
