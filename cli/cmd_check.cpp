@@ -108,22 +108,23 @@ void print_report(const std::string& image, const std::string& format, const std
 
 // Refuses --repair OUT before any work when the copy could not be made
 // there: the image or a file of its chain (the chain is opened through
-// `guard` to learn its files; a chain that does not open is the check's to
-// report, and convert opens it again anyway), a symlink or anything but a
-// regular file, an existing file without --force, a missing folder. The
-// last ones are asked of the Env itself: an output is made and discarded,
-// so the rules are those convert's writer meets, and nothing appears.
-void claim_repair_output(const po::variables_map& vm, const std::string& image,
-                         const OpenOptions& opts, GuardedEnv& guard) {
+// `guard` to learn its files, and returned; a chain that does not open is
+// the check's to report: null), a symlink or anything but a regular file,
+// an existing file without --force, a missing folder. The last ones are
+// asked of the Env itself: an output is made and discarded, so the rules
+// are those convert's writer meets, and nothing appears.
+BlockDevicePtr claim_repair_output(const po::variables_map& vm, const std::string& image,
+                                   const OpenOptions& opts, GuardedEnv& guard) {
+  BlockDevicePtr chain;
   try {
-    open_image(image, vm["format"].as<std::string>(), opts);
+    chain = open_image(image, vm["format"].as<std::string>(), opts);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kInterrupted) throw;
   }
   const std::string out = vm["repair"].as<std::string>();
-  if (out == "-") throw UsageError("--repair writes a file, not standard output");
   guard.claim_output("the --repair copy", out, GuardedEnv::Maker::kEnv);
   guard.create_output(out, vm.count("force") != 0)->discard();
+  return chain;
 }
 
 }  // namespace
@@ -144,6 +145,8 @@ int cmd_check(const std::vector<std::string>& args) {
   const std::string image = vm["image"].as<std::string>();
   const bool force = vm.count("force") != 0;
   if (force && !vm.count("repair")) throw UsageError("--force needs --repair OUT");
+  if (vm.count("repair") && vm["repair"].as<std::string>() == "-")
+    throw UsageError("--repair writes a file, not standard output");
   // Everything the check reads goes through `guard`, so that --repair OUT is
   // never the image nor a file of its chain (issue #16).
   GuardedEnv guard(Env::posix());
@@ -152,7 +155,8 @@ int cmd_check(const std::vector<std::string>& args) {
   // The format: as given, else probed (opening is not the way to learn it:
   // a damaged image may not open, and saying why is the check's job).
   std::shared_ptr<const File> file = guard.open_read(image);
-  if (vm.count("repair")) claim_repair_output(vm, image, opts, guard);
+  BlockDevicePtr chain;  // with --repair: opened first, to learn its files
+  if (vm.count("repair")) chain = claim_repair_output(vm, image, opts, guard);
   const std::string fmt_name = vm["format"].as<std::string>();
   const FormatDescriptor* fmt = nullptr;
   if (!fmt_name.empty()) {
@@ -170,7 +174,7 @@ int cmd_check(const std::vector<std::string>& args) {
     // The chain: parents found, identities agreeing. An image the check
     // found broken may not open; that is already said.
     try {
-      open_image(image, fmt->name, opts);
+      if (!chain) open_image(image, fmt->name, opts);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kInterrupted) throw;
       if (report.errors() == 0)
@@ -182,7 +186,7 @@ int cmd_check(const std::vector<std::string>& args) {
     // verifies the checksums it keeps. An image that does not open is
     // unreadable (exit 2).
     checked = "content";
-    open_image(image, fmt ? fmt->name : fmt_name, opts);
+    if (!chain) open_image(image, fmt ? fmt->name : fmt_name, opts);
     check_content(vm, image, report);
     if (!fmt || fmt->name == "raw")
       report.note("a raw image has no container structure: nothing to check beyond reading it");

@@ -400,6 +400,7 @@ TEST_CASE("outputs: create, check --repair and the in-place commands never write
                      {"check --force --repair " + q_link + " " + q_child, "symbolic link"},
                      {"check --repair " + q_victim + " " + q_child, "exists"},
                      {"check --repair " + sh_quote(dir / "nodir/r.qcow2") + " " + q_child, "nodir"},
+                     {"check --output json --repair - " + q_child, "standard output"},
                      // rebase writes the child only: never a parent whose chain reads it.
                      {"rebase -b gc.qcow2 " + q_child, "CHILD"},
                      {"rebase -u -b gc.qcow2 " + q_child, "CHILD"},
