@@ -387,6 +387,9 @@ TEST_CASE("outputs: create, check --repair and the in-place commands never write
                      {"create --force -O qcow2 -b " + q_base + " " + q_base, "the new image"},
                      {"create --force -O qcow2 -b " + q_child + " " + q_base, "base.qcow2"},
                      {"create --force -O vmdk -b " + q_gc + " " + q_child, "child.qcow2"},
+                     {"create --force -O qcow2 -b " + sh_quote(dir / "x.vmdk") + " " +
+                          sh_quote(dir / "x-s001.vmdk"),
+                      "x-s001.vmdk"},
                      {"create -O raw " + q_link + " 1M", "symbolic link"},
                      {"create --force -O raw " + q_link + " 1M", "symbolic link"},
                      {"create -O raw " + q_victim + " 1M", "exists"},
