@@ -363,7 +363,7 @@ TEST_CASE("chains: refusals are one line, exit 2, nothing written", "[chains][ho
   CHECK(read_file(dir / "child.vhd") == before);
   refused("create -O vhd -b missing.vhd " + sh_quote(dir / "c.vhd"), "missing.vhd");
   CHECK(!file_exists(dir / "c.vhd"));
-  refused("create -O vhd --force -b child.vhd " + sh_quote(dir / "child.vhd"), "output itself");
+  refused("create -O vhd --force -b child.vhd " + sh_quote(dir / "child.vhd"), "would overwrite");
   CHECK(read_file(dir / "child.vhd") == before);
   run_ok("cp " + sh_quote(raws.base) + " " + sh_quote(dir / "plain.raw"));
   refused("create -O vhd -b plain.raw " + sh_quote(dir / "c.vhd"), "its parent must be vhd");
