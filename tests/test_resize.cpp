@@ -563,6 +563,30 @@ TEST_CASE("resize: VHDX refusals: a pending log, a fixed disk growing", "[resize
   CHECK(qemu_virtual_size(img, "vhdx") == 200ull << 20);
   qemu_check_clean(img, "vhdx");
 
+  // The log's GUIDs come from the caller's Env: two MemEnvs seeded alike
+  // make the same bytes, another seed other bytes.
+  {
+    run_ok("qemu-img create -q -f vhdx " + sh_quote(dir / "g.vhdx") + " 64M");
+    const std::vector<uint8_t> original = read_file(dir / "g.vhdx");
+    auto resized = [&](uint64_t seed) {
+      MemEnv env;
+      env.seed_random(seed);
+      env.add_file("img", original);
+      OpenOptions opts;
+      opts.env = &env;
+      std::shared_ptr<UpdateFile> shared(env.open_update("img"));
+      const FormatDescriptor* f = find_format("vhdx");
+      BlockDevicePtr layer = f->open(shared, opts);
+      f->resize(
+          ResizeRequest{.file = *shared, .layer = *layer, .new_size = 96ull << 20, .opts = opts});
+      return *env.contents("img");
+    };
+    const std::vector<uint8_t> a = resized(7);
+    CHECK(a != original);
+    CHECK(resized(7) == a);
+    CHECK(resized(8) != a);
+  }
+
   // A fixed VHDX would need its new blocks allocated: refused; it shrinks.
   const std::string fixed = dir / "fixed.vhdx";
   run_ok("qemu-img create -q -f vhdx -o subformat=fixed " + sh_quote(fixed) + " 64M");
