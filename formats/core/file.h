@@ -145,6 +145,11 @@ class Env {
   // block devices and anything but a regular file. Only for the commands
   // whose job is to change an image (vdisk resize); the default refuses.
   virtual std::unique_ptr<UpdateFile> open_update(const std::string& path);
+  // Removes the regular file `path` (a symlink or anything else is refused,
+  // never followed). Only for the commands that change an image in place
+  // (vdisk resize dropping a VMDK's extent files past a shrunk end); the
+  // default refuses.
+  virtual void remove_file(const std::string& path);
   // Entries of a directory (no "." or ".."); throws on failure.
   virtual std::vector<DirEntryInfo> list_dir(const std::string& dir) = 0;
   // The canonical absolute path (symlinks resolved); throws when missing.
@@ -197,6 +202,7 @@ class MemEnv final : public Env {
   bool exists(const std::string& path) override;
   // Changes the stored bytes in place (readers opened before see them too).
   std::unique_ptr<UpdateFile> open_update(const std::string& path) override;
+  void remove_file(const std::string& path) override;
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override;
   std::string real_path(const std::string& path) override;
   std::optional<std::pair<uint64_t, uint64_t>> identity_of(const std::string& path) override;
