@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 
 namespace vdisk::cli {
 
@@ -77,7 +79,8 @@ class RescueFile final : public RescueSink {
   void write_at(uint64_t offset, const void* buf, size_t len) override {
     auto* p = static_cast<const uint8_t*>(buf);
     while (len > 0) {
-      const ssize_t n = ::pwrite(fd_, p, len, static_cast<off_t>(offset));
+      // At most kWriteSlice per call: small page-cache folios (file.h).
+      const ssize_t n = ::pwrite(fd_, p, std::min(len, kWriteSlice), static_cast<off_t>(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
         throw_errno(path_, offset, "write", errno);

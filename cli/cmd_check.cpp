@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/hex.h"
 #include "formats/core/json.h"
 
@@ -105,6 +106,27 @@ void print_report(const std::string& image, const std::string& format, const std
   }
 }
 
+// Refuses --repair OUT before any work when the copy could not be made
+// there: the image or a file of its chain (the chain is opened through
+// `guard` to learn its files, and returned; a chain that does not open is
+// the check's to report: null), a symlink or anything but a regular file,
+// an existing file without --force, a missing folder. The last ones are
+// asked of the Env itself: an output is made and discarded, so the rules
+// are those convert's writer meets, and nothing appears.
+BlockDevicePtr claim_repair_output(const po::variables_map& vm, const std::string& image,
+                                   const OpenOptions& opts, GuardedEnv& guard) {
+  BlockDevicePtr chain;
+  try {
+    chain = open_image(image, vm["format"].as<std::string>(), opts);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kInterrupted) throw;
+  }
+  const std::string out = vm["repair"].as<std::string>();
+  guard.claim_output("the --repair copy", out, GuardedEnv::Maker::kEnv);
+  guard.create_output(out, vm.count("force") != 0)->discard();
+  return chain;
+}
+
 }  // namespace
 
 int cmd_check(const std::vector<std::string>& args) {
@@ -113,18 +135,28 @@ int cmd_check(const std::vector<std::string>& args) {
   desc.add_options()("output", po::value<std::string>()->default_value("human"), "human or json")(
       "repair", po::value<std::string>()->value_name("OUT"),
       "write a consistent copy of the image to OUT (same format, through convert); the image "
-      "itself is never changed");
+      "itself is never changed")("force", "with --repair: replace an existing OUT");
   const std::vector<Positional> pos = {{"image", "IMAGE", "image", "the image to check"}};
   po::variables_map vm;
-  if (!parse_args("check", "[-f FMT] IMAGE [--output json] [--repair OUT]", desc, pos, args, vm))
+  if (!parse_args("check", "[-f FMT] IMAGE [--output json] [--repair OUT [--force]]", desc, pos,
+                  args, vm))
     return kExitOk;
   const bool json = want_json(vm);
   const std::string image = vm["image"].as<std::string>();
-  const OpenOptions opts = open_options_from(vm);
+  const bool force = vm.count("force") != 0;
+  if (force && !vm.count("repair")) throw UsageError("--force needs --repair OUT");
+  if (vm.count("repair") && vm["repair"].as<std::string>() == "-")
+    throw UsageError("--repair writes a file, not standard output");
+  // Everything the check reads goes through `guard`, so that --repair OUT is
+  // never the image nor a file of its chain (issue #16).
+  GuardedEnv guard(Env::posix());
+  const OpenOptions opts = open_options_from(vm, &guard);
 
   // The format: as given, else probed (opening is not the way to learn it:
   // a damaged image may not open, and saying why is the check's job).
-  std::shared_ptr<const File> file = Env::posix().open_read(image);
+  std::shared_ptr<const File> file = guard.open_read(image);
+  BlockDevicePtr chain;  // with --repair: opened first, to learn its files
+  if (vm.count("repair")) chain = claim_repair_output(vm, image, opts, guard);
   const std::string fmt_name = vm["format"].as<std::string>();
   const FormatDescriptor* fmt = nullptr;
   if (!fmt_name.empty()) {
@@ -142,7 +174,7 @@ int cmd_check(const std::vector<std::string>& args) {
     // The chain: parents found, identities agreeing. An image the check
     // found broken may not open; that is already said.
     try {
-      open_image(image, fmt->name, opts);
+      if (!chain) open_image(image, fmt->name, opts);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kInterrupted) throw;
       if (report.errors() == 0)
@@ -154,7 +186,7 @@ int cmd_check(const std::vector<std::string>& args) {
     // verifies the checksums it keeps. An image that does not open is
     // unreadable (exit 2).
     checked = "content";
-    open_image(image, fmt ? fmt->name : fmt_name, opts);
+    if (!chain) open_image(image, fmt ? fmt->name : fmt_name, opts);
     check_content(vm, image, report);
     if (!fmt || fmt->name == "raw")
       report.note("a raw image has no container structure: nothing to check beyond reading it");
@@ -169,6 +201,7 @@ int cmd_check(const std::vector<std::string>& args) {
       conv.push_back("--parent");
       conv.push_back(vm["parent"].as<std::string>());
     }
+    if (force) conv.push_back("--force");
     conv.push_back(image);
     conv.push_back(vm["repair"].as<std::string>());
     // With JSON on standard output, convert's summary goes to stderr.

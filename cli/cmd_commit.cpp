@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/inplace.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/parent.h"
 
 namespace vdisk::cli {
@@ -35,6 +36,17 @@ int cmd_commit(const std::vector<std::string>& args) {
   const std::string parent_path = layered->parent()->label();
   const BlockDevice& child = layered->layer();
 
+  // The parent is the one file written: it must not also be a file of the
+  // child's own layer (a qcow2 external data file, a VMDK extent), which
+  // the copy reads while the parent is written.
+  {
+    GuardedEnv guard(opts.environment());
+    OpenOptions lopts = opts;
+    lopts.env = &guard;
+    open_layer(path, vm["format"].as<std::string>(), lopts);
+    guard.claim_output("PARENT (committed into in place)", parent_path,
+                       GuardedEnv::Maker::kCommand);
+  }
   OpenOptions popts = opts;
   popts.parent_path.clear();
   InPlaceImage parent = open_in_place(parent_path, "", popts);

@@ -86,6 +86,13 @@ InferredFormat infer_output_format(const std::string& dst) {
 // allocated_bytes (formats/core/image_info.h) of the finished output, read
 // back from its metadata; nullopt for standard output or an output that does
 // not open (the summary then says what was written instead).
+// Why re-open rather than ask the writer: ImageWriter reports no allocation,
+// and what it wrote is not what is allocated — a raw output's holes are the
+// host file system's (SEEK_DATA), a preallocated output is allocated whole
+// whatever was written as data, zero ranges may be stored or not per format.
+// The reader's block status is the one definition (the one `vdisk info`
+// prints); a second, per-writer count could drift from it. The cost is a
+// walk of the output's metadata; no guest data is read.
 std::optional<uint64_t> output_allocated(const std::string& path, const FormatDescriptor& f) {
   if (path == "-" || !f.open) return std::nullopt;
   try {

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "converters/convert.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 
 namespace vdisk::cli {
 
@@ -61,6 +62,14 @@ int cmd_create(const std::vector<std::string>& args) {
   if (!child && vm.count("backing-format")) throw UsageError("-F needs -b BACKING");
   if (!child && !vm.count("size")) throw UsageError("missing size: vdisk create -O FMT OUT SIZE");
 
+  // The image and every file its writer makes go through `guard`: none may
+  // be the backing image or a file of its chain (issue #16), which the
+  // writer would replace while the child still names it.
+  GuardedEnv guard(Env::posix());
+  guard.claim_output("the new image", out, GuardedEnv::Maker::kEnv);
+  OpenOptions open;
+  open.env = &guard;
+
   BlockDevicePtr backing;
   if (child) {
     const std::string bpath = vm["backing"].as<std::string>();
@@ -77,7 +86,7 @@ int cmd_create(const std::vector<std::string>& args) {
     // The name is recorded relative to the child's folder, as the reader
     // resolves it; opened here the same way to check it and read it.
     const std::string resolved = bpath.front() == '/' ? bpath : path_join(path_dirname(out), bpath);
-    backing = open_image(resolved, bfmt, OpenOptions{});
+    backing = open_image(resolved, bfmt, open);
   }
   uint64_t size = 0;
   if (vm.count("size")) {
@@ -96,10 +105,10 @@ int cmd_create(const std::vector<std::string>& args) {
   req.options = options;
   req.overwrite = vm.count("force") != 0;
   req.allow_resize = vm.count("allow-resize") != 0;
-  req.env = &Env::posix();
+  req.env = &guard;
   req.source = backing.get();
-  req.open_image = [](const std::string& p, const std::string& f) {
-    return open_image(p, f, OpenOptions{});
+  req.open_image = [&open](const std::string& p, const std::string& f) {
+    return open_image(p, f, open);
   };
   std::unique_ptr<ImageWriter> writer = fmt->create(req);
   try {

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/inplace.h"
 #include "formats/core/error.h"
+#include "formats/core/file.h"
 #include "formats/core/parent.h"
 
 namespace vdisk::cli {
@@ -63,6 +64,11 @@ int cmd_rebase(const std::vector<std::string>& args) {
   }
   // The new parent as the child will find it: relative to the child's folder.
   const std::string parent_path = name.empty() ? "" : path_join(path_dirname(path), name);
+  // The child is the one file written: no file of the new parent's chain
+  // may be it (a descendant of the child named as its parent would make the
+  // chain loop once the header is written, -u or not).
+  GuardedEnv guard(opts.environment());
+  guard.claim_output("CHILD (rebased in place)", path, GuardedEnv::Maker::kCommand);
   BlockDevicePtr new_parent;
   std::string parent_format = vm["backing-format"].as<std::string>();
   if (!name.empty()) {
@@ -72,6 +78,7 @@ int cmd_rebase(const std::vector<std::string>& args) {
                   "cannot be its own parent (-b " + name + ")");
     OpenOptions popts = opts;
     popts.parent_path.clear();
+    popts.env = &guard;
     new_parent = open_image(parent_path, parent_format, popts);
     if (parent_format.empty()) parent_format = new_parent->info().format;
   }

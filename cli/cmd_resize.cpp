@@ -119,7 +119,8 @@ int cmd_resize(const std::vector<std::string>& args) {
   }
   chain.reset();
 
-  format.resize(*img.file, *img.layer, new_size);
+  format.resize(
+      ResizeRequest{.file = *img.file, .layer = *img.layer, .new_size = new_size, .opts = opts});
   img = InPlaceImage{};
 
   // Read it back as every other command will.

@@ -374,16 +374,7 @@ class Engine {
 
 AcquireStream::AcquireStream(uint64_t size, uint32_t sector_size, std::string label,
                              const std::atomic<bool>* cancel)
-    : size_(size), sector_size_(sector_size), label_(std::move(label)), cancel_(cancel) {}
-
-ImageInfo AcquireStream::info() const {
-  ImageInfo i;
-  i.path = label_;
-  i.format = "raw";
-  i.subformat = "stream";
-  i.virtual_size = size_;
-  return i;
-}
+    : RawStream(size, sector_size, std::move(label)), cancel_(cancel) {}
 
 // Both sides wait in slices of this: the cancel flag is set by a signal
 // handler, which cannot notify a condition variable.
@@ -433,11 +424,7 @@ bool AcquireStream::complete() const {
 
 void AcquireStream::do_read(uint64_t offset, void* buf, size_t len) const {
   std::unique_lock<std::mutex> lock(mu_);
-  if (offset != read_pos_) {
-    throw Error(ErrorKind::kUnsupported, label_, offset,
-                "the acquisition stream can only be read in order (expected offset " +
-                    std::to_string(read_pos_) + ")");
-  }
+  require_in_order(offset, read_pos_);
   want_ = static_cast<uint8_t*>(buf);
   want_len_ = len;
   got_ = 0;

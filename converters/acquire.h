@@ -48,6 +48,7 @@
 #include <mutex>
 #include <string>
 
+#include "converters/stream_device.h"
 #include "formats/core/block_device.h"
 #include "views/ddrescue/ddrescue_map.h"
 
@@ -63,12 +64,12 @@ class RescueSink {
   virtual void sync() = 0;
 };
 
-// Pass 1's reads as one ordered stream: a BlockDevice of the source's size
+// Pass 1's reads as one ordered stream: a RawStream of the source's size
 // that one consumer reads in order, from its first byte, on its own thread
 // (copy_device with CopyOptions::readers = 1), while the engine feeds it.
 // The bytes are copied once, from the engine's buffer into the consumer's.
 // Thread-safe between one feeding thread and one reading thread.
-class AcquireStream final : public BlockDevice {
+class AcquireStream final : public RawStream {
  public:
   // `cancel` (may be null) is polled while either side waits.
   AcquireStream(uint64_t size, uint32_t sector_size, std::string label,
@@ -86,24 +87,13 @@ class AcquireStream final : public BlockDevice {
   // waiting in its last read) and the stream was not dropped before that.
   bool complete() const;
 
-  uint64_t size() const override { return size_; }
-  uint32_t sector_size() const override { return sector_size_; }
-  std::string label() const override { return label_; }
-  ImageInfo info() const override;
-
  protected:
-  // In order from 0, as StreamDevice; waits for the engine's feeds.
+  // In order from 0 (require_in_order); waits for the engine's feeds.
   void do_read(uint64_t offset, void* buf, size_t len) const override;
-  Extent do_block_status(uint64_t, uint64_t len) const override {
-    return Extent{len, ExtentType::kData, 0};
-  }
 
  private:
   bool cancelled() const { return cancel_ && cancel_->load(); }
 
-  const uint64_t size_;
-  const uint32_t sector_size_;
-  const std::string label_;
   const std::atomic<bool>* cancel_;
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;

@@ -8,8 +8,32 @@
 
 namespace vdisk {
 
+RawStream::RawStream(uint64_t size, uint32_t sector_size, std::string label)
+    : size_(size), sector_size_(sector_size), label_(std::move(label)) {}
+
+ImageInfo RawStream::info() const {
+  ImageInfo info;
+  info.path = label_;
+  info.format = "raw";
+  info.subformat = "stream";
+  info.virtual_size = size_;
+  return info;
+}
+
+Extent RawStream::do_block_status(uint64_t, uint64_t len) const {
+  return Extent{len, ExtentType::kData};
+}
+
+void RawStream::require_in_order(uint64_t offset, uint64_t next) const {
+  if (offset != next) {
+    throw Error(
+        ErrorKind::kUnsupported, label_, offset,
+        "a stream can only be read in order (expected offset " + std::to_string(next) + ")");
+  }
+}
+
 StreamDevice::StreamDevice(int fd, uint64_t size, std::string label)
-    : fd_(fd), size_(size), label_(std::move(label)) {}
+    : RawStream(size, 512, std::move(label)), fd_(fd) {}
 
 namespace {
 // Reads until `len` bytes or end of stream; returns the count.
@@ -32,11 +56,7 @@ size_t read_full(int fd, uint8_t* p, size_t len, const std::string& label, uint6
 
 void StreamDevice::do_read(uint64_t offset, void* buf, size_t len) const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (offset != pos_) {
-    throw Error(
-        ErrorKind::kUnsupported, label_, offset,
-        "a stream can only be read in order (expected offset " + std::to_string(pos_) + ")");
-  }
+  require_in_order(offset, pos_);
   size_t got = read_full(fd_, static_cast<uint8_t*>(buf), len, label_, offset);
   pos_ += got;
   if (got < len) {
@@ -52,19 +72,6 @@ void StreamDevice::do_read(uint64_t offset, void* buf, size_t len) const {
           "the stream holds more than the " + std::to_string(size_) + " bytes given by --size");
     }
   }
-}
-
-Extent StreamDevice::do_block_status(uint64_t, uint64_t len) const {
-  return Extent{len, ExtentType::kData};
-}
-
-ImageInfo StreamDevice::info() const {
-  ImageInfo info;
-  info.path = label_;
-  info.format = "raw";
-  info.subformat = "stream";
-  info.virtual_size = size_;
-  return info;
 }
 
 }  // namespace vdisk

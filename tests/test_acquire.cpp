@@ -449,12 +449,22 @@ std::string ddrescuelog_list(const std::string& map, const char* types) {
   return run_ok("ddrescuelog -l" + std::string(types) + " " + sh_quote(map));
 }
 
-// GNU ddrescue leaves its outfile short when the disk's tail was not
-// rescued (the manual: unrescued areas read as zeros); extended to the disk's
-// size it reads the same.
-void ddrescue_run(const std::string& args, const std::string& img, uint64_t size) {
-  run("ddrescue -q " + args);
+// GNU ddrescue (with `options`) from `disk` into `img` and `map`. It leaves
+// its outfile short when the disk's tail was not rescued (the manual:
+// unrescued areas read as zeros); extended to the disk's size it reads the
+// same.
+void ddrescue_run(const std::string& disk, const std::string& img, const std::string& map,
+                  uint64_t size, const std::string& options = "") {
+  run("ddrescue -q " + options + " " + sh_quote(disk) + " " + sh_quote(img) + " " + sh_quote(map));
   run_ok("truncate -s " + std::to_string(size) + " " + sh_quote(img));
+}
+
+// vdisk's rescue (`img`, `map`) is GNU ddrescue's (`ref_img`, `ref_map`):
+// the same bytes (cmp) and the same map (ddrescuelog -p).
+void check_same_rescue(const std::string& ref_img, const std::string& ref_map,
+                       const std::string& img, const std::string& map) {
+  run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
+  CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
 }
 
 struct FaultySource {
@@ -526,13 +536,12 @@ TEST_CASE("acquire vs GNU ddrescue on a faulty FUSE source: same bytes, same map
   mount_faulty(f, size);
   const std::string dd_img = f.dir / "dd.img", dd_map = f.dir / "dd.map";
   const std::string vd_img = f.dir / "vd.img", vd_map = f.dir / "vd.map";
-  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(dd_img) + " " + sh_quote(dd_map), dd_img, size);
+  ddrescue_run(f.disk, dd_img, dd_map, size);
   RunResult r = run_vdisk("acquire --hash sha256 --mapfile " + sh_quote(vd_map) + " " +
                           sh_quote(f.disk) + " " + sh_quote(vd_img));
   INFO(r.err);
   CHECK(r.exit_code == 3);
-  run_ok("cmp " + sh_quote(dd_img) + " " + sh_quote(vd_img));
-  CHECK(run("ddrescuelog -p " + sh_quote(dd_map) + " " + sh_quote(vd_map)).exit_code == 0);
+  check_same_rescue(dd_img, dd_map, vd_img, vd_map);
   CHECK(ddrescuelog_list(vd_map, "-") == ddrescuelog_list(dd_map, "-"));
   CHECK(ddrescuelog_list(vd_map, "?*/") == "");
   // The bad sectors are exactly the served bad areas (512-byte sectors).
@@ -553,7 +562,7 @@ TEST_CASE("acquire and GNU ddrescue continue each other's runs", "[acquire][cli]
   FaultySource f;
   mount_faulty(f, size);
   const std::string ref_img = f.dir / "ref.img", ref_map = f.dir / "ref.map";
-  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(ref_img) + " " + sh_quote(ref_map), ref_img, size);
+  ddrescue_run(f.disk, ref_img, ref_map, size);
 
   SECTION("ddrescue starts (copying pass 1 only), vdisk finishes") {
     const std::string img = f.dir / "a.img", map = f.dir / "a.map";
@@ -564,8 +573,7 @@ TEST_CASE("acquire and GNU ddrescue continue each other's runs", "[acquire][cli]
                             sh_quote(f.disk) + " " + sh_quote(img));
     INFO(r.err);
     CHECK(r.exit_code == 3);
-    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
-    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+    check_same_rescue(ref_img, ref_map, img, map);
   }
   SECTION("vdisk starts (copying pass 1 only), ddrescue finishes") {
     const std::string img = f.dir / "b.img", map = f.dir / "b.map";
@@ -574,9 +582,8 @@ TEST_CASE("acquire and GNU ddrescue continue each other's runs", "[acquire][cli]
     INFO(r.err);
     CHECK(r.exit_code == 3);
     REQUIRE(ddrescuelog_list(map, "*?") != "");
-    ddrescue_run(sh_quote(f.disk) + " " + sh_quote(img) + " " + sh_quote(map), img, size);
-    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
-    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+    ddrescue_run(f.disk, img, map, size);
+    check_same_rescue(ref_img, ref_map, img, map);
   }
 }
 
@@ -589,7 +596,7 @@ TEST_CASE("acquire killed with SIGKILL at random points resumes to ddrescue's re
   FaultySource f;
   mount_faulty(f, size);
   const std::string ref_img = f.dir / "ref.img", ref_map = f.dir / "ref.map";
-  ddrescue_run(sh_quote(f.disk) + " " + sh_quote(ref_img) + " " + sh_quote(ref_map), ref_img, size);
+  ddrescue_run(f.disk, ref_img, ref_map, size);
   std::mt19937 rng(2022);
   for (int round = 0; round < 3; ++round) {
     const std::string img = f.dir / ("k" + std::to_string(round) + ".img");
@@ -616,8 +623,7 @@ TEST_CASE("acquire killed with SIGKILL at random points resumes to ddrescue's re
     RunResult r = run_vdisk(cmd);
     INFO(r.err);
     CHECK(r.exit_code == 3);
-    run_ok("cmp " + sh_quote(ref_img) + " " + sh_quote(img));
-    CHECK(run("ddrescuelog -p " + sh_quote(ref_map) + " " + sh_quote(map)).exit_code == 0);
+    check_same_rescue(ref_img, ref_map, img, map);
   }
 }
 
@@ -723,8 +729,7 @@ TEST_CASE("acquire vs GNU ddrescue on a flaky FUSE source: retries and trimming 
   const std::string vd_img = f.dir / "vd.img", vd_map = f.dir / "vd.map";
   // Each run on a fresh mount: the failure counters start over.
   mount_flaky(f, "m1", flaky_faults());
-  ddrescue_run("-r 3 " + sh_quote(f.disk) + " " + sh_quote(dd_img) + " " + sh_quote(dd_map), dd_img,
-               size);
+  ddrescue_run(f.disk, dd_img, dd_map, size, "-r 3");
   mount_flaky(f, "m2", flaky_faults());
   RunResult r = run_vdisk("acquire -r 3 --hash sha256 --mapfile " + sh_quote(vd_map) + " " +
                           sh_quote(f.disk) + " " + sh_quote(vd_img));
@@ -735,8 +740,7 @@ TEST_CASE("acquire vs GNU ddrescue on a flaky FUSE source: retries and trimming 
   CHECK(ddrescuelog_list(vd_map, "-") == dead);
   CHECK(ddrescuelog_list(dd_map, "-") == dead);
   CHECK(ddrescuelog_list(vd_map, "?*/") == "");
-  CHECK(run("ddrescuelog -p " + sh_quote(dd_map) + " " + sh_quote(vd_map)).exit_code == 0);
-  run_ok("cmp " + sh_quote(dd_img) + " " + sh_quote(vd_img));
+  check_same_rescue(dd_img, dd_map, vd_img, vd_map);
   std::vector<uint8_t> expect = f.content;
   std::fill(expect.begin() + 3 * kMiB, expect.begin() + 3 * kMiB + 512, 0);
   CHECK(read_file(vd_img) == expect);
@@ -762,8 +766,7 @@ TEST_CASE("acquire vs GNU ddrescue on a flaky FUSE source: retries and trimming 
   SECTION("fewer retries than failures: the sector failing 3 times stays bad in both") {
     mount_flaky(f, "m4", flaky_faults());
     const std::string img1 = f.dir / "dd1.img", map1 = f.dir / "dd1.map";
-    ddrescue_run("-r 1 " + sh_quote(f.disk) + " " + sh_quote(img1) + " " + sh_quote(map1), img1,
-                 size);
+    ddrescue_run(f.disk, img1, map1, size, "-r 1");
     mount_flaky(f, "m5", flaky_faults());
     const std::string img2 = f.dir / "vd1.img", map2 = f.dir / "vd1.map";
     RunResult r1 = run_vdisk("acquire -r 1 --hash none --mapfile " + sh_quote(map2) + " " +

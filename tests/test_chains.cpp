@@ -368,7 +368,7 @@ TEST_CASE("chains: refusals are one line, exit 2, nothing written", "[chains][ho
   CHECK(read_file(dir / "child.vhd") == before);
   refused("create -O vhd -b missing.vhd " + sh_quote(dir / "c.vhd"), "missing.vhd");
   CHECK(!file_exists(dir / "c.vhd"));
-  refused("create -O vhd --force -b child.vhd " + sh_quote(dir / "child.vhd"), "output itself");
+  refused("create -O vhd --force -b child.vhd " + sh_quote(dir / "child.vhd"), "would overwrite");
   CHECK(read_file(dir / "child.vhd") == before);
   run_ok("cp " + sh_quote(raws.base) + " " + sh_quote(dir / "plain.raw"));
   refused("create -O vhd -b plain.raw " + sh_quote(dir / "c.vhd"), "its parent must be vhd");
@@ -650,17 +650,18 @@ int crash_update(const std::vector<uint8_t>& original, const std::string& cut, i
   REQUIRE(f);
   REQUIRE(f->update);
   BlockDevicePtr layer = f->open(shared, opts);
-  CrashingFile crash(*shared, budget);
+  Crash power{budget};
+  CrashingFile crash(*shared, power);
   std::unique_ptr<ImageUpdater> u = f->update(crash, *layer);
   try {
     change(*u, *layer);
   } catch (const Error&) {
     // Past the crash the process would be gone: what it did next (a later
     // log entry refused over the pending one) does not count.
-    if (crash.steps() <= budget || budget < 0) throw;
+    if (power.steps <= budget || budget < 0) throw;
   }
   write_file(cut, *env.contents("image.vhdx"));
-  return crash.steps();
+  return power.steps;
 }
 
 }  // namespace

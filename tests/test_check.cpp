@@ -38,6 +38,29 @@ Checked vdisk_check(const std::string& image, const std::string& extra = "") {
   return c;
 }
 
+// vdisk check finds `img` inconsistent (exit 1) with a finding that
+// contains `what`; `context` (qemu-img check's verdict) is shown with a
+// failure. Returns the report.
+Checked check_finds(const std::string& img, const std::string& what,
+                    const std::string& context = "") {
+  Checked k = vdisk_check(img);
+  INFO(context << k.text);
+  CHECK(k.exit_code == 1);
+  CHECK_THAT(k.text, Catch::Contains(what));
+  return k;
+}
+
+// A 16 MiB sample disk converted by qemu-img (`qemu_args`, "-O vpc") into
+// dir/a.EXT; returns its path.
+std::string qemu_made(const TempDir& dir, const std::string& qemu_args, const std::string& ext) {
+  require_tool("qemu-img");
+  const std::string src = dir / "src.raw";
+  make_sample_disk(src, 16 * kMiB);
+  const std::string img = dir / ("a." + ext);
+  run_ok("qemu-img convert -f raw " + qemu_args + " " + sh_quote(src) + " " + sh_quote(img));
+  return img;
+}
+
 int qemu_check(const std::string& image, const std::string& fmt, std::string* out = nullptr) {
   RunResult r = run("qemu-img check -f " + fmt + " " + sh_quote(image));
   if (out) *out = r.out + r.err;
@@ -142,12 +165,8 @@ TEST_CASE("check: images qemu-img and vdisk make are clean for both tools", "[ch
 
 TEST_CASE("check: a poked qcow2 refcount is reported by qemu-img check and vdisk check",
           "[check][cli][qcow2]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "src.raw";
-  make_sample_disk(src, 16 * kMiB);
-  const std::string img = dir / "a.qcow2";
-  run_ok("qemu-img convert -f raw -O qcow2 " + sh_quote(src) + " " + sh_quote(img));
+  const std::string img = qemu_made(dir, "-O qcow2", "qcow2");
   // Header: refcount_table_offset at 48; its first entry names the block of
   // clusters 0..32767; 16-bit refcounts.
   const uint64_t rt = be64_at(img, 48);
@@ -185,6 +204,14 @@ TEST_CASE("check: a poked qcow2 refcount is reported by qemu-img check and vdisk
     CHECK(qemu_check(fixed, "qcow2") == 0);
     CHECK(vdisk_check(fixed).exit_code == 0);
     CHECK(run("qemu-img compare " + sh_quote(img) + " " + sh_quote(fixed)).exit_code == 0);
+    // An existing OUT is refused before the check, replaced with --force.
+    RunResult again = run_vdisk("check --repair " + sh_quote(fixed) + " " + sh_quote(img));
+    CHECK(again.exit_code == 2);
+    CHECK_THAT(again.err, Catch::Contains("exists"));
+    CHECK(again.out.empty());
+    CHECK(run_vdisk("check --force --repair " + sh_quote(fixed) + " " + sh_quote(img)).exit_code ==
+          1);
+    CHECK(qemu_check(fixed, "qcow2") == 0);
   }
   SECTION("an L2 entry pointing at the L1 table (shared storage)") {
     const uint64_t l1 = be64_at(img, 40);
@@ -196,28 +223,19 @@ TEST_CASE("check: a poked qcow2 refcount is reported by qemu-img check and vdisk
     write_at(img, l2, e);
     std::string out;
     CHECK(qemu_check(img, "qcow2", &out) == 2);
-    Checked k = vdisk_check(img);
-    INFO(out << k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("referenced 2 times"));
+    check_finds(img, "referenced 2 times", out);
   }
   SECTION("the corrupt flag") {
     std::vector<uint8_t> flags(8);
     store_be64(flags.data(), be64_at(img, 72) | 2);
     write_at(img, 72, flags);
-    Checked k = vdisk_check(img);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("corrupt"));
+    check_finds(img, "corrupt");
   }
 }
 
 TEST_CASE("check: a poked VMDK grain table entry is reported by both tools", "[check][cli][vmdk]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "src.raw";
-  make_sample_disk(src, 16 * kMiB);
-  const std::string img = dir / "a.vmdk";
-  run_ok("qemu-img convert -f raw -O vmdk " + sh_quote(src) + " " + sh_quote(img));
+  const std::string img = qemu_made(dir, "-O vmdk", "vmdk");
   // Sparse header: gdOffset (sectors) at 56; the first GD entry names GT 0.
   const uint64_t gd = le64_at(img, 56) * 512;
   const uint64_t gt = uint64_t{le32_at(img, gd)} * 512;
@@ -229,27 +247,17 @@ TEST_CASE("check: a poked VMDK grain table entry is reported by both tools", "[c
     put_le32(img, gt + 4 * 3, static_cast<uint32_t>(file_size(img) / 512 + 64));
     std::string out;
     CHECK(qemu_check(img, "vmdk", &out) != 0);
-    Checked k = vdisk_check(img);
-    INFO(out << k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("past the end"));
+    check_finds(img, "past the end", out);
   }
   SECTION("two entries sharing one grain") {
     put_le32(img, gt + 4 * 5, first);
-    Checked k = vdisk_check(img);
-    INFO(k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("overlap"));
+    check_finds(img, "overlap");
   }
 }
 
 TEST_CASE("check: a poked VHDX BAT entry and header checksum are reported", "[check][cli][vhdx]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "src.raw";
-  make_sample_disk(src, 16 * kMiB);
-  const std::string img = dir / "a.vhdx";
-  run_ok("qemu-img convert -f raw -O vhdx -o block_size=1M " + sh_quote(src) + " " + sh_quote(img));
+  const std::string img = qemu_made(dir, "-O vhdx -o block_size=1M", "vhdx");
   // Region table 1 at 192 KiB: entries from +16, 32 bytes each: the BAT's
   // offset is at +16 of the entry whose GUID is the BAT's.
   uint64_t bat = 0;
@@ -265,35 +273,22 @@ TEST_CASE("check: a poked VHDX BAT entry and header checksum are reported", "[ch
     put_le64(img, bat + 8 * 2, beyond | 6);
     std::string out;
     CHECK(qemu_check(img, "vhdx", &out) != 0);
-    Checked k = vdisk_check(img);
-    INFO(out << k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("not inside the file"));
+    check_finds(img, "not inside the file", out);
   }
   SECTION("two blocks at one offset") {
     put_le64(img, bat + 8 * 3, le64_at(img, bat));
     REQUIRE((le64_at(img, bat) & 7) == 6);
-    Checked k = vdisk_check(img);
-    INFO(k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("overlap"));
+    check_finds(img, "overlap");
   }
   SECTION("a header checksum") {
     write_at(img, 64 * 1024 + 200, {0x55});
-    Checked k = vdisk_check(img);
-    INFO(k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains("header 1 checksum"));
+    check_finds(img, "header 1 checksum");
   }
 }
 
 TEST_CASE("check: a poked VDI block map is reported by both tools", "[check][cli][vdi]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "src.raw";
-  make_sample_disk(src, 16 * kMiB);
-  const std::string img = dir / "a.vdi";
-  run_ok("qemu-img convert -f raw -O vdi " + sh_quote(src) + " " + sh_quote(img));
+  const std::string img = qemu_made(dir, "-O vdi", "vdi");
   const uint64_t map = le32_at(img, 0x154);
   // Block 0 (the MBR) is allocated; block 9 takes its data block too.
   const uint32_t first = le32_at(img, map);
@@ -301,19 +296,12 @@ TEST_CASE("check: a poked VDI block map is reported by both tools", "[check][cli
   put_le32(img, map + 4 * 9, first);
   std::string out;
   CHECK(qemu_check(img, "vdi", &out) != 0);
-  Checked k = vdisk_check(img);
-  INFO(out << k.text);
-  CHECK(k.exit_code == 1);
-  CHECK_THAT(k.text, Catch::Contains("also used by entry 0"));
+  check_finds(img, "also used by entry 0", out);
 }
 
 TEST_CASE("check: VHD against the specification, one rule at a time", "[check][cli][vhd]") {
-  require_tool("qemu-img");
   TempDir dir;
-  const std::string src = dir / "src.raw";
-  make_sample_disk(src, 16 * kMiB);
-  const std::string img = dir / "a.vhd";
-  run_ok("qemu-img convert -f raw -O vpc " + sh_quote(src) + " " + sh_quote(img));
+  const std::string img = qemu_made(dir, "-O vpc", "vhd");
   const uint64_t fsize = file_size(img);
   const uint64_t header = be64_at(img, fsize - 512 + 16);
   const uint64_t bat = be64_at(img, header + 16);
@@ -341,10 +329,7 @@ TEST_CASE("check: VHD against the specification, one rule at a time", "[check][c
     INFO(p.name);
     write_file(img, pristine);
     p.poke();
-    Checked k = vdisk_check(img);
-    INFO(k.text);
-    CHECK(k.exit_code == 1);
-    CHECK_THAT(k.text, Catch::Contains(p.expect));
+    check_finds(img, p.expect);
   }
   // Not a VHD at all: unreadable, exit 2.
   write_file(img, std::vector<uint8_t>(4096, 0x33));

@@ -82,11 +82,13 @@ size_t pread_some(int fd, const std::string& path, uint64_t offset, void* buf, s
   return done;
 }
 
-// pwrite all `len` bytes (EINTR retried; a failure throws as above).
+// pwrite all `len` bytes in calls of at most kWriteSlice (EINTR retried; a
+// failure throws as above).
 void pwrite_all(int fd, const std::string& path, uint64_t offset, const void* buf, size_t len) {
   const auto* p = static_cast<const uint8_t*>(buf);
   for (size_t done = 0; done < len;) {
-    ssize_t n = ::pwrite(fd, p + done, len - done, static_cast<off_t>(offset + done));
+    ssize_t n = ::pwrite(fd, p + done, std::min(len - done, kWriteSlice),
+                         static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       throw_errno(path, offset + done, "write failed", errno);
@@ -693,6 +695,23 @@ class PosixEnv final : public Env {
                                              durability_);
   }
 
+  void remove_file(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) throw_errno(path, std::nullopt, "cannot stat", errno);
+    if (!S_ISREG(st.st_mode))
+      throw Error(ErrorKind::kInvalidArgument, path, std::nullopt,
+                  std::string("is ") + file_type_name(st.st_mode & S_IFMT) +
+                      ": only a regular file is removed");
+    if (::unlink(path.c_str()) != 0) throw_errno(path, std::nullopt, "cannot remove", errno);
+    // The removal is durable like a commit's rename.
+    if (durability_ == Durability::kUnsafe) return;
+    int dfd = ::open(path_dirname(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+
   std::vector<DirEntryInfo> list_dir(const std::string& dir) override {
     DIR* d = ::opendir(dir.c_str());
     if (!d) throw_errno(dir, std::nullopt, "cannot list directory", errno);
@@ -767,6 +786,11 @@ std::unique_ptr<File> make_memory_file(std::string path, std::vector<uint8_t> by
 std::unique_ptr<UpdateFile> Env::open_update(const std::string& path) {
   throw Error(ErrorKind::kUnsupported, path, std::nullopt,
               "this environment does not change files in place");
+}
+
+void Env::remove_file(const std::string& path) {
+  throw Error(ErrorKind::kUnsupported, path, std::nullopt,
+              "this environment does not remove files");
 }
 
 int64_t Env::now_unix() {
@@ -942,6 +966,12 @@ std::unique_ptr<UpdateFile> MemEnv::open_update(const std::string& path) {
   if (it == state_->files.end())
     throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
   return std::make_unique<MemUpdateFile>(path, it->second);
+}
+
+void MemEnv::remove_file(const std::string& path) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->files.erase(path) == 0)
+    throw Error(ErrorKind::kNotFound, path, std::nullopt, "no such file");
 }
 
 bool MemEnv::exists(const std::string& path) {

@@ -113,6 +113,33 @@ struct SizeRule {
   std::string why;
 };
 
+// What FormatDescriptor::resize gets, as data.
+//
+// The caller (vdisk resize) has opened the image as this format: `file` is
+// the image's own file (the one named on the command line), open read-write
+// and locked against a second updater (Env::open_update); `layer` is its own
+// layer opened from `file` with `opts` (so it validated; parents not
+// attached). It has checked that new_size differs from the current size,
+// that a shrink was asked for (--shrink) and that the part cut off reads as
+// zeros in the whole chain, and that a differencing layer does not grow.
+//
+// The format refuses (Error kUnsupported, naming the limit) what it cannot
+// do before it writes anything (formats/core/resize.h has the common
+// checks). It writes in an order that survives a crash at any write: new
+// tables (and new files) first, synced, then the header or descriptor that
+// makes them current, so the image opens at the old or the new size.
+// Files other than `file` (a VMDK's extent files, a descriptor replaced
+// whole) are resolved with resolve_sibling(opts, file.path(), ...), opened
+// or created through opts.environment() (open_update, create_output without
+// overwrite for a new file, with overwrite to replace one atomically), and
+// random identifiers (GUIDs) come from that Env too.
+struct ResizeRequest {
+  UpdateFile& file;
+  const BlockDevice& layer;
+  uint64_t new_size = 0;
+  const OpenOptions& opts;
+};
+
 struct FormatDescriptor {
   std::string name;                  // "vmdk"
   std::vector<std::string> aliases;  // "vpc" for vhd
@@ -145,15 +172,10 @@ struct FormatDescriptor {
   // format with no tables to cross-check, whose open() and reads are the
   // check.
   CheckFunction check = nullptr;
-  // Changes the virtual size of the image in `file` to `new_size` in place
-  // (vdisk resize); null when the format cannot. The caller has opened the
-  // image as this format (`layer`, its own layer: so it validated; closed
-  // to changes only by the lock of `file`) and, for a shrink, checked that
-  // the part cut off reads as zeros. The format writes new tables first,
-  // sync()s, and only then the header that makes them current, so a crash
-  // leaves an image that opens at the old or the new size. Refuses
-  // (Error kUnsupported) what it cannot do, naming the limit, before writing.
-  void (*resize)(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) = nullptr;
+  // Changes the virtual size of the image to req.new_size in place (vdisk
+  // resize); null when the format cannot. See ResizeRequest for what the
+  // caller has checked and what the format must do.
+  void (*resize)(const ResizeRequest& req) = nullptr;
   // Writes into the image's own layer in place (vdisk rebase, commit): an
   // updater over `file`, from which `layer` was opened; null when the format
   // cannot. Refuses (Error kUnsupported) images it cannot change safely.

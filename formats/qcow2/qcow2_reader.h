@@ -120,7 +120,7 @@ BlockDevicePtr open_qcow2(std::shared_ptr<const File> file, const OpenOptions& o
 // FormatDescriptor::resize (qcow2_resize.cpp): `layer` is the Qcow2Device
 // opened from `file`. Grows the L1 table into new clusters when needed;
 // refuses dirty, corrupt, external-data-file and bitmap images.
-void resize_qcow2(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+void resize_qcow2(const ResizeRequest& req);
 
 // Probe: the magic "QFI\xfb" and version 2 or later (open refuses the
 // versions it does not read, by name).

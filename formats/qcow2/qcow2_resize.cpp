@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "formats/core/endian.h"
+#include "formats/core/resize.h"
 #include "formats/qcow2/qcow2_inplace.h"
 
 namespace vdisk::qcow2 {
@@ -24,15 +25,13 @@ uint64_t round_up(uint64_t v, uint64_t unit) {
 
 }  // namespace
 
-void resize_qcow2(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
-  const auto* dev = dynamic_cast<const Qcow2Device*>(&layer);
-  if (!dev) throw Error(ErrorKind::kInvalidArgument, file.path(), std::nullopt, "not qcow2");
-  const ImageMeta& m = dev->meta();
+void resize_qcow2(const ResizeRequest& req) {
+  UpdateFile& file = req.file;
+  const uint64_t new_size = req.new_size;
+  const ImageMeta& m = resize_layer<Qcow2Device>(req, "qcow2 image").meta();
   const Header& h = m.header;
-  auto refuse = [&](const std::string& why) {
-    throw Error(ErrorKind::kUnsupported, file.path(), std::nullopt, "cannot resize: " + why);
-  };
-  if (new_size % 512) refuse("qcow2 sizes are whole 512-byte sectors");
+  auto refuse = [&](const std::string& why) { refuse_resize(req, std::nullopt, why); };
+  check_resize_size(req, "qcow2", 512);
   if (h.incompatible & kIncompatDirty)
     refuse("the image is marked dirty (refcounts may be stale): run 'qemu-img check -r all'");
   if (h.incompatible & kIncompatCorrupt) refuse("the image is marked corrupt");

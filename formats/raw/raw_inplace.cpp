@@ -2,22 +2,23 @@
 // writes into it in place (vdisk commit into a raw parent).
 #include <algorithm>
 
+#include "formats/core/resize.h"
 #include "formats/raw/raw_reader.h"
 
 namespace vdisk::raw {
 
-void resize_raw(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
+void resize_raw(const ResizeRequest& req) {
   // A split set (.001, .002, ...) reads as one disk bigger than its first
   // file; changing that file alone would move every later segment.
-  if (layer.size() != file.size()) {
-    throw Error(ErrorKind::kUnsupported, file.path(), std::nullopt,
-                "is one segment of a split raw set (" + std::to_string(layer.size()) +
-                    " bytes in all): resizing split sets is not supported");
+  if (req.layer.size() != req.file.size()) {
+    refuse_resize(req, std::nullopt,
+                  "is one segment of a split raw set (" + std::to_string(req.layer.size()) +
+                      " bytes in all): resizing split sets is not supported");
   }
   // Growing makes a hole (reads as zeros); shrinking drops the tail, which
   // the caller checked holds only zeros.
-  file.set_size(new_size);
-  file.sync();
+  req.file.set_size(req.new_size);
+  req.file.sync();
 }
 
 }  // namespace vdisk::raw

@@ -40,7 +40,7 @@ class ConcatDevice final : public BlockDevice {
 BlockDevicePtr open_raw(std::shared_ptr<const File> file, const OpenOptions& opts);
 // FormatDescriptor::resize (raw_inplace.cpp): sets the file's length; refuses
 // a split set.
-void resize_raw(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+void resize_raw(const ResizeRequest& req);
 // FormatDescriptor::update (raw_inplace.cpp): writes go to the file at the
 // guest offset; refuses a split set.
 std::unique_ptr<ImageUpdater> update_raw(UpdateFile& file, const BlockDevice& layer);

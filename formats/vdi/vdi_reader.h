@@ -52,7 +52,7 @@ class VdiDevice final : public BlockDevice {
 BlockDevicePtr open_vdi(std::shared_ptr<const File> file, const OpenOptions& opts);
 // FormatDescriptor::resize (vdi_resize.cpp): `layer` is the VdiDevice opened
 // from `file`. Grows within the block map's room; a fixed VDI only shrinks.
-void resize_vdi(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+void resize_vdi(const ResizeRequest& req);
 // FormatDescriptor::update (vdi_inplace.cpp): an updater over the VdiDevice
 // `layer` opened from `file`. Units are blocks; a block not yet stored is
 // appended after the last data block (its cbBlockExtra bytes zeroed); flush()

@@ -7,18 +7,17 @@
 #include <vector>
 
 #include "formats/core/endian.h"
+#include "formats/core/resize.h"
 #include "formats/vdi/vdi_reader.h"
 
 namespace vdisk::vdi {
 
-void resize_vdi(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
-  const auto* dev = dynamic_cast<const VdiDevice*>(&layer);
-  if (!dev) throw Error(ErrorKind::kInvalidArgument, file.path(), std::nullopt, "not a VDI");
-  const Header& h = dev->header();
-  auto refuse = [&](uint64_t at, const std::string& why) {
-    throw Error(ErrorKind::kUnsupported, file.path(), at, "cannot resize: " + why);
-  };
-  if (new_size % kSectorSize) refuse(kOffDiskSize, "VDI sizes are whole 512-byte sectors");
+void resize_vdi(const ResizeRequest& req) {
+  UpdateFile& file = req.file;
+  const uint64_t new_size = req.new_size;
+  const Header& h = resize_layer<VdiDevice>(req, "VDI").header();
+  auto refuse = [&](uint64_t at, const std::string& why) { refuse_resize(req, at, why); };
+  check_resize_size(req, "VDI", kSectorSize);
   const uint64_t need = (new_size + h.block_size - 1) / h.block_size;
   const bool fixed = h.image_type == static_cast<uint32_t>(VdiType::kFixed);
   if (fixed && need > h.blocks)

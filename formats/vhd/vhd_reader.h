@@ -28,7 +28,7 @@ BlockDevicePtr open_vhd(std::shared_ptr<const File> file, const OpenOptions& opt
 // FormatDescriptor::resize (vhd_resize.cpp): `layer` is the VhdDevice opened
 // from `file`. Dynamic disks grow within the BAT's room; a "qemu" or "vpc "
 // disk only to sizes its CHS geometry describes exactly.
-void resize_vhd(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+void resize_vhd(const ResizeRequest& req);
 
 // An opened VHD. Thread-safe: reads are preads; the sector-bitmap cache is
 // guarded by a mutex.

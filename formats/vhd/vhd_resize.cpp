@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "formats/core/endian.h"
+#include "formats/core/resize.h"
 #include "formats/vhd/vhd_reader.h"
 
 namespace vdisk::vhd {
@@ -27,13 +28,15 @@ bool creator_is(const Footer& f, const char* code) {
 
 }  // namespace
 
-void resize_vhd(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
-  const auto* dev = dynamic_cast<const VhdDevice*>(&layer);
-  if (!dev) throw Error(ErrorKind::kInvalidArgument, file.path(), std::nullopt, "not a VHD");
-  const std::string& path = file.path();
+void resize_vhd(const ResizeRequest& req) {
+  UpdateFile& file = req.file;
+  const uint64_t new_size = req.new_size;
+  resize_layer<VhdDevice>(req, "VHD");
   auto refuse = [&](std::optional<uint64_t> at, const std::string& why) {
-    throw Error(ErrorKind::kUnsupported, path, at, "cannot resize: " + why);
+    refuse_resize(req, at, why);
   };
+  check_resize_size(req, "VHD", kSectorSize, 0, 2040ull << 30,
+                    "the VHD specification's limit of 2040 GiB");
   const uint64_t fsize = file.size();
   if (fsize < kFooterSize) refuse(std::nullopt, "no footer");
   const uint64_t footer_at = fsize - kFooterSize;
@@ -43,8 +46,6 @@ void resize_vhd(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
   if (std::memcmp(raw, kFooterCookie, 8) != 0 ||
       f.checksum != vhd_checksum(raw, kFooterSize, kFooterChecksumOff))
     refuse(footer_at, "the footer at the end is damaged or a 511-byte footer; repair it first");
-  if (new_size % kSectorSize) refuse(std::nullopt, "VHD sizes are whole 512-byte sectors");
-  if (new_size > (2040ull << 30)) refuse(std::nullopt, "the VHD specification's limit is 2040 GiB");
 
   const Geometry g = chs_geometry(new_size);
   const uint64_t chs_bytes = uint64_t{g.cylinders} * g.heads * g.sectors_per_track * kSectorSize;

@@ -91,6 +91,6 @@ BlockDevicePtr open_vhdx(std::shared_ptr<const File> file, const OpenOptions& op
 
 // FormatDescriptor::resize (vhdx_resize.cpp): `layer` is the VhdxDevice
 // opened from `file`; every metadata change goes through the log.
-void resize_vhdx(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+void resize_vhdx(const ResizeRequest& req);
 
 }  // namespace vdisk::vhdx

@@ -26,6 +26,7 @@
 #include "formats/core/error.h"
 #include "formats/core/file.h"
 #include "formats/core/guid.h"
+#include "formats/core/resize.h"
 #include "formats/vhdx/vhdx_crc32c.h"
 #include "formats/vhdx/vhdx_log.h"
 #include "formats/vhdx/vhdx_reader.h"
@@ -36,12 +37,6 @@ namespace {
 
 uint64_t round_up(uint64_t v, uint64_t unit) {
   return (v + unit - 1) / unit * unit;
-}
-
-// A fresh GUID for the log and the FileWriteGuid. The in-place hook has no
-// Env of its own: the process-wide one is the host's random source.
-Guid fresh_guid() {
-  return Guid::random(Env::posix());
 }
 
 // The changes of one resize, as whole 4 KiB sectors of the file.
@@ -110,26 +105,22 @@ uint64_t log_entry_bytes(uint64_t n) {
 
 }  // namespace
 
-void resize_vhdx(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) {
-  const auto* dev = dynamic_cast<const VhdxDevice*>(&layer);
-  if (!dev) throw Error(ErrorKind::kInvalidArgument, file.path(), std::nullopt, "not a VHDX");
-  const std::string& path = file.path();
+void resize_vhdx(const ResizeRequest& req) {
+  UpdateFile& file = req.file;
+  const uint64_t new_size = req.new_size;
   auto refuse = [&](std::optional<uint64_t> at, const std::string& why) {
-    throw Error(ErrorKind::kUnsupported, path, at, "cannot resize: " + why);
+    refuse_resize(req, at, why);
   };
-  const ImageMeta& m = dev->meta();
+  const ImageMeta& m = resize_layer<VhdxDevice>(req, "VHDX").meta();
   const Geometry& old_g = m.geometry;
   if (!m.log_guid.is_nil()) {
     refuse(std::nullopt,
            "its log holds entries not yet applied (not closed cleanly); open it once read-write "
            "with Hyper-V or 'qemu-img check -r all' first");
   }
-  if (new_size == 0 || new_size % old_g.logical_sector_size) {
-    refuse(std::nullopt, "the size must be a non-zero multiple of the " +
-                             std::to_string(old_g.logical_sector_size) +
-                             "-byte logical sector size");
-  }
-  if (new_size > kMaxVirtualSize) refuse(std::nullopt, "VHDX disks hold at most 64 TiB (2.6.2.2)");
+  // The unit is the disk's logical sector size (2.6.2.2).
+  check_resize_size(req, "VHDX", old_g.logical_sector_size, old_g.logical_sector_size,
+                    kMaxVirtualSize, "64 TiB, 2.6.2.2");
   const uint64_t old_size = old_g.virtual_size;
   if (new_size > old_size && m.leave_blocks_allocated) {
     refuse(std::nullopt,
@@ -200,7 +191,9 @@ void resize_vhdx(UpdateFile& file, const BlockDevice& layer, uint64_t new_size) 
     file.write_at(moved_bat->first, bat.data(), bat.size());
     file.sync();
   }
-  write_through_log(file, updates, fresh_guid(), fresh_guid());
+  // A fresh log GUID and FileWriteGuid, from the caller's random source.
+  Env& env = req.opts.environment();
+  write_through_log(file, updates, Guid::random(env), Guid::random(env));
 }
 
 }  // namespace vdisk::vhdx

@@ -78,8 +78,9 @@ BlockDevicePtr open_vmdk(std::shared_ptr<const File> file, const OpenOptions& op
 // Probe score for the head bytes of a file.
 int probe_vmdk(const ProbeInput& in);
 
-// FormatDescriptor::resize for a monolithicSparse VMDK (vmdk_resize.cpp);
-// refuses the other subformats by name.
-void resize_vmdk(UpdateFile& file, const BlockDevice& layer, uint64_t new_size);
+// FormatDescriptor::resize (vmdk_resize.cpp): monolithicSparse in place;
+// monolithicFlat, twoGbMaxExtentFlat and twoGbMaxExtentSparse through their
+// extent files and a replaced descriptor; the other layouts refused by name.
+void resize_vmdk(const ResizeRequest& req);
 
 }  // namespace vdisk::vmdk

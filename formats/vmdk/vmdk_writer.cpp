@@ -59,10 +59,6 @@ std::vector<OptionSpec> create_options() {
 
 namespace {
 
-// VMware keeps each piece of a twoGbMaxExtent* disk under 2 GB: 2047 MiB,
-// a whole number of grains for every grain size we allow.
-constexpr uint64_t kTwoGbExtentSectors = 4192256;
-constexpr uint64_t kMaxExtents = 999;
 constexpr uint64_t kEmbeddedDescriptorSectors = 20;
 
 // One output extent: receives guest bytes relative to its own start.
@@ -400,13 +396,7 @@ class VmdkWriter final : public ImageWriter {
         }
         for (uint64_t i = 0; i < n; ++i) {
           uint64_t len = std::min(per, sectors - i * per);
-          char name[32];
-          if (split)
-            std::snprintf(name, sizeof name, sparse ? "-s%03llu.vmdk" : "-f%03llu.vmdk",
-                          static_cast<unsigned long long>(i + 1));
-          else
-            std::snprintf(name, sizeof name, "-flat.vmdk");
-          std::string file = base + name;
+          std::string file = split ? piece_name(base, sparse, i + 1) : base + "-flat.vmdk";
           d.extents.push_back(
               {"RW", len, sparse ? ExtentKind::kSparse : ExtentKind::kFlat, file, 0});
           outs_.push_back(env_.create_output(extent_path(file), req.overwrite));
@@ -492,6 +482,17 @@ class VmdkWriter final : public ImageWriter {
 };
 
 }  // namespace
+
+std::string piece_name(const std::string& base, bool sparse, uint64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof name, sparse ? "-s%03llu.vmdk" : "-f%03llu.vmdk",
+                static_cast<unsigned long long>(number));
+  return base + name;
+}
+
+void write_empty_sparse_extent(OutputFile& out, uint64_t capacity_sectors, uint64_t grain_bytes) {
+  SparseSink(out, capacity_sectors, grain_bytes, "", false).finish();
+}
 
 std::unique_ptr<ImageWriter> create_vmdk(const CreateRequest& req) {
   const std::string name = backing_name(req, "vmdk");

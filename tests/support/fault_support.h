@@ -50,12 +50,22 @@ class FaultyEnv final : public Env {
   std::atomic<uint64_t> reads_{0};
 };
 
-// An UpdateFile that "crashes" after `budget` writes (negative: never):
-// later writes and length changes are lost, as in a power cut after the
-// last one that landed; sync() does nothing (every write is in order).
+// A power cut after `budget` writes (-1: none): later writes, length
+// changes, commits and removals are lost.
+struct Crash {
+  int budget = -1;
+  int steps = 0;  // asked for so far, landed or not
+  bool step() {
+    ++steps;
+    return budget < 0 || steps <= budget;
+  }
+};
+
+// An UpdateFile whose writes and length changes count against `crash`;
+// sync() does nothing (every write lands in order until the cut).
 class CrashingFile final : public UpdateFile {
  public:
-  CrashingFile(UpdateFile& inner, int budget) : inner_(inner), budget_(budget) {}
+  CrashingFile(UpdateFile& inner, Crash& crash) : inner_(inner), crash_(crash) {}
   const std::string& path() const override { return inner_.path(); }
   uint64_t size() const override { return inner_.size(); }
   void read_at(uint64_t o, void* b, size_t n) const override { inner_.read_at(o, b, n); }
@@ -63,23 +73,16 @@ class CrashingFile final : public UpdateFile {
     return inner_.read_some(o, b, n);
   }
   void write_at(uint64_t o, const void* b, size_t n) override {
-    if (step()) inner_.write_at(o, b, n);
+    if (crash_.step()) inner_.write_at(o, b, n);
   }
   void set_size(uint64_t s) override {
-    if (step()) inner_.set_size(s);
+    if (crash_.step()) inner_.set_size(s);
   }
   void sync() override {}
-  // Writes and length changes asked for so far, landed or not.
-  int steps() const { return steps_; }
 
  private:
-  bool step() {
-    ++steps_;
-    return budget_ < 0 || steps_ <= budget_;
-  }
   UpdateFile& inner_;
-  int budget_;
-  int steps_ = 0;
+  Crash& crash_;
 };
 
 // Opens `path` as `format` through `env`, then arms it.
