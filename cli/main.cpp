@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -21,8 +22,18 @@ namespace {
 // A signal sets the cancel flag, which long loops poll to stop cleanly, and
 // wakes the watchdog through this pipe (write(2) is async-signal-safe).
 int g_wake[2] = {-1, -1};
+// The first signal that stopped vdisk (0: none).
+std::atomic<int> g_signal{0};
+
+// SIGPIPE means the reader is gone (`vdisk ls | head`): how a pipe ends,
+// not news for the terminal. vdisk still stops (exit 130) but says nothing.
+bool stopped_by_closed_pipe() {
+  return g_signal.load() == SIGPIPE;
+}
 
 void on_signal(int sig) {
+  int none = 0;
+  g_signal.compare_exchange_strong(none, sig);
   vdisk::cli::cancel_flag().store(true);
   const int saved = errno;
   const char c = static_cast<char>(sig);
@@ -49,8 +60,10 @@ void watchdog() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   vdisk::remove_partial_outputs();
-  static const char kMsg[] = "vdisk: interrupted\n";
-  [[maybe_unused]] ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);
+  if (!stopped_by_closed_pipe()) {
+    static const char kMsg[] = "vdisk: interrupted\n";
+    [[maybe_unused]] ssize_t n = ::write(2, kMsg, sizeof kMsg - 1);
+  }
   ::_exit(vdisk::cli::kExitInterrupted);
 }
 
@@ -125,7 +138,7 @@ int main(int argc, char** argv) {
     const int status = cmd->run(args);
     // A signal that arrived as the command finished still means "stopped".
     if (cancel_flag().load() && status != kExitInterrupted) {
-      std::fprintf(stderr, "vdisk: interrupted\n");
+      if (!stopped_by_closed_pipe()) std::fprintf(stderr, "vdisk: interrupted\n");
       return kExitInterrupted;
     }
     return status;
@@ -133,7 +146,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "vdisk %s: %s (see 'vdisk %s -h')\n", cmd->name, e.what(), cmd->name);
     return kExitError;
   } catch (const vdisk::Error& e) {
-    std::fprintf(stderr, "vdisk: %s\n", e.what());
+    if (!(cancel_flag().load() && stopped_by_closed_pipe()))
+      std::fprintf(stderr, "vdisk: %s\n", e.what());
     // An error caused by the signal (EPIPE after SIGPIPE, EINTR) is the stop.
     return e.kind() == vdisk::ErrorKind::kInterrupted || cancel_flag().load() ? kExitInterrupted
                                                                               : kExitError;
