@@ -351,6 +351,15 @@ void SectorChanges::put(uint64_t offset, const uint8_t* bytes, size_t n) {
   }
 }
 
+void SectorChanges::zero(uint64_t offset, uint64_t n) {
+  static const std::vector<uint8_t> zeros(kLogSector, 0);
+  while (n > 0) {
+    const size_t run = static_cast<size_t>(std::min<uint64_t>(n, zeros.size()));
+    put(offset, zeros.data(), run);
+    offset += run, n -= run;
+  }
+}
+
 SectorUpdates SectorChanges::updates() const {
   SectorUpdates out;
   std::vector<uint8_t> now(kLogSector);

@@ -92,6 +92,8 @@ class SectorChanges {
   explicit SectorChanges(const File& file) : file_(file) {}
   // [offset, offset + n) of the file becomes `bytes`.
   void put(uint64_t offset, const uint8_t* bytes, size_t n);
+  // [offset, offset + n) of the file becomes zeros.
+  void zero(uint64_t offset, uint64_t n);
   // The touched sectors whose new bytes differ from the file's.
   SectorUpdates updates() const;
 

@@ -39,51 +39,6 @@ uint64_t round_up(uint64_t v, uint64_t unit) {
   return (v + unit - 1) / unit * unit;
 }
 
-// The changes of one resize, as whole 4 KiB sectors of the file.
-class Changes {
- public:
-  explicit Changes(const UpdateFile& file) : file_(file) {}
-
-  // [offset, offset + n) of the file becomes `bytes`.
-  void put(uint64_t offset, const uint8_t* bytes, size_t n) {
-    while (n > 0) {
-      const uint64_t sector = offset / kLogSector * kLogSector;
-      auto it = sectors_.find(sector);
-      if (it == sectors_.end()) {
-        std::vector<uint8_t> s(kLogSector);
-        file_.read_at(sector, s.data(), s.size());
-        it = sectors_.emplace(sector, std::move(s)).first;
-      }
-      const size_t in = static_cast<size_t>(offset - sector);
-      const size_t run = std::min<size_t>(n, kLogSector - in);
-      std::memcpy(it->second.data() + in, bytes, run);
-      offset += run, bytes += run, n -= run;
-    }
-  }
-  void zero(uint64_t offset, uint64_t n) {
-    const std::vector<uint8_t> zeros(64 * kLogSector, 0);
-    while (n > 0) {
-      const size_t run = static_cast<size_t>(std::min<uint64_t>(n, zeros.size()));
-      put(offset, zeros.data(), run);
-      offset += run, n -= run;
-    }
-  }
-  // The sectors that differ from the file.
-  SectorUpdates updates() const {
-    SectorUpdates out;
-    std::vector<uint8_t> now(kLogSector);
-    for (const auto& [offset, bytes] : sectors_) {
-      file_.read_at(offset, now.data(), now.size());
-      if (now != bytes) out.emplace(offset, bytes);
-    }
-    return out;
-  }
-
- private:
-  const UpdateFile& file_;
-  SectorUpdates sectors_;
-};
-
 // The file offset of the Virtual Disk Size item (2.6.2.2).
 uint64_t size_item_offset(const UpdateFile& file, const ImageMeta& m) {
   std::vector<uint8_t> t(kMetadataTableSize);
@@ -96,11 +51,6 @@ uint64_t size_item_offset(const UpdateFile& file, const ImageMeta& m) {
   }
   throw Error(ErrorKind::kCorrupt, file.path(), m.metadata_offset,
               "metadata has no virtual disk size item");
-}
-
-// The log entry's size for `n` updated sectors (encode_log_entry).
-uint64_t log_entry_bytes(uint64_t n) {
-  return (div_round_up(kLogEntryHeaderSize + n * kLogDescriptorSize, kLogSector) + n) * kLogSector;
 }
 
 }  // namespace
@@ -130,7 +80,7 @@ void resize_vhdx(const ResizeRequest& req) {
   const Geometry g =
       make_geometry(new_size, old_g.block_size, old_g.logical_sector_size, m.has_parent);
 
-  Changes changes(file);
+  SectorChanges changes(file);
   uint8_t v[8];
   store_le64(v, new_size);
   changes.put(size_item_offset(file, m), v, sizeof v);
@@ -179,7 +129,7 @@ void resize_vhdx(const ResizeRequest& req) {
     }
   }
   const SectorUpdates updates = changes.updates();
-  if (log_entry_bytes(updates.size()) > m.log_length) {
+  if (log_entry_length(updates.size()) > m.log_length) {
     refuse(std::nullopt, "the change touches " + std::to_string(updates.size()) +
                              " sectors of metadata, more than the " + std::to_string(m.log_length) +
                              "-byte log holds in one entry");
