@@ -69,18 +69,23 @@ int cmd_commit(const std::vector<std::string>& args) {
   const uint64_t unit = updater->granularity();
   std::vector<uint8_t> buf(std::max<uint64_t>(unit, 1 << 20) / unit * unit);
   uint64_t written = 0;
+  // Units are written whole; several extents of the child can fall in one
+  // unit (a VHDX block whose sector bitmap alternates), so each unit is
+  // written once: `done` is the end of the last unit written.
+  uint64_t done = 0;
   for (uint64_t at = 0; at < size;) {
     const Extent e = child.block_status(at, size - at);
     if (e.type != ExtentType::kUnallocated) {
       const uint64_t end = std::min<uint64_t>(size, (at + e.length + unit - 1) / unit * unit);
-      for (uint64_t u = at / unit * unit; u < end;) {
+      for (uint64_t u = std::max(done, at / unit * unit); u < end;) {
         if (cancel_flag().load()) throw Error(ErrorKind::kInterrupted, path, u, "interrupted");
         const uint64_t n = std::min<uint64_t>(buf.size(), (end - u + unit - 1) / unit * unit);
         std::fill(buf.begin(), buf.end(), 0);
         chain->read(u, buf.data(), static_cast<size_t>(std::min<uint64_t>(n, size - u)));
         updater->write(u, buf.data(), static_cast<size_t>(n));
-        written += n;
+        written += std::min<uint64_t>(n, size - u);
         u += n;
+        done = u;
       }
     }
     at += e.length;

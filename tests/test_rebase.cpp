@@ -144,6 +144,31 @@ TEST_CASE("commit: the child's data goes into its parent, as qemu-img commit doe
   CHECK(cmp.exit_code == 0);
 }
 
+TEST_CASE("commit: a unit is written and counted once however many extents of the child it holds",
+          "[rebase][commit]") {
+  require_tool("qemu-img");
+  require_tool("qemu-io");
+  TempDir dir;
+  // A child with subclusters (extended L2: 32 of 2 KiB per 64 KiB cluster):
+  // two writes 8 KiB apart leave two allocated runs inside cluster 0 and two
+  // inside cluster 2, while the parent's unit is its 64 KiB cluster.
+  run_ok("cd " + sh_quote(dir.path()) +
+         " && qemu-img create -q -f qcow2 base.qcow2 4M"
+         " && qemu-img create -q -f qcow2 -o extended_l2=on -b base.qcow2 -F qcow2 top.qcow2");
+  qemu_io(dir / "base.qcow2", "-c 'write -P 0xa1 0 1M'");
+  qemu_io(dir / "top.qcow2",
+          "-c 'write -P 0xc1 0 4k' -c 'write -P 0xc2 8k 4k' -c 'write -P 0xc3 128k 2k' "
+          "-c 'write -P 0xc4 160k 2k'");
+  const std::string before = render(dir / "top.qcow2");
+  RunResult r = run_vdisk("commit " + sh_quote(dir / "top.qcow2"));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // Clusters 0 and 2 of base.qcow2 (64 KiB each, qemu-img's default).
+  CHECK_THAT(r.out, Catch::Contains(": 131072 bytes committed into"));
+  same_content(before, dir / "base.qcow2");
+  check_clean(dir / "base.qcow2");
+}
+
 TEST_CASE("commit: into a raw parent", "[rebase][commit]") {
   require_tool("qemu-img");
   require_tool("qemu-io");
