@@ -106,10 +106,14 @@ int cmd_rebase(const std::vector<std::string>& args) {
   const uint64_t unit = updater->granularity();
   std::vector<uint8_t> have(unit), want(unit);
   uint64_t copied = 0;
+  // Several unallocated extents can fall in one unit (subclusters, sector
+  // bitmaps): each unit is looked at once; `done` ends the last one.
+  uint64_t done = 0;
   for (uint64_t at = 0; at < size;) {
     const Extent e = img.layer->block_status(at, size - at);
     if (e.type == ExtentType::kUnallocated) {
-      for (uint64_t u = at / unit * unit; u < at + e.length; u += unit) {
+      for (uint64_t u = std::max(done, at / unit * unit); u < at + e.length; u += unit) {
+        done = u + unit;
         if (cancel_flag().load()) throw Error(ErrorKind::kInterrupted, path, u, "interrupted");
         read_padded(*old_chain, u, want.data(), unit);
         if (new_parent) {

@@ -596,6 +596,30 @@ TEST_CASE("chains: VHDX rebase, safe, unsafe and onto nothing, over partially pr
   flattens_to(dir / "alone.raw", {child});
 }
 
+TEST_CASE("chains: VHDX safe rebase copies a block with two unmarked runs once",
+          "[chains][vhdx][rebase]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  Raws raws(dir);
+  make_vhdx_chain(dir, raws);
+  const std::string child = dir / "child.vhdx";
+  // Block 6 keeps [64K, 128K): its sectors before and after are two
+  // unmarked runs of one block.
+  make_partial(child, 6, 128, 128);
+  const std::string expect = splice(
+      raws.mod, raws.base, {{6 * kMiB, 6 * kMiB + 64 * kKiB}, {6 * kMiB + 128 * kKiB, 7 * kMiB}},
+      dir / "expect.raw");
+  flattens_to(expect, {child, dir / "base.vhdx"});
+  RunResult r = run_vdisk("rebase -b newbase.vhdx " + sh_quote(child));
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  // newbase differs from base in the first 64 KiB of blocks 0 and 6 (Raws),
+  // and the child does not hold those wholly: two 1 MiB blocks copied.
+  CHECK_THAT(r.out, Catch::Contains("; 2097152 bytes copied into the child"));
+  CHECK(block_states(child)[6] == 6);
+  flattens_to(expect, {child, dir / "newbase.vhdx"});
+}
+
 TEST_CASE("chains: VHDX commit into a differencing parent with partially present blocks",
           "[chains][vhdx][commit]") {
   require_tool("qemu-img");
