@@ -170,6 +170,38 @@ TEST_CASE("outputs: the partial file is created exclusively, never under a guess
   run_ok("qemu-img compare -f raw -F vhdx " + sh_quote(src) + " " + sh_quote(dir / "out.vhdx"));
 }
 
+TEST_CASE("outputs: a file replaced (--force, a resized VMDK's descriptor) keeps its permissions",
+          "[hostile-outputs]") {
+  require_tool("qemu-img");
+  TempDir dir;
+  const std::string src = dir / "src.img", out = dir / "out.vmdk";
+  make_sample_disk(src, 16 << 20);
+  auto mode_of = [](const std::string& p) {
+    struct stat st {};
+    REQUIRE(::stat(p.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+  };
+  // An existing 0600 image replaced with --force stays 0600 (umask would
+  // give 0644); a set-group-ID bit is not carried over.
+  for (mode_t mode : {mode_t{0600}, mode_t{02640}}) {
+    write_file(out, std::vector<uint8_t>(512, 1));
+    REQUIRE(::chmod(out.c_str(), mode) == 0);
+    RunResult r =
+        run_vdisk("convert --force --hash none -O vmdk " + sh_quote(src) + " " + sh_quote(out));
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(mode_of(out) == (mode & 0777));
+  }
+  // resize of a monolithicFlat VMDK replaces its descriptor file.
+  const std::string flat = dir / "flat.vmdk";
+  run_ok("qemu-img create -q -f vmdk -o subformat=monolithicFlat " + sh_quote(flat) + " 4M");
+  REQUIRE(::chmod(flat.c_str(), 0600) == 0);
+  RunResult r = run_vdisk("resize " + sh_quote(flat) + " 8M");
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(mode_of(flat) == 0600);
+}
+
 TEST_CASE("outputs: raw onto a block device is written in place, holes zeroed, size checked",
           "[hostile-outputs]") {
   require_tool("qemu-img");

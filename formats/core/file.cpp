@@ -333,6 +333,7 @@ class PosixOutputFile final : public OutputFile {
       // Whatever appeared under the name while we wrote is checked again:
       // a device node or a symlink planted there is never replaced.
       check_replaceable(path_, inspect_target(path_), overwrite_);
+      keep_replaced_permissions();
       take_final_name();
       // The file under the final name must be the one written.
       struct stat mine, there;
@@ -370,6 +371,16 @@ class PosixOutputFile final : public OutputFile {
   }
 
  private:
+  // A file replaced under --force (or a descriptor rewritten by resize)
+  // keeps its permission bits: a 0600 image must not come back 0644.
+  // Set-user/group-ID and sticky bits are never carried over.
+  void keep_replaced_permissions() {
+    struct stat st;
+    if (!overwrite_ || ::lstat(path_.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    if (::fchmod(fd_, st.st_mode & 0777) != 0)
+      throw_errno(path_, std::nullopt, "cannot set the permissions of the output", errno);
+  }
+
   void take_final_name() {
     if (tmp_.empty()) {
       // O_TMPFILE: give the unnamed file a name. Without overwrite, linkat
