@@ -72,6 +72,9 @@ inline uint64_t div_round_up(uint64_t v, uint64_t a) {
 inline uint64_t align_down(uint64_t v, uint64_t a) {
   return v - v % a;
 }
+inline uint64_t align_up(uint64_t v, uint64_t a) {
+  return div_round_up(v, a) * a;
+}
 
 // "1.5 GiB (1610612736 bytes)"-style rendering used in messages.
 std::string human_size(uint64_t bytes);

@@ -5,14 +5,11 @@
 #include <set>
 
 #include "formats/core/endian.h"
+#include "formats/core/error.h"
 
 namespace vdisk::qcow2 {
 
 namespace {
-
-uint64_t round_up(uint64_t v, uint64_t unit) {
-  return (v + unit - 1) / unit * unit;
-}
 
 // One table entry (refcount table, L1) written in place.
 void write_be64(UpdateFile& file, uint64_t offset, uint64_t value) {
@@ -104,7 +101,7 @@ class Qcow2Updater final : public ImageUpdater {
         h_(meta.header),
         l1_(std::move(l1)),
         refs_(file, meta.header,
-              round_up(file.size(), meta.header.cluster_size()) / meta.header.cluster_size()) {}
+              align_up(file.size(), meta.header.cluster_size()) / meta.header.cluster_size()) {}
 
   uint64_t granularity() const override { return h_.cluster_size(); }
 
@@ -144,7 +141,7 @@ class Qcow2Updater final : public ImageUpdater {
       const uint32_t type = load_be32(&c0[at]);
       const uint32_t len = load_be32(&c0[at + 4]);
       if (type == kExtEnd) break;
-      const uint64_t padded = round_up(len, 8);
+      const uint64_t padded = align_up(len, 8);
       if (at + 8 + padded > room)
         throw Error(ErrorKind::kCorrupt, file_.path(), at, "header extension runs past cluster 0");
       if (type != kExtBackingFormat) append_extension(exts, type, &c0[at + 8], len);

@@ -12,18 +12,13 @@
 #include <algorithm>
 
 #include "formats/core/endian.h"
+#include "formats/core/error.h"
 #include "formats/core/resize.h"
 #include "formats/qcow2/qcow2_inplace.h"
 
 namespace vdisk::qcow2 {
 
-namespace {
-
-uint64_t round_up(uint64_t v, uint64_t unit) {
-  return (v + unit - 1) / unit * unit;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void resize_qcow2(const ResizeRequest& req) {
   UpdateFile& file = req.file;
@@ -58,9 +53,9 @@ void resize_qcow2(const ResizeRequest& req) {
   }
 
   // A new L1: the old entries, then zeros.
-  std::vector<uint8_t> l1(round_up(need * 8, cs), 0);
+  std::vector<uint8_t> l1(align_up(need * 8, cs), 0);
   file.read_at(h.l1_table_offset, l1.data(), uint64_t{h.l1_size} * 8);
-  RefcountEditor refs(file, h, round_up(file.size(), cs) / cs);
+  RefcountEditor refs(file, h, align_up(file.size(), cs) / cs);
   const uint64_t l1_offset = refs.allocate(l1.size() / cs);
   file.write_at(l1_offset, l1.data(), l1.size());
   refs.flush();
@@ -73,7 +68,7 @@ void resize_qcow2(const ResizeRequest& req) {
   file.sync();
 
   // The old table is garbage now; a crash before this leaves a leak only.
-  const uint64_t old_clusters = round_up(uint64_t{h.l1_size} * 8, cs) / cs;
+  const uint64_t old_clusters = align_up(uint64_t{h.l1_size} * 8, cs) / cs;
   for (uint64_t i = 0; i < old_clusters; ++i) refs.add(h.l1_table_offset / cs + i, -1);
   refs.flush();
   file.sync();

@@ -16,10 +16,6 @@ namespace vdisk::vhdx {
 
 namespace {
 
-uint64_t round_up(uint64_t v, uint64_t unit) {
-  return (v + unit - 1) / unit * unit;
-}
-
 // Fresh GUIDs (log, FileWriteGuid, DataWriteGuid). The in-place hook has no
 // Env of its own: the process-wide one is the host's random source.
 Guid fresh_guid() {
@@ -29,7 +25,7 @@ Guid fresh_guid() {
 class VhdxUpdater final : public ImageUpdater {
  public:
   VhdxUpdater(UpdateFile& file, const VhdxDevice& dev)
-      : file_(file), m_(dev.meta()), g_(m_.geometry), end_(round_up(file.size(), kMiB)) {
+      : file_(file), m_(dev.meta()), g_(m_.geometry), end_(align_up(file.size(), kMiB)) {
     // The reader checked the BAT fits its region and the region the file;
     // with no log pending the file holds it as it is.
     std::vector<uint8_t> raw(static_cast<size_t>(g_.total_bat_entries * 8));
@@ -130,7 +126,7 @@ class VhdxUpdater final : public ImageUpdater {
     // In place when the new item fits the old one's bytes, else after the
     // last item (2.6.1.2: items lie in the region, after the table).
     if (item.size() > it->length) {
-      const uint64_t at = round_up(std::max<uint64_t>(items_end_, kMetadataTableSize), 8);
+      const uint64_t at = align_up(std::max<uint64_t>(items_end_, kMetadataTableSize), 8);
       if (at + item.size() > m_.metadata_length)
         refuse(m_.metadata_offset, "its " + std::to_string(m_.metadata_length) +
                                        "-byte metadata region has no room for a " +

@@ -35,10 +35,6 @@ namespace vdisk::vhdx {
 
 namespace {
 
-uint64_t round_up(uint64_t v, uint64_t unit) {
-  return (v + unit - 1) / unit * unit;
-}
-
 // The file offset of the Virtual Disk Size item (2.6.2.2).
 uint64_t size_item_offset(const UpdateFile& file, const ImageMeta& m) {
   std::vector<uint8_t> t(kMetadataTableSize);
@@ -91,9 +87,9 @@ void resize_vhdx(const ResizeRequest& req) {
     if (new_entries * 8 <= m.bat_length) {
       changes.zero(m.bat_offset + old_entries * 8, (new_entries - old_entries) * 8);
     } else {
-      const uint64_t len = round_up(new_entries * 8, kRegionAlignment);
+      const uint64_t len = align_up(new_entries * 8, kRegionAlignment);
       if (len > UINT32_MAX) refuse(std::nullopt, "the BAT would exceed a region's 4 GiB");
-      moved_bat = {round_up(file.size(), kRegionAlignment), len};
+      moved_bat = {align_up(file.size(), kRegionAlignment), len};
     }
   } else {
     changes.zero(m.bat_offset + new_entries * 8, (old_entries - new_entries) * 8);

@@ -26,10 +26,6 @@ constexpr size_t kStageBytes = 8 * kMiB;
 // Pieces at least this large skip the stage.
 constexpr size_t kDirectBytes = 256 * 1024;
 
-uint64_t round_up(uint64_t v, uint64_t a) {
-  return div_round_up(v, a) * a;
-}
-
 std::string backslashes(std::string p) {
   std::replace(p.begin(), p.end(), '/', '\\');
   return p;
@@ -63,7 +59,7 @@ class VhdxWriter final : public SingleFileWriter {
                   "virtual size " + std::to_string(size) + " exceeds the VHDX maximum of 64 TiB");
     }
     geo_ = make_geometry(size, bs, lss, has_parent_);
-    bat_length_ = std::max<uint64_t>(kMiB, round_up(geo_.total_bat_entries * 8, kMiB));
+    bat_length_ = std::max<uint64_t>(kMiB, align_up(geo_.total_bat_entries * 8, kMiB));
     payload_start_ = kBatOffset + bat_length_;
     next_block_ = payload_start_;
     if (fixed_) {
@@ -251,7 +247,7 @@ class VhdxWriter final : public SingleFileWriter {
                                           static_cast<uint32_t>(value.size()), flags},
                             md.data() + kMetadataHeaderSize + n++ * kMetadataEntrySize);
       std::memcpy(md.data() + item_off, value.data(), value.size());
-      item_off += round_up(value.size(), 8);
+      item_off += align_up(value.size(), 8);
     };
     std::vector<uint8_t> v(8);
     store_le32(v.data(), static_cast<uint32_t>(geo_.block_size));

@@ -61,10 +61,6 @@ constexpr uint64_t kGdOffsetOff = 56;
 // Largest descriptor file we rewrite (the reader's bound).
 constexpr uint64_t kMaxDescriptorBytes = 1 << 20;
 
-uint64_t round_up(uint64_t v, uint64_t unit) {
-  return (v + unit - 1) / unit * unit;
-}
-
 // ddb.geometry.cylinders for a disk of `sectors`, from the descriptor's heads
 // and sectors per track (VDF "The Disk Database"; 16383 at most for IDE's 16
 // heads, as VMware caps it); nullopt when the descriptor has no usable
@@ -218,7 +214,11 @@ class SparseExtentResize {
     if (file.read_some(0, hb, sizeof hb) < sizeof hb || load_le32(hb) != kSparseMagic)
       refuse(0, "no hosted sparse extent header (KDMV) at its start");
     std::memcpy(header_, hb, kSector);
-    h_ = *decode_sparse_header(hb);
+    // The reader validated this header when it opened the layer; a file
+    // changed since then is refused, not trusted.
+    const std::optional<SparseHeader> h = decode_sparse_header(hb);
+    if (!h) refuse(0, "its hosted sparse extent header is not valid");
+    h_ = *h;
     if (create_type == "streamOptimized" || (h_.flags & (kFlagMarkers | kFlagCompressed))) {
       refuse(8,
              "a streamOptimized VMDK is written once, as a stream, with compressed grains; it is "
@@ -299,11 +299,11 @@ class SparseExtentResize {
   // (the redundant one first, as VMware lays out a fresh file)
   // [directory][tables].
   void plan_tables() {
-    const uint64_t room = round_up(old_tables_ * 4, kSector) / 4;
+    const uint64_t room = align_up(old_tables_ * 4, kSector) / 4;
     const bool gd_fits = new_tables_ <= room;
-    const uint64_t gd_bytes = round_up(new_tables_ * 4, kSector);
-    const uint64_t gt_bytes = round_up(uint64_t{gtes_} * 4, kSector);
-    uint64_t at = round_up(file_.size(), kSector);
+    const uint64_t gd_bytes = align_up(new_tables_ * 4, kSector);
+    const uint64_t gt_bytes = align_up(uint64_t{gtes_} * 4, kSector);
+    uint64_t at = align_up(file_.size(), kSector);
     for (size_t k = dirs_.size(); k-- > 0;) {
       Plan p{k, 0, std::vector<uint8_t>(gd_bytes, 0)};
       for (uint64_t i = 0; i < old_tables_; ++i) store_le32(&p.entries[i * 4], dirs_[k].entry[i]);
@@ -317,7 +317,7 @@ class SparseExtentResize {
       plans_.push_back(std::move(p));
     }
     // Grains QEMU or VMware add later start on a grain boundary.
-    file_end_ = round_up(at, grain_);
+    file_end_ = align_up(at, grain_);
   }
 
   UpdateFile& file_;
