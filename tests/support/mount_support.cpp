@@ -1,12 +1,13 @@
 #include "tests/support/mount_support.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "mount/mountinfo.h"
@@ -15,6 +16,24 @@
 namespace vdisk::test {
 
 namespace {
+
+// The bytes of a /proc file, or what could be read: a process may exit
+// between opening its file and reading it (read fails with ESRCH), which a
+// std::ifstream turns into an exception out of istreambuf_iterator.
+std::string read_proc(const std::string& path) {
+  std::string out;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
 
 void sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -39,8 +58,7 @@ std::vector<pid_t> mount_daemons(const std::string& mountpoint) {
     char* end = nullptr;
     long pid = std::strtol(e->d_name, &end, 10);
     if (*end != '\0' || pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline", std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string all = read_proc(std::string("/proc/") + e->d_name + "/cmdline");
     std::vector<std::string> argv;
     std::string cur;
     for (char c : all) {
@@ -68,8 +86,7 @@ std::vector<pid_t> wait_exited(const std::vector<pid_t>& pids, double seconds) {
     std::vector<pid_t> alive;
     for (pid_t p : pids) {
       // A zombie has no cmdline: count it as gone (its parent reaps it).
-      std::ifstream in("/proc/" + std::to_string(p) + "/cmdline");
-      std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string s = read_proc("/proc/" + std::to_string(p) + "/cmdline");
       if (::kill(p, 0) == 0 && !s.empty()) alive.push_back(p);
     }
     if (alive.empty() || std::chrono::steady_clock::now() > deadline) return alive;
